@@ -1,0 +1,1 @@
+"""flashinfer-moe: fused Mixture-of-Experts kernels behind the ``flashinfer.fused_moe`` API."""

@@ -1,0 +1,1 @@
+"""flashinfer.fused_moe."""

@@ -1,0 +1,155 @@
+"""Enums of the fused MoE API. Values are ABI shared with the C++ core (flashinfer_moe/types.h);
+``tests/test_enums.py`` checks both sides agree. Every member has an upper-case alias."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class RoutingMethodType(IntEnum):
+    Default = 0
+    Renormalize = 1
+    DeepSeekV3 = 2
+    Llama4 = 3
+    RenormalizeNaive = 4
+    TopK = 5
+    SigmoidRenorm = 6
+    MiniMax2 = 7
+    Sigmoid = 8
+    TopKSigmoid = 9
+    Unspecified = 10
+    RoundRobin = 11
+    # upper-case aliases
+    DEFAULT = 0
+    RENORMALIZE = 1
+    DEEPSEEK_V3 = 2
+    DEEPSEEKV3 = 2
+    LLAMA4 = 3
+    RENORMALIZE_NAIVE = 4
+    TOPK = 5
+    TOP_K = 5
+    SIGMOID_RENORM = 6
+    MINIMAX2 = 7
+    SIGMOID = 8
+    TOPK_SIGMOID = 9
+    UNSPECIFIED = 10
+    ROUND_ROBIN = 11
+
+    def __repr__(self) -> str:
+        return f"RoutingMethodType.{self.name}"
+
+
+class GatedActType(IntEnum):
+    SwiGlu = 0
+    GeGlu = 1
+    SILU = 0
+    GELU = 1
+    SWIGLU = 0
+    GEGLU = 1
+
+    def __repr__(self) -> str:
+        return f"GatedActType.{self.name}"
+
+
+class ActivationType(IntEnum):
+    Gelu = 0
+    Relu = 1
+    Silu = 2
+    Swiglu = 3
+    Geglu = 4
+    SwigluBias = 5
+    Relu2 = 6
+    SwigluStep = 7
+    GegluTanh = 8
+    Identity = 9
+    Situ = 10
+    InvalidType = 11
+    GELU = 0
+    RELU = 1
+    SILU = 2
+    SWIGLU = 3
+    GEGLU = 4
+    SWIGLU_BIAS = 5
+    RELU2 = 6
+    SWIGLU_STEP = 7
+    GEGLU_TANH = 8
+    IDENTITY = 9
+    SITU = 10
+    INVALID_TYPE = 11
+
+    @property
+    def is_gated(self) -> bool:
+        return self in _GATED
+
+    def __repr__(self) -> str:
+        return f"ActivationType.{self.name}"
+
+
+_GATED = frozenset(
+    {
+        ActivationType.Swiglu,
+        ActivationType.Geglu,
+        ActivationType.SwigluBias,
+        ActivationType.SwigluStep,
+        ActivationType.GegluTanh,
+        ActivationType.Situ,
+    }
+)
+
+
+def is_gated_activation(activation: int) -> bool:
+    return ActivationType(activation).is_gated
+
+
+class WeightLayout(IntEnum):
+    MajorK = 0
+    MajorMn = 1
+    BlockMajorK = 2
+    MAJOR_K = 0
+    MAJOR_MN = 1
+    BLOCK_MAJOR_K = 2
+
+    def __repr__(self) -> str:
+        return f"WeightLayout.{self.name}"
+
+
+class Fp8QuantizationType(IntEnum):
+    NoneFp8 = 0
+    DeepSeekFp8 = 1
+    MxFp8 = 2
+    NONE_FP8 = 0
+    DEEPSEEK_FP8 = 1
+    MX_FP8 = 2
+
+    def __repr__(self) -> str:
+        return f"Fp8QuantizationType.{self.name}"
+
+
+# ---- canonical-problem enums (mirror flashinfer_moe/types.h; internal, but ABI too) ----------
+
+
+class ElemFormat(IntEnum):
+    Float = 0
+    E4M3 = 1
+    E2M1Packed = 2
+    E2M1Unpacked = 3
+
+
+class ScaleFormat(IntEnum):
+    Float = 0
+    E4M3 = 1
+    UE8M0 = 2
+
+
+class ScaleLayout(IntEnum):
+    Linear = 0
+    Swizzled128x4 = 1
+
+
+class ActQuant(IntEnum):
+    None_ = 0
+    Fp8Static = 1
+    Fp8PerToken = 2
+    Fp8PerGroup = 3
+    MxFp8 = 4
+    NvFp4 = 5
