@@ -21,10 +21,10 @@ inline Status make_status(StatusCode code, const char* fmt, ...) {
 inline Status ok_status() { return Status{}; }
 
 // Returns from the enclosing function when `expr` yields a non-Ok Status.
-#define FIMOE_RETURN_IF_ERROR(expr)     \
-  do {                                  \
+#define FIMOE_RETURN_IF_ERROR(expr)       \
+  do {                                    \
     ::flashinfer_moe::Status _s = (expr); \
-    if (!_s.ok()) return _s;            \
+    if (!_s.ok()) return _s;              \
   } while (0)
 
 }  // namespace flashinfer_moe

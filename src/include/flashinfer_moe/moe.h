@@ -46,10 +46,10 @@ struct MoeProblem {
   QuantTensor input;
   ActQuantSpec input_quant;  // applied to a Float input before GEMM1 (None: round to compute)
 
-  QuantTensor w1;        // [E_local, M1, H]
-  TensorView w1_bias;    // optional [E_local, M1], any float dtype
-  QuantTensor w2;        // [E_local, H, I]
-  TensorView w2_bias;    // optional [E_local, H]
+  QuantTensor w1;            // [E_local, M1, H]
+  TensorView w1_bias;        // optional [E_local, M1], any float dtype
+  QuantTensor w2;            // [E_local, H, I]
+  TensorView w2_bias;        // optional [E_local, H]
   ActQuantSpec inter_quant;  // applied to the activated intermediate before GEMM2
 
   Activation activation = Activation::Swiglu;
@@ -82,14 +82,16 @@ FLASHINFER_MOE_API Status validate(const MoeProblem& p);
 FLASHINFER_MOE_API Status workspace_size(const MoeProblem& p, DeviceKind device, size_t* bytes);
 
 // CPU executor: multithreaded (num_threads <= 0: all hardware threads), fp32 math.
-FLASHINFER_MOE_API Status run_cpu(const MoeProblem& p, void* workspace, size_t workspace_bytes, int num_threads);
+FLASHINFER_MOE_API Status run_cpu(const MoeProblem& p, void* workspace, size_t workspace_bytes,
+                                  int num_threads);
 
 // Routing alone on the CPU: fills topk_ids_out / topk_weights_out of `p` (no GEMMs).
 FLASHINFER_MOE_API Status route_cpu(const MoeProblem& p, int num_threads);
 
 // CUDA executor on `stream` (a cudaStream_t). Returns NotImplemented for combinations without a
 // kernel yet; never falls back to the CPU.
-FLASHINFER_MOE_API Status run_cuda(const MoeProblem& p, void* workspace, size_t workspace_bytes, void* stream);
+FLASHINFER_MOE_API Status run_cuda(const MoeProblem& p, void* workspace, size_t workspace_bytes,
+                                   void* stream);
 
 // Routing alone on the GPU, on `stream`.
 FLASHINFER_MOE_API Status route_cuda(const MoeProblem& p, void* stream);

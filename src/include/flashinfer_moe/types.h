@@ -122,12 +122,12 @@ struct QuantTensor {
 
 // How an activation matrix is (re)quantized before a GEMM. All scales are dequant multipliers.
 enum class ActQuant : int32_t {
-  None = 0,            // round to the compute dtype (bf16 / fp16 / f32)
-  Fp8Static = 1,       // q = sat_e4m3(x / s), s from `static_scale` (scalar or per local expert)
-  Fp8PerToken = 2,     // s = amax(row) / 448, 1 when amax == 0
-  Fp8PerGroup = 3,     // s = amax(1 x group) / 448 per token and group of `group_size` columns
-  MxFp8 = 4,           // groups of 32, s = 2^clamp(ceil(log2(amax / 448)), -127, 127), 1 if amax == 0
-  NvFp4 = 5,           // groups of 16, see README "Formats"; global from `static_scale`
+  None = 0,         // round to the compute dtype (bf16 / fp16 / f32)
+  Fp8Static = 1,    // q = sat_e4m3(x / s), s from `static_scale` (scalar or per local expert)
+  Fp8PerToken = 2,  // s = amax(row) / 448, 1 when amax == 0
+  Fp8PerGroup = 3,  // s = amax(1 x group) / 448 per token and group of `group_size` columns
+  MxFp8 = 4,        // groups of 32, s = 2^clamp(ceil(log2(amax / 448)), -127, 127), 1 if amax == 0
+  NvFp4 = 5,        // groups of 16, see README "Formats"; global from `static_scale`
 };
 
 struct ActQuantSpec {
