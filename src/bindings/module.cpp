@@ -24,14 +24,18 @@ fm::DType to_dtype(nb::dlpack::dtype t) {
   if (t.lanes != 1) return fm::DType::Invalid;
   switch (code) {
     case C::Float:
-      return t.bits == 32 ? fm::DType::F32 : t.bits == 16 ? fm::DType::F16
-                                         : t.bits == 64 ? fm::DType::F64 : fm::DType::Invalid;
+      return t.bits == 32   ? fm::DType::F32
+             : t.bits == 16 ? fm::DType::F16
+             : t.bits == 64 ? fm::DType::F64
+                            : fm::DType::Invalid;
     case C::Bfloat:
       return t.bits == 16 ? fm::DType::BF16 : fm::DType::Invalid;
     case C::Int:
-      return t.bits == 32 ? fm::DType::I32 : t.bits == 64 ? fm::DType::I64
-                                         : t.bits == 16 ? fm::DType::I16
-                                         : t.bits == 8 ? fm::DType::I8 : fm::DType::Invalid;
+      return t.bits == 32   ? fm::DType::I32
+             : t.bits == 64 ? fm::DType::I64
+             : t.bits == 16 ? fm::DType::I16
+             : t.bits == 8  ? fm::DType::I8
+                            : fm::DType::Invalid;
     case C::UInt:
       return t.bits == 8 ? fm::DType::U8 : fm::DType::Invalid;
     default:
