@@ -6,7 +6,21 @@ from __future__ import annotations
 from enum import IntEnum
 
 
-class RoutingMethodType(IntEnum):
+class _NamedIntEnum(IntEnum):
+    """IntEnum that prints as ``Type.Member`` (Python 3.11 prints a bare IntEnum as its int),
+    so configs and logs stay readable; with a format spec it formats as the integer."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+    def __str__(self) -> str:
+        return repr(self)
+
+    def __format__(self, spec: str) -> str:
+        return repr(self) if not spec else format(int(self), spec)
+
+
+class RoutingMethodType(_NamedIntEnum):
     Default = 0
     Renormalize = 1
     DeepSeekV3 = 2
@@ -35,11 +49,8 @@ class RoutingMethodType(IntEnum):
     UNSPECIFIED = 10
     ROUND_ROBIN = 11
 
-    def __repr__(self) -> str:
-        return f"RoutingMethodType.{self.name}"
 
-
-class GatedActType(IntEnum):
+class GatedActType(_NamedIntEnum):
     SwiGlu = 0
     GeGlu = 1
     SILU = 0
@@ -47,11 +58,8 @@ class GatedActType(IntEnum):
     SWIGLU = 0
     GEGLU = 1
 
-    def __repr__(self) -> str:
-        return f"GatedActType.{self.name}"
 
-
-class ActivationType(IntEnum):
+class ActivationType(_NamedIntEnum):
     Gelu = 0
     Relu = 1
     Silu = 2
@@ -81,9 +89,6 @@ class ActivationType(IntEnum):
     def is_gated(self) -> bool:
         return self in _GATED
 
-    def __repr__(self) -> str:
-        return f"ActivationType.{self.name}"
-
 
 _GATED = frozenset(
     {
@@ -101,7 +106,7 @@ def is_gated_activation(activation: int) -> bool:
     return ActivationType(activation).is_gated
 
 
-class WeightLayout(IntEnum):
+class WeightLayout(_NamedIntEnum):
     MajorK = 0
     MajorMn = 1
     BlockMajorK = 2
@@ -109,11 +114,8 @@ class WeightLayout(IntEnum):
     MAJOR_MN = 1
     BLOCK_MAJOR_K = 2
 
-    def __repr__(self) -> str:
-        return f"WeightLayout.{self.name}"
 
-
-class Fp8QuantizationType(IntEnum):
+class Fp8QuantizationType(_NamedIntEnum):
     NoneFp8 = 0
     DeepSeekFp8 = 1
     MxFp8 = 2
@@ -121,32 +123,29 @@ class Fp8QuantizationType(IntEnum):
     DEEPSEEK_FP8 = 1
     MX_FP8 = 2
 
-    def __repr__(self) -> str:
-        return f"Fp8QuantizationType.{self.name}"
-
 
 # ---- canonical-problem enums (mirror flashinfer_moe/types.h; internal, but ABI too) ----------
 
 
-class ElemFormat(IntEnum):
+class ElemFormat(_NamedIntEnum):
     Float = 0
     E4M3 = 1
     E2M1Packed = 2
     E2M1Unpacked = 3
 
 
-class ScaleFormat(IntEnum):
+class ScaleFormat(_NamedIntEnum):
     Float = 0
     E4M3 = 1
     UE8M0 = 2
 
 
-class ScaleLayout(IntEnum):
+class ScaleLayout(_NamedIntEnum):
     Linear = 0
     Swizzled128x4 = 1
 
 
-class ActQuant(IntEnum):
+class ActQuant(_NamedIntEnum):
     None_ = 0
     Fp8Static = 1
     Fp8PerToken = 2

@@ -13,7 +13,6 @@ Conventions: all scales are dequant multipliers; ``w1`` is ``[E_local, M1, H]`` 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 
@@ -37,12 +36,12 @@ class QuantTensor:
 
     data: Tensor
     format: ElemFormat = ElemFormat.Float
-    scale: Optional[Tensor] = None
+    scale: Tensor | None = None
     scale_format: ScaleFormat = ScaleFormat.Float
     scale_layout: ScaleLayout = ScaleLayout.Linear
     block_rows: int = 0
     block_cols: int = 0
-    global_scale: Optional[Tensor] = None
+    global_scale: Tensor | None = None
 
 
 @dataclass
@@ -51,20 +50,20 @@ class ActQuantSpec:
 
     mode: ActQuant = ActQuant.None_
     group_size: int = 128
-    static_scale: Optional[Tensor] = None  # f32 scalar or [E_local]
+    static_scale: Tensor | None = None  # f32 scalar or [E_local]
 
 
 @dataclass
 class RoutingSpec:
     method: RoutingMethodType = RoutingMethodType.Default
-    logits: Optional[Tensor] = None  # [T, E_global]
-    bias: Optional[Tensor] = None  # [E_global]
+    logits: Tensor | None = None  # [T, E_global]
+    bias: Tensor | None = None  # [E_global]
     n_group: int = 0
     topk_group: int = 0
     routed_scaling_factor: float = 1.0
     norm_topk_prob: bool = True
-    topk_ids: Optional[Tensor] = None  # int32 [T, k] (global ids) or packed words
-    topk_weights: Optional[Tensor] = None  # [T, k]
+    topk_ids: Tensor | None = None  # int32 [T, k] (global ids) or packed words
+    topk_weights: Tensor | None = None  # [T, k]
     packed: bool = False
 
 
@@ -83,21 +82,21 @@ class MoeProblem:
     w2: QuantTensor
     expert_capacity: int = 0
     input_quant: ActQuantSpec = field(default_factory=ActQuantSpec)
-    w1_bias: Optional[Tensor] = None
-    w2_bias: Optional[Tensor] = None
+    w1_bias: Tensor | None = None
+    w2_bias: Tensor | None = None
     inter_quant: ActQuantSpec = field(default_factory=ActQuantSpec)
     activation: ActivationType = ActivationType.Swiglu
-    act_alpha: Optional[Tensor] = None
-    act_beta: Optional[Tensor] = None
-    act_limit: Optional[Tensor] = None
+    act_alpha: Tensor | None = None
+    act_beta: Tensor | None = None
+    act_limit: Tensor | None = None
     routing_weight_on_input: bool = False
     compute_dtype: torch.dtype = torch.bfloat16
     # outputs
-    output: Optional[Tensor] = None  # [T, H]
-    permuted_output: Optional[Tensor] = None  # f32 [T*k, H] (do_finalize=False)
-    topk_ids_out: Optional[Tensor] = None  # int32 [T, k]
-    topk_weights_out: Optional[Tensor] = None  # f32 [T, k]
-    expanded_to_permuted_out: Optional[Tensor] = None  # int32 [T, k]
+    output: Tensor | None = None  # [T, H]
+    permuted_output: Tensor | None = None  # f32 [T*k, H] (do_finalize=False)
+    topk_ids_out: Tensor | None = None  # int32 [T, k]
+    topk_weights_out: Tensor | None = None  # f32 [T, k]
+    expanded_to_permuted_out: Tensor | None = None  # int32 [T, k]
 
     @property
     def is_gated(self) -> bool:
@@ -153,7 +152,7 @@ def as_storage(t: Tensor) -> Tensor:
     return t
 
 
-def _view(t: Optional[Tensor]):
+def _view(t: Tensor | None):
     from .. import _C
 
     if t is None:
@@ -164,7 +163,11 @@ def _view(t: Optional[Tensor]):
 def _native_dtype(dtype: torch.dtype):
     from .. import _C
 
-    table = {torch.float32: _C.DType.F32, torch.float16: _C.DType.F16, torch.bfloat16: _C.DType.BF16}
+    table = {
+        torch.float32: _C.DType.F32,
+        torch.float16: _C.DType.F16,
+        torch.bfloat16: _C.DType.BF16,
+    }
     if dtype not in table:
         raise TypeError(f"compute_dtype must be float32, float16 or bfloat16, got {dtype}")
     return table[dtype]

@@ -1,0 +1,181 @@
+"""Routing alone: logits -> (top-k expert ids, weights), and the packed top-k word format.
+
+``route`` runs exactly the routing step of the fused layer (docs/semantics.md, "Routing") through
+the native ``route_cpu`` / ``route_cuda``, so a caller can inspect or reuse the choice the layer
+makes. ``pack_topk_ids`` / ``unpack_topk_ids`` convert to and from the int32 word that the
+``*_routed_moe`` functions accept: ``(expert_id << 16) | bf16_bits(weight)``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .enums import ActivationType, RoutingMethodType
+from .problem import MoeProblem, QuantTensor, RoutingSpec
+from .validation import (
+    FLOAT_DTYPES,
+    check_bool,
+    check_enum,
+    check_float,
+    check_int,
+    check_optional_tensor,
+    check_tensor,
+)
+
+Tensor = torch.Tensor
+
+# Size of the placeholder GEMM operands of a routing-only problem (never read: stride-0 views).
+_DUMMY_DIM = 128
+
+
+def _placeholder(shape, device) -> Tensor:
+    """A stride-0 view of one zero: satisfies shape checks without allocating the full tensor."""
+    return torch.zeros(1, dtype=torch.float32, device=device).expand(*shape)
+
+
+def check_routing_args(
+    routing_method,
+    top_k: int,
+    num_experts: int,
+    *,
+    top_k_name: str = "top_k",
+) -> RoutingMethodType:
+    """Checks shared by every API form that routes from logits; returns the coerced method."""
+    method = check_enum("routing_method", routing_method, RoutingMethodType)
+    if method == RoutingMethodType.Unspecified:
+        raise ValueError("routing_method: expected a concrete RoutingMethodType, got Unspecified")
+    check_int(top_k_name, top_k, 1, num_experts)
+    if method == RoutingMethodType.Llama4 and top_k != 1:
+        raise ValueError(f"{top_k_name}: expected 1 with RoutingMethodType.Llama4, got {top_k}")
+    return method
+
+
+def route(
+    routing_logits: Tensor,
+    top_k: int,
+    routing_method=RoutingMethodType.Default,
+    *,
+    routing_bias: Tensor | None = None,
+    n_group: int | None = None,
+    topk_group: int | None = None,
+    routed_scaling_factor: float | None = None,
+    norm_topk_prob: bool = True,
+) -> tuple[Tensor, Tensor]:
+    """Route ``routing_logits`` [T, E] (float32/float16/bfloat16) to ``top_k`` experts per token.
+
+    Returns ``(topk_ids int32 [T, top_k], topk_weights float32 [T, top_k])``, ordered by
+    descending selection score (ties to the lower expert index; RoundRobin keeps slot order).
+    ``routing_bias`` [E] is used by DeepSeekV3 and MiniMax2 for selection only;
+    ``n_group``/``topk_group`` enable DeepSeekV3's group-limited selection;
+    ``routed_scaling_factor`` (default 1) scales DeepSeekV3 / MiniMax2 weights;
+    ``norm_topk_prob`` applies to SigmoidRenorm. The math is in docs/semantics.md.
+    """
+    logits = check_tensor("routing_logits", routing_logits, dtypes=FLOAT_DTYPES, ndim=2)
+    device = logits.device
+    num_tokens, num_experts = logits.shape
+    if num_experts < 1:
+        raise ValueError(
+            f"routing_logits: expected at least one expert column, got shape {tuple(logits.shape)}"
+        )
+    method = check_routing_args(routing_method, top_k, num_experts)
+    bias = check_optional_tensor(
+        "routing_bias", routing_bias, dtypes=FLOAT_DTYPES, shape=(num_experts,), device=device
+    )
+    n_group = 0 if n_group is None else check_int("n_group", n_group, 0, num_experts)
+    topk_group = (
+        0 if topk_group is None else check_int("topk_group", topk_group, 0, max(n_group, 0))
+    )
+    if n_group > 1 and num_experts % n_group != 0:
+        raise ValueError(
+            f"n_group: expected a divisor of the expert count {num_experts}, got {n_group}"
+        )
+    scaling = (
+        1.0
+        if routed_scaling_factor is None
+        else check_float("routed_scaling_factor", routed_scaling_factor)
+    )
+    norm = check_bool("norm_topk_prob", norm_topk_prob)
+
+    ids = torch.empty((num_tokens, top_k), dtype=torch.int32, device=device)
+    weights = torch.empty((num_tokens, top_k), dtype=torch.float32, device=device)
+    if num_tokens == 0:
+        return ids, weights
+
+    spec = RoutingSpec(
+        method=method,
+        logits=logits,
+        bias=bias,
+        n_group=n_group,
+        topk_group=topk_group,
+        routed_scaling_factor=scaling,
+        norm_topk_prob=norm,
+    )
+    h = i = _DUMMY_DIM
+    problem = MoeProblem(
+        num_tokens=num_tokens,
+        hidden_size=h,
+        intermediate_size=i,
+        num_experts=num_experts,
+        local_expert_offset=0,
+        local_num_experts=num_experts,
+        top_k=top_k,
+        routing=spec,
+        input=QuantTensor(_placeholder((num_tokens, h), device)),
+        w1=QuantTensor(_placeholder((num_experts, 2 * i, h), device)),
+        w2=QuantTensor(_placeholder((num_experts, h, i), device)),
+        activation=ActivationType.Swiglu,
+        compute_dtype=torch.float32,
+        topk_ids_out=ids,
+        topk_weights_out=weights,
+    )
+    from .. import _C
+
+    native = problem.to_native()
+    if device.type == "cpu":
+        _C.route_cpu(native, 0)
+    else:
+        with torch.cuda.device(device):
+            stream = torch.cuda.current_stream(device).cuda_stream
+        _C.route_cuda(native, stream)
+    del native, problem
+    return ids, weights
+
+
+def pack_topk_ids(topk_ids: Tensor, topk_weights: Tensor) -> Tensor:
+    """Pack ids and weights into int32 words ``(id << 16) | bf16_bits(weight)``.
+
+    ``topk_ids`` is an integer tensor with values in [-32768, 32767] (negative ids mean "skip");
+    ``topk_weights`` a float tensor of the same shape, rounded to bf16 (round to nearest even).
+    """
+    check_tensor("topk_ids", topk_ids, dtypes=(torch.int32, torch.int64, torch.int16))
+    check_tensor(
+        "topk_weights",
+        topk_weights,
+        dtypes=FLOAT_DTYPES + (torch.float64,),
+        shape=tuple(topk_ids.shape),
+        device=topk_ids.device,
+    )
+    # The range check reads the ids on the host; skip it while a CUDA graph is being captured.
+    capturing = topk_ids.is_cuda and torch.cuda.is_current_stream_capturing()
+    if topk_ids.numel() > 0 and not capturing:
+        lo, hi = int(topk_ids.min()), int(topk_ids.max())
+        if lo < -(2**15) or hi >= 2**15:
+            raise ValueError(
+                f"topk_ids: expected values in [-32768, 32767], got range [{lo}, {hi}]"
+            )
+    ids = topk_ids.to(torch.int32)
+    bits = topk_weights.to(torch.bfloat16).view(torch.int16).to(torch.int32) & 0xFFFF
+    return (ids << 16) | bits
+
+
+def unpack_topk_ids(packed: Tensor) -> tuple[Tensor, Tensor]:
+    """Inverse of ``pack_topk_ids``: ``(ids int32, weights float32)`` of the same shape.
+
+    The id is the high half read as a signed int16; the weight is the low half read as bf16.
+    """
+    check_tensor("packed", packed, dtypes=(torch.int32,))
+    ids = packed >> 16  # arithmetic shift: the high half as a signed int16
+    low = packed & 0xFFFF
+    low = torch.where(low >= 0x8000, low - 0x10000, low)  # the same 16 bits as a signed int16
+    weights = low.to(torch.int16).view(torch.bfloat16).to(torch.float32)
+    return ids.to(torch.int32), weights

@@ -1,0 +1,98 @@
+"""Runs one canonical ``MoeProblem`` through the native executors.
+
+This is the single place where the torch-facing API meets ``flashinfer._C``: it allocates the
+output and the workspace with torch (the caching allocator on CUDA, so calls stay CUDA-graph
+capturable), reads the current CUDA stream, and calls ``_C.run_cpu`` or ``_C.run_cuda``. CPU
+tensors run on the CPU executor, CUDA tensors on the CUDA executor; CUDA data is never copied to
+the host (an unsupported combination raises ``NotImplementedError`` from the native side).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from .problem import MoeProblem
+from .validation import FLOAT_DTYPES, check_dtype_arg, check_tensor
+
+WORKSPACE_ARG = "workspace_buffer"
+
+
+def native_device_kind(device: torch.device):
+    """The ``_C.DeviceKind`` for a torch device (CPU or CUDA only)."""
+    from .. import _C
+
+    if device.type == "cpu":
+        return _C.DeviceKind.CPU
+    if device.type == "cuda":
+        return _C.DeviceKind.CUDA
+    raise ValueError(f"input: expected a tensor on the CPU or a CUDA device, got one on {device}")
+
+
+def workspace_bytes(problem: MoeProblem) -> int:
+    """Scratch bytes the executor of ``problem``'s device needs (0 when there are no tokens)."""
+    from .. import _C
+
+    if problem.num_tokens == 0:
+        return 0
+    return int(_C.workspace_size(problem.to_native(), native_device_kind(problem.device)))
+
+
+def _check_workspace(ws, device: torch.device, required: int) -> torch.Tensor:
+    check_tensor(WORKSPACE_ARG, ws, dtypes=(torch.uint8,), ndim=1, device=device, contiguous=True)
+    if ws.numel() < required:
+        raise ValueError(f"{WORKSPACE_ARG}: expected at least {required} bytes, got {ws.numel()}")
+    return ws
+
+
+def run_problem(
+    problem: MoeProblem,
+    *,
+    workspace: torch.Tensor | None = None,
+    output_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Execute ``problem`` and return its finalized output ``[T, H]``.
+
+    If ``problem.output`` (and ``problem.permuted_output``) are ``None``, a ``[T, H]`` output of
+    ``output_dtype`` (default: ``problem.compute_dtype``) is allocated; the executor writes every
+    element, so it is not zero-filled. The caller's ``problem`` object is not modified. ``T == 0``
+    returns the empty output without a native call. ``workspace`` (named ``workspace_buffer`` in
+    errors) must be a 1-D contiguous uint8 tensor on the problem's device with at least
+    ``_C.workspace_size`` bytes; when omitted one is allocated per call. Returns the output
+    (``problem.permuted_output`` when only that was requested).
+    """
+    device = problem.device
+    kind = native_device_kind(device)
+    if problem.output is None and problem.permuted_output is None:
+        dtype = check_dtype_arg("output_dtype", output_dtype or problem.compute_dtype, FLOAT_DTYPES)
+        out = torch.empty((problem.num_tokens, problem.hidden_size), dtype=dtype, device=device)
+        problem = dataclasses.replace(problem, output=out)
+    result = problem.output if problem.output is not None else problem.permuted_output
+
+    if problem.num_tokens == 0:
+        if workspace is not None:
+            _check_workspace(workspace, device, 0)
+        return result
+
+    from .. import _C
+
+    # `native` holds raw pointers into `problem`'s tensors: `problem` stays referenced by this
+    # frame until the native call has returned.
+    native = problem.to_native()
+    required = int(_C.workspace_size(native, kind))
+    if workspace is not None:
+        ws = _check_workspace(workspace, device, required)
+    elif required > 0:
+        ws = torch.empty(required, dtype=torch.uint8, device=device)
+    else:
+        ws = None
+
+    if device.type == "cpu":
+        _C.run_cpu(native, ws, 0)
+    else:
+        with torch.cuda.device(device):
+            stream = torch.cuda.current_stream(device).cuda_stream
+        _C.run_cuda(native, ws, stream)
+    del native
+    return result

@@ -1,0 +1,525 @@
+"""Shared pieces of the ``trtllm_*`` full forms: argument checks, routing, weight layouts, outputs.
+
+``api_trtllm.py`` translates each public function into one canonical ``MoeProblem``
+(docs/semantics.md). What every trtllm function has in common lives here:
+
+* the routing arguments (logits + method, or precomputed ids: packed words or an (ids, weights)
+  pair) and the expert-parallel range become a ``RoutingSpec`` and checked integers;
+* weights prepared with flashinfer's recipe (gated row interleave, ``shuffle_matrix_a``,
+  ``BlockMajorK``) are brought back to the canonical ``[E, M, K]`` MajorK layout. That is a copy
+  per call (the slow path): MajorK, unshuffled weights are the native layout and cost nothing;
+* scale factors stored 128x4-swizzled with permuted rows are restored to a linear layout;
+* outputs are allocated (or the caller's ``output=`` is checked), the problem is run and the
+  results are packaged as flashinfer returns them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .enums import ActivationType, RoutingMethodType
+from .problem import MoeProblem, RoutingSpec
+from .validation import check_enum, check_float, check_int, check_tensor
+
+Tensor = torch.Tensor
+
+BLOCK_K_BYTES = 128  # BlockMajorK blocks hold 128 bytes of K (64 bf16, 128 fp8, 256 fp4 values)
+
+
+# ---- argument checks (on top of validation.py) ----------------------------------------------
+
+
+def optional_int(name: str, v, default: int = 0) -> int:
+    """n_group / topk_group: None means 0."""
+    return default if v is None else check_int(name, v, 0)
+
+
+def per_expert_f32(name: str, t, num_local: int, *, required: bool = False) -> Tensor | None:
+    """A float32 ``[local_num_experts]`` vector (output scalars, SwiGLU parameters)."""
+    if t is None:
+        if required:
+            raise ValueError(
+                f"{name}: expected a float32 [{num_local}] tensor on this quantization path, got None"
+            )
+        return None
+    return check_tensor(name, t, dtypes=torch.float32, shape=(num_local,))
+
+
+def activation_of(activation_type, allowed: Sequence[ActivationType]) -> ActivationType:
+    """The activation argument as an enum; Situ is not implemented, others outside ``allowed``
+    are rejected for this path."""
+    act = check_enum("activation_type", activation_type, ActivationType)
+    if act == ActivationType.Situ:
+        raise NotImplementedError("activation_type: Situ is not implemented yet")
+    if act not in allowed:
+        names = ", ".join(a.name for a in allowed)
+        raise ValueError(f"activation_type: expected one of ({names}) on this path, got {act.name}")
+    return act
+
+
+def swiglu_params(act: ActivationType, alpha, beta, limit, num_local: int):
+    """gemm1_alpha / gemm1_beta / gemm1_clamp_limit -> (activation, alpha, beta, limit).
+
+    flashinfer allows them with Swiglu only; any subset selects the clamped SwiGLU (SwigluBias),
+    missing ones keep their defaults (alpha 1, beta 0, no clamp). As extensions SwigluBias takes
+    all three and SwigluStep takes the limit (its default is 7).
+    """
+    alpha = per_expert_f32("gemm1_alpha", alpha, num_local)
+    beta = per_expert_f32("gemm1_beta", beta, num_local)
+    limit = per_expert_f32("gemm1_clamp_limit", limit, num_local)
+    if alpha is None and beta is None and limit is None:
+        return act, None, None, None
+    if act == ActivationType.SwigluStep and alpha is None and beta is None:
+        return act, None, None, limit
+    if act not in (ActivationType.Swiglu, ActivationType.SwigluBias):
+        raise ValueError(
+            f"gemm1_alpha/gemm1_beta/gemm1_clamp_limit: expected activation_type Swiglu, got {act.name}"
+        )
+    return ActivationType.SwigluBias, alpha, beta, limit
+
+
+def reject_unsupported(**kwargs) -> None:
+    """Features flashinfer has that this library does not implement yet."""
+    for name, value in kwargs.items():
+        if value is None or (name == "num_fused_shared_experts" and value == 0):
+            continue
+        raise NotImplementedError(
+            f"{name}: not supported by flashinfer-moe yet (expected None, got a value)"
+        )
+
+
+# ---- routing and expert parallelism ---------------------------------------------------------
+
+
+def expert_range(
+    num_experts, top_k, local_expert_offset, local_num_experts
+) -> tuple[int, int, int, int]:
+    e = check_int("num_experts", num_experts, 1)
+    k = check_int("top_k", top_k, 1, e)
+    off = check_int("local_expert_offset", local_expert_offset, 0, e - 1)
+    nl = check_int("local_num_experts", local_num_experts, 1, e - off)
+    return e, k, off, nl
+
+
+def routing_from_logits(
+    routing_logits, routing_bias, *, num_tokens: int, num_experts: int, top_k: int, n_group,
+    topk_group, routed_scaling_factor, routing_method_type, norm_topk_prob,
+) -> RoutingSpec:  # fmt: skip
+    floats = (torch.float32, torch.bfloat16, torch.float16)
+    check_tensor("routing_logits", routing_logits, dtypes=floats, shape=(num_tokens, num_experts))
+    if routing_bias is not None:
+        check_tensor("routing_bias", routing_bias, dtypes=floats, shape=(num_experts,))
+    method = routing_method(routing_method_type)
+    if method == RoutingMethodType.Llama4 and top_k != 1:
+        raise ValueError(f"top_k: expected 1 with routing_method_type Llama4, got {top_k}")
+    ng = optional_int("n_group", n_group)
+    tg = optional_int("topk_group", topk_group)
+    if ng > 1:
+        if method != RoutingMethodType.DeepSeekV3:
+            raise ValueError(
+                f"n_group: expected <= 1 unless routing_method_type is DeepSeekV3, got {ng} with {method.name}"
+            )
+        if num_experts % ng:
+            raise ValueError(f"num_experts: expected a multiple of n_group={ng}, got {num_experts}")
+        check_int("topk_group", tg, 1, ng)
+        check_int("top_k", top_k, 1, tg * (num_experts // ng))
+    scale = (
+        1.0
+        if routed_scaling_factor is None
+        else check_float("routed_scaling_factor", routed_scaling_factor)
+    )
+    return RoutingSpec(
+        method=method,
+        logits=routing_logits,
+        bias=routing_bias,
+        n_group=ng,
+        topk_group=tg,
+        routed_scaling_factor=float(scale),
+        norm_topk_prob=bool(norm_topk_prob),
+    )
+
+
+def routing_method(routing_method_type) -> RoutingMethodType:
+    method = check_enum("routing_method_type", routing_method_type, RoutingMethodType)
+    if method == RoutingMethodType.Unspecified:
+        raise ValueError("routing_method_type: expected a routing method, got Unspecified")
+    return method
+
+
+def routing_precomputed(topk_ids, *, num_tokens: int, top_k: int) -> RoutingSpec:
+    """``topk_ids``: packed int32 words ``(id << 16) | bf16 bits`` [T, k], or a tuple
+    ``(ids int32 [T, k], weights bf16/f32 [T, k])``. Ids outside [0, num_experts) are skipped."""
+    if isinstance(topk_ids, (tuple, list)):
+        if len(topk_ids) != 2:
+            raise ValueError(
+                f"topk_ids: expected a packed tensor or an (ids, weights) pair, got {len(topk_ids)} items"
+            )
+        ids, weights = topk_ids
+        check_tensor("topk_ids[0] (ids)", ids, dtypes=(torch.int32,), shape=(num_tokens, top_k))
+        check_tensor(
+            "topk_ids[1] (weights)",
+            weights,
+            dtypes=(torch.bfloat16, torch.float32),
+            shape=(num_tokens, top_k),
+        )
+        return RoutingSpec(topk_ids=ids, topk_weights=weights, packed=False)
+    check_tensor("topk_ids", topk_ids, dtypes=(torch.int32,), shape=(num_tokens, top_k))
+    return RoutingSpec(topk_ids=topk_ids, packed=True)
+
+
+# ---- weight and scale layouts ----------------------------------------------------------------
+
+
+def stored_to_logical_rows(
+    rows: int, *, epilogue_tile_m: int, gated_interleave: bool, device
+) -> Tensor:
+    """int64 [rows] with logical = stored[idx] for rows prepared as flashinfer does: the gated
+    (up_i, gate_i) interleave (``reorder_rows_for_gated_act_gemm``) when it applies, then
+    ``shuffle_matrix_a``. Computed from layout.py's forward index helpers, then inverted."""
+    from . import layout
+
+    probe = torch.empty(rows, 1, dtype=torch.uint8, device=device)
+    perm = torch.arange(rows, device=device)
+    if gated_interleave:
+        perm = perm[layout.get_reorder_rows_for_gated_act_gemm_row_indices(probe)]
+    perm = perm[layout.get_shuffle_matrix_a_row_indices(probe, epilogue_tile_m)]
+    return torch.argsort(perm)
+
+
+def restore_weight_stack(
+    name: str, w: Tensor, *, num_local: int, rows: int, k_bytes: int, shuffled: bool,
+    block_major_k: bool, epilogue_tile_m: int, gated_interleave: bool,
+) -> Tensor:  # fmt: skip
+    """A weight stack as prepared by flashinfer's recipe -> canonical MajorK ``[E, rows, K]``.
+
+    MajorK and unshuffled weights are returned as they are (no copy). Otherwise the layout is
+    undone on the uint8 view, in reverse order of the recipe: BlockMajorK blocks of 128 bytes
+    (``convert_from_block_layout``), then the row order (epilogue shuffle, gated interleave).
+    This copies the weights on every call: it is the slow path.
+    """
+    elt_bytes = w.element_size()
+    if block_major_k:
+        if k_bytes % BLOCK_K_BYTES:
+            raise ValueError(
+                f"{name}: expected K to be a multiple of 128 bytes for BlockMajorK, got {k_bytes} bytes"
+            )
+        check_tensor(
+            name, w, shape=(num_local, k_bytes // BLOCK_K_BYTES, rows, BLOCK_K_BYTES // elt_bytes)
+        )
+    else:
+        check_tensor(name, w, shape=(num_local, rows, k_bytes // elt_bytes))
+    if not shuffled and not block_major_k:
+        return w
+    block = 32 if epilogue_tile_m % 128 == 0 else 16
+    if shuffled and rows % block:
+        raise ValueError(
+            f"{name}: expected rows to be a multiple of {block} for shuffled weights, got {rows}"
+        )
+    from . import layout
+
+    dtype = w.dtype
+    u8 = (w if w.stride(-1) == 1 else w.contiguous()).view(torch.uint8)
+    if block_major_k:
+        u8 = layout.convert_from_block_layout(u8, BLOCK_K_BYTES)
+    if shuffled:
+        idx = stored_to_logical_rows(
+            rows,
+            epilogue_tile_m=epilogue_tile_m,
+            gated_interleave=gated_interleave,
+            device=w.device,
+        )
+        u8 = u8.index_select(1, idx)
+    return u8.contiguous().view(dtype)
+
+
+def restore_rows(
+    name: str, x: Tensor, *, shuffled: bool, epilogue_tile_m: int, gated_interleave: bool
+) -> Tensor:
+    """Per-row data ([E, M] biases, [E, M, C] linear scales) that followed the weight rows."""
+    if not shuffled:
+        return x
+    idx = stored_to_logical_rows(
+        x.shape[1],
+        epilogue_tile_m=epilogue_tile_m,
+        gated_interleave=gated_interleave,
+        device=x.device,
+    )
+    return x.index_select(1, idx)
+
+
+def restore_swizzled_scales(
+    name: str, sf: Tensor, *, num_local: int, rows: int, cols: int, epilogue_tile_m: int,
+    gated_interleave: bool,
+) -> Tensor:  # fmt: skip
+    """Scales prepared as flashinfer does (rows permuted like the weights, then 128x4-swizzled by
+    ``block_scale_interleave``) -> linear ``[E, rows, cols]`` uint8, one copy per call."""
+    from ..quantization.sf_layout import block_scale_deinterleave
+
+    rp, cp = -(-rows // 128) * 128, -(-cols // 4) * 4
+    if sf.numel() != num_local * rp * cp:
+        raise ValueError(
+            f"{name}: expected {num_local} x {rp} x {cp} swizzled scale bytes "
+            f"([E, {rows}, {cols}] padded to 128 x 4), got shape {tuple(sf.shape)}"
+        )
+    lin = block_scale_deinterleave(sf.contiguous().view(torch.uint8), (num_local, rows, cols))
+    return restore_rows(
+        name, lin, shuffled=True, epilogue_tile_m=epilogue_tile_m, gated_interleave=gated_interleave
+    )
+
+
+# ---- per-tensor output scalars ----------------------------------------------------------------
+
+
+def fold_output_scalars(
+    out1: Tensor | None, out1_gate: Tensor | None, out2: Tensor | None, gated: bool
+):
+    """trtllm's three per-expert output scalars -> canonical (w1 global, inter scale s2, w2 global).
+
+    The kernel computes (acc = raw accumulator of quantized codes, per local expert e)
+        gated:     y1 = act(acc_gate * out1_gate[e]) * acc_up * out1[e]
+        non-gated: y1 = act(acc * out1_gate[e]) * out1[e]
+    then quantizes y1 (codes scaled by nothing else), and y2 = acc2 * out2[e].
+    Canonically the GEMM1 accumulator is real valued, so W1's per-expert dequant global is
+    g = out1_gate[e] (it folds the input's quantization scale). Then the real intermediate is
+    h = act(gate) * up with gate = acc_gate * g, up = acc_up * g, and the kernel quantizes
+    h * c with c = out1 / g (gated) or c = out1 (non-gated). A static dequant scale s2 = 1 / c
+    quantizes h the same way: q = sat(h / s2) = sat(h * c), value = q * s2.
+    GEMM2 then sees codes q = value / s2, so y2 = sum(q * W2codes) * out2 = sum(value * W2codes
+    * out2 / s2): W2's dequant global is out2 / s2.
+    Missing scalars mean 1 (the MX paths may pass None).
+    """
+    g = out1_gate
+    s2 = None
+    if out1 is not None:
+        s2 = (g / out1) if (gated and g is not None) else (1.0 / out1)
+    w2g = out2
+    if s2 is not None:
+        w2g = (1.0 / s2) if out2 is None else out2 / s2
+    f32 = lambda t: None if t is None else t.to(torch.float32).contiguous()  # noqa: E731
+    return f32(g), f32(s2), f32(w2g)
+
+
+def scale_bias(bias: Tensor | None, scalar: Tensor | None) -> Tensor | None:
+    """A bias in raw-accumulator units -> real units (times the GEMM's dequant scalar)."""
+    if bias is None:
+        return None
+    b = bias.to(torch.float32)
+    return b if scalar is None else b * scalar.reshape(-1, 1)
+
+
+# ---- outputs -----------------------------------------------------------------------------------
+
+
+def attach_outputs(
+    problem: MoeProblem, *, do_finalize: bool, output, routing_replay_out,
+    allow_narrow_output: bool = False,
+):  # fmt: skip
+    """Allocates the problem's outputs; returns the caller's output tensor (or None)."""
+    t, h, k = problem.num_tokens, problem.hidden_size, problem.top_k
+    dev = problem.device
+    if output is not None:
+        check_tensor("output", output, dtypes=(torch.bfloat16,), ndim=2)
+        width_ok = output.shape[1] <= h if allow_narrow_output else output.shape[1] == h
+        if output.shape[0] != t or not width_ok:
+            want = f"[{t}, <= {h}]" if allow_narrow_output else f"[{t}, {h}]"
+            raise ValueError(f"output: expected shape {want}, got {tuple(output.shape)}")
+        if output.device != dev:
+            raise ValueError(f"output: expected a tensor on {dev}, got one on {output.device}")
+    if routing_replay_out is not None:
+        check_tensor("routing_replay_out", routing_replay_out, dtypes=(torch.int16,), ndim=2)
+        if routing_replay_out.shape[0] < t or routing_replay_out.shape[1] != k:
+            raise ValueError(
+                f"routing_replay_out: expected shape [>= {t}, {k}], got {tuple(routing_replay_out.shape)}"
+            )
+        if not routing_replay_out.is_contiguous():
+            raise ValueError("routing_replay_out: expected a contiguous tensor, got a strided one")
+        problem.topk_ids_out = torch.empty(t, k, dtype=torch.int32, device=dev)
+    if do_finalize:
+        direct = output is not None and output.is_contiguous() and output.shape[1] == h
+        problem.output = output if direct else torch.empty(t, h, dtype=torch.bfloat16, device=dev)
+    else:
+        problem.permuted_output = torch.zeros(t * k, h, dtype=torch.float32, device=dev)
+        problem.topk_weights_out = torch.empty(t, k, dtype=torch.float32, device=dev)
+        problem.expanded_to_permuted_out = torch.empty(t, k, dtype=torch.int32, device=dev)
+    return output
+
+
+def run_and_package(
+    problem: MoeProblem, *, do_finalize: bool, output, routing_replay_out, as_list: bool,
+    allow_narrow_output: bool = False,
+):  # fmt: skip
+    """Runs the problem and returns what flashinfer returns: the output tensor ([output] for the
+    FP4 path) with do_finalize, else [gemm2_output bf16 [T*k, H] (permuted rows),
+    expert_weights bf16 [T, k], expanded_idx_to_permuted_idx int32 [T, k]]."""
+    attach_outputs(
+        problem,
+        do_finalize=do_finalize,
+        output=output,
+        routing_replay_out=routing_replay_out,
+        allow_narrow_output=allow_narrow_output,
+    )
+    if problem.num_tokens > 0:
+        from .runner import run_problem
+
+        run_problem(problem)
+    if routing_replay_out is not None and problem.num_tokens > 0:
+        routing_replay_out[: problem.num_tokens].copy_(problem.topk_ids_out.to(torch.int16))
+    if not do_finalize:
+        weights = problem.topk_weights_out.to(torch.bfloat16)
+        rs = problem.routing
+        if rs.topk_weights is not None and rs.topk_weights.dtype == torch.float32:
+            weights = rs.topk_weights  # flashinfer hands caller-supplied fp32 weights back as-is
+        return [
+            problem.permuted_output.to(torch.bfloat16),
+            weights,
+            problem.expanded_to_permuted_out,
+        ]
+    result = problem.output
+    if output is not None and result is not output:
+        output.copy_(result[:, : output.shape[1]])
+        result = output
+    return [result] if as_list else result
+
+
+# ---- the FP4 path (trtllm_fp4_block_scale_moe): inputs -> problem pieces ------------------------
+
+
+def _fp4_input(hidden_states, hidden_states_scale, num_tokens: int):
+    """Detects the activation kind from ``hidden_states`` -> (kind, H, canonical input)."""
+    from .enums import ElemFormat, ScaleFormat
+    from .problem import QuantTensor
+
+    x, hs = hidden_states, hidden_states_scale
+    check_tensor("hidden_states", x, ndim=2)
+    scale_bytes = tuple(
+        d for d in (torch.uint8, torch.float8_e4m3fn, getattr(torch, "float8_e8m0fnu", None)) if d
+    )
+    if x.dtype == torch.uint8:  # NvFP4: packed e2m1 [T, H/2] + e4m3 scales [T, H/16]
+        h = 2 * x.shape[1]
+        check_tensor(
+            "hidden_states_scale",
+            hs,
+            dtypes=(torch.float8_e4m3fn, torch.uint8),
+            shape=(num_tokens, -(-h // 16)),
+        )
+        return (
+            "nvfp4",
+            h,
+            QuantTensor(
+                x,
+                ElemFormat.E2M1Packed,
+                hs.view(torch.uint8),
+                ScaleFormat.E4M3,
+                block_rows=1,
+                block_cols=16,
+            ),
+        )
+    if x.dtype == torch.float8_e4m3fn:
+        h = x.shape[1]
+        if hs is None:  # per-tensor FP8: the output scalars carry every scale
+            return "fp8", h, QuantTensor(x, ElemFormat.E4M3)
+        check_tensor("hidden_states_scale", hs, dtypes=scale_bytes, shape=(num_tokens, -(-h // 32)))
+        return (
+            "mxfp8",
+            h,
+            QuantTensor(
+                x,
+                ElemFormat.E4M3,
+                hs.view(torch.uint8),
+                ScaleFormat.UE8M0,
+                block_rows=1,
+                block_cols=32,
+            ),
+        )
+    if x.dtype == torch.bfloat16:
+        if hs is not None:
+            raise ValueError(
+                "hidden_states_scale: expected None with bf16 hidden_states, got a tensor"
+            )
+        return "bf16", x.shape[1], QuantTensor(x)
+    raise TypeError(
+        f"hidden_states: expected uint8 (NvFP4), float8_e4m3fn or bfloat16, got {x.dtype}"
+    )
+
+
+def fp4_problem_parts(
+    a, x: Tensor, *, num_local: int, intermediate_size: int, act: ActivationType, shuffled: bool,
+    block_major_k: bool,
+) -> dict:  # fmt: skip
+    """The MoeProblem fields of the FP4 path (input, weights, biases, inter_quant) and H.
+
+    Weight format from the scale count: 16 elements per scale = NvFP4 (e4m3 scales, global =
+    the output scalars), 32 = MxFP4 (ue8m0). Activation kind from ``hidden_states``; allowed
+    pairs are flashinfer's: NvFP4 x NvFP4, and BF16 / per-tensor FP8 / MxFP8 x MxFP4. Biases
+    come in raw-accumulator units and are converted with the GEMM's dequant scalar.
+    """
+    from .enums import ActQuant, ElemFormat, ScaleFormat
+    from .problem import ActQuantSpec, QuantTensor
+
+    nl, i = num_local, intermediate_size
+    kind, h, inp = _fp4_input(x, a.hidden_states_scale, x.shape[0])
+    m1, gated = (2 * i if act.is_gated else i), act.is_gated
+    lay = dict(num_local=nl, shuffled=shuffled, block_major_k=block_major_k, epilogue_tile_m=128)
+    check_tensor("gemm1_weights", a.gemm1_weights, dtypes=torch.uint8)
+    check_tensor("gemm2_weights", a.gemm2_weights, dtypes=torch.uint8)
+    w1 = restore_weight_stack("gemm1_weights", a.gemm1_weights, rows=m1, k_bytes=h // 2,
+                              gated_interleave=gated, **lay)  # fmt: skip
+    w2 = restore_weight_stack("gemm2_weights", a.gemm2_weights, rows=h, k_bytes=i // 2,
+                              gated_interleave=False, **lay)  # fmt: skip
+    scale_dtypes = (torch.float8_e4m3fn, torch.uint8)
+    check_tensor("gemm1_weights_scale", a.gemm1_weights_scale, dtypes=scale_dtypes)
+    check_tensor("gemm2_weights_scale", a.gemm2_weights_scale, dtypes=scale_dtypes)
+    sfv = 32 if nl * m1 * h >= 24 * max(a.gemm1_weights_scale.numel(), 1) else 16
+    nvfp4_weights = sfv == 16
+    if nvfp4_weights != (kind == "nvfp4"):
+        raise NotImplementedError(
+            f"hidden_states: {kind} activations with {'NvFP4' if nvfp4_weights else 'MxFP4'} "
+            "weights are not supported (expected NvFP4 x NvFP4, or BF16 / FP8 / MxFP8 "
+            "activations x MxFP4 weights)"
+        )
+
+    def scales(name, sf, rows, cols, interleave):
+        if not shuffled:
+            return check_tensor(name, sf, shape=(nl, rows, cols)).view(torch.uint8)
+        return restore_swizzled_scales(name, sf, num_local=nl, rows=rows, cols=cols,
+                                       epilogue_tile_m=128, gated_interleave=interleave)  # fmt: skip
+
+    s1 = scales("gemm1_weights_scale", a.gemm1_weights_scale, m1, -(-h // sfv), gated)
+    s2 = scales("gemm2_weights_scale", a.gemm2_weights_scale, h, -(-i // sfv), False)
+    required = kind in ("nvfp4", "fp8")
+    out1, gate, out2 = (
+        per_expert_f32(n, getattr(a, n), nl, required=required)
+        for n in ("output1_scale_scalar", "output1_scale_gate_scalar", "output2_scale_scalar")
+    )
+    w1_global, inter_scale, w2_global = fold_output_scalars(out1, gate, out2, gated)
+    # NvFP4 / FP8 intermediates are quantized with the static scale the scalars imply; the MxFP8
+    # intermediate is requantized dynamically (exact when out1 / out1_gate is a power of two, as
+    # with the unit scalars these paths use); BF16 activations keep a bf16 intermediate.
+    inter = {
+        "nvfp4": ActQuantSpec(ActQuant.NvFp4, static_scale=inter_scale),
+        "fp8": ActQuantSpec(ActQuant.Fp8Static, static_scale=inter_scale),
+        "mxfp8": ActQuantSpec(ActQuant.MxFp8),
+        "bf16": ActQuantSpec(ActQuant.None_),
+    }[kind]
+
+    def bias(name, b, rows, interleave, dequant):
+        if b is None:
+            return None
+        check_tensor(name, b, dtypes=torch.float32, shape=(nl, rows))
+        restored = restore_rows(name, b, shuffled=shuffled, epilogue_tile_m=128,
+                                gated_interleave=interleave)  # fmt: skip
+        return scale_bias(restored, dequant)
+
+    sfmt = ScaleFormat.E4M3 if nvfp4_weights else ScaleFormat.UE8M0
+    fp4 = dict(format=ElemFormat.E2M1Packed, scale_format=sfmt, block_rows=1, block_cols=sfv)
+    return dict(
+        hidden_size=h,
+        input=inp,
+        w1=QuantTensor(w1, scale=s1, global_scale=w1_global, **fp4),
+        w2=QuantTensor(w2, scale=s2, global_scale=w2_global, **fp4),
+        w1_bias=bias("gemm1_bias", a.gemm1_bias, m1, gated, w1_global),
+        w2_bias=bias("gemm2_bias", a.gemm2_bias, h, False, out2),
+        inter_quant=inter,
+    )
