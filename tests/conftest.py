@@ -6,6 +6,7 @@ Tests marked ``gpu`` are skipped when torch has no CUDA device.
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 
@@ -14,9 +15,13 @@ import torch
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _PYTHON = os.path.join(os.path.dirname(_HERE), "python")
-# Run from a checkout without installing: the in-tree package (and its dev-build _C symlink)
-# comes first; the tests directory makes `import numeric` work from every test file.
-for path in (_PYTHON, _HERE):
+# The tests directory makes `import numeric` work from every test file. The in-tree package comes
+# first only when it holds a compiled module (scripts/dev_build.sh links one there); otherwise the
+# installed wheel is what gets tested.
+_paths = [_HERE]
+if glob.glob(os.path.join(_PYTHON, "flashinfer", "_C*.so")):
+    _paths.append(_PYTHON)
+for path in _paths:
     if path not in sys.path:
         sys.path.insert(0, path)
 
