@@ -158,6 +158,12 @@ NB_MODULE(_C, m) {
       .value("MxFp8", fm::ActQuant::MxFp8)
       .value("NvFp4", fm::ActQuant::NvFp4);
 
+  nb::enum_<fm::GemmTactic>(m, "GemmTactic")
+      .value("Auto", fm::GemmTactic::Auto)
+      .value("Sm80Decode", fm::GemmTactic::Sm80Decode)
+      .value("Sm80Prefill", fm::GemmTactic::Sm80Prefill)
+      .value("Sm90Prefill", fm::GemmTactic::Sm90Prefill);
+
   nb::class_<fm::TensorView>(m, "TensorView")
       .def(nb::init<>())
       .def_static("of", &to_view, nb::arg("array"), "A non-owning view of a DLPack array")
@@ -223,6 +229,7 @@ NB_MODULE(_C, m) {
       .def_rw("act_limit", &fm::MoeProblem::act_limit)
       .def_rw("routing_weight_on_input", &fm::MoeProblem::routing_weight_on_input)
       .def_rw("compute_dtype", &fm::MoeProblem::compute_dtype)
+      .def_rw("tactic", &fm::MoeProblem::tactic)
       .def_rw("output", &fm::MoeProblem::output)
       .def_rw("permuted_output", &fm::MoeProblem::permuted_output)
       .def_rw("topk_ids_out", &fm::MoeProblem::topk_ids_out)

@@ -61,6 +61,7 @@ struct MoeProblem {
   bool routing_weight_on_input = false;
 
   DType compute_dtype = DType::BF16;  // rounding of unquantized GEMM inputs (F32/F16/BF16)
+  GemmTactic tactic = GemmTactic::Auto;  // CUDA only; the CPU executor ignores it
 
   // Outputs. `output` [T, H] F32/F16/BF16 receives the finalized sum. Alternatively (do_finalize
   // off) `permuted_output` [T*k, H] F32 receives GEMM2 rows in permuted order (expert-major,

@@ -136,6 +136,17 @@ struct ActQuantSpec {
   TensorView static_scale;   // F32 scalar ([] / [1]) or [E_local]; Fp8Static and NvFp4
 };
 
+// Which compiled GEMM family runs the grouped GEMMs on CUDA. Auto lets the heuristic
+// (src/host/heuristics.cpp) pick by architecture and rows per expert; the others force one, e.g.
+// Sm80 to run the portable mma.sync path on a Hopper card. A tactic that cannot run the
+// problem (not compiled, wrong architecture, unsupported layout) is an InvalidValue error.
+enum class GemmTactic : int32_t {
+  Auto = 0,
+  Sm80Decode = 1,   // portable mma.sync, small row tiles (few rows per expert: weight streaming)
+  Sm80Prefill = 2,  // portable mma.sync, large row tiles
+  Sm90Prefill = 3,  // CUTLASS sm90 TMA + WGMMA warp-specialized pointer-array grouped GEMM
+};
+
 // ---- status ---------------------------------------------------------------------------------
 
 enum class StatusCode : int32_t {

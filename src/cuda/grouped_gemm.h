@@ -1,0 +1,58 @@
+// The grouped GEMM contract shared by the CUDA pipeline and every GEMM family.
+//
+// One launch computes, for every local expert e and every permuted row r of that expert
+// (r in [row_offsets[e], row_offsets[e + 1])):
+//     C[r, n] = sum_k A[r, k] * B_e[n, k]        (fp32 accumulation, fp32 output)
+// The row ranges live in device memory (the permutation kernel writes them), so the host never
+// learns how many rows an expert got: kernels size their grids from `max_rows` and read the real
+// ranges on the device. That keeps every launch free of host syncs and CUDA-graph capturable.
+//
+// Families (GemmTactic): sm80_grouped_gemm.cu (portable mma.sync + cp.async, any stride / odd
+// sizes, decode and prefill tiles) and sm90_grouped_gemm.cu (CUTLASS TMA + WGMMA, K-major B,
+// 16-byte aligned rows). Each family says whether it can run a given problem.
+#pragma once
+
+#include <cstdint>
+
+#include "flashinfer_moe/types.h"
+
+namespace flashinfer_moe {
+namespace cuda {
+
+struct GroupedGemmArgs {
+  // A: [max_rows, k] row-major with row stride lda (elements); BF16 or F16, same as B.
+  const void* a = nullptr;
+  int64_t lda = 0;
+  DType dtype = DType::BF16;
+  // B: expert e's [n, k] matrix; element (n, k) of expert e at
+  //   b + e * b_stride_e + n * b_stride_n + k * b_stride_k   (elements).
+  // K-major when b_stride_k == 1 (flashinfer's layout); the seed form's transposed W_out has
+  // b_stride_n == 1 instead.
+  const void* b = nullptr;
+  int64_t b_stride_e = 0, b_stride_n = 0, b_stride_k = 0;
+  // C: [max_rows, n] fp32 row-major with row stride ldc.
+  float* c = nullptr;
+  int64_t ldc = 0;
+  int64_t n = 0, k = 0;
+  int32_t num_experts = 0;             // local experts
+  const int64_t* row_offsets = nullptr;  // device, [num_experts + 1], row_offsets[0] == 0
+  int64_t max_rows = 0;                // host upper bound of row_offsets[num_experts]
+  // Scratch for the family's device-side schedule (tile lists, CUTLASS pointer arrays);
+  // size from grouped_gemm_workspace_size().
+  void* scratch = nullptr;
+  size_t scratch_bytes = 0;
+};
+
+// Scratch bytes a family needs for problems up to these sizes (0 is fine).
+size_t grouped_gemm_workspace_size(GemmTactic tactic, int32_t num_experts, int64_t max_rows);
+
+// Whether the family was compiled into this build and can run `args` on a device of compute
+// capability `sm` (e.g. 90); when not, `why` (if given) says why in one line.
+bool grouped_gemm_supports(GemmTactic tactic, const GroupedGemmArgs& args, int sm,
+                           const char** why);
+
+// Launches on `stream` (a cudaStream_t). Returns a CUDA error code (0 = success).
+int launch_grouped_gemm(GemmTactic tactic, const GroupedGemmArgs& args, void* stream);
+
+}  // namespace cuda
+}  // namespace flashinfer_moe
