@@ -1,0 +1,153 @@
+// Host side of the portable grouped GEMM family (sm80_grouped_gemm.h): argument checks, scratch
+// sizing and the two launches (schedule, then GEMM) on the caller's stream. The kernels live in
+// sm80_grouped_gemm_kernel.cuh.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "cuda/sm80_grouped_gemm.h"
+#include "cuda/sm80_grouped_gemm_kernel.cuh"
+
+namespace flashinfer_moe {
+namespace cuda {
+namespace sm80 {
+namespace {
+
+// The schedule kernel keeps one int32 per expert in static-size-free dynamic smem (<= 32 KB).
+constexpr int32_t kMaxExperts = 8192;
+constexpr int64_t kMaxGridY = 65535;
+
+int row_tile_of(Tile tile) {
+  return tile == Tile::Decode ? DecodeTileKMajorB::kBT : PrefillTile::kBT;
+}
+int col_tile_of(Tile tile) {
+  return tile == Tile::Decode ? DecodeTileKMajorB::kBW : PrefillTile::kBW;
+}
+
+// Most work items any row distribution can produce: sum_e ceil(rows_e / BT) is at most
+// (max_rows + E * (BT - 1)) / BT, and never more than max_rows (every item has a row).
+int64_t schedule_capacity(Tile tile, int32_t num_experts, int64_t max_rows) {
+  if (max_rows <= 0 || num_experts <= 0) return 0;
+  const int64_t bt = row_tile_of(tile);
+  const int64_t by_tiles = (max_rows + int64_t{num_experts} * (bt - 1)) / bt;
+  return by_tiles < max_rows ? by_tiles : max_rows;
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+bool b_is_k_major(const GroupedGemmArgs& a) { return a.b_stride_k == 1; }
+
+// Whether B's contiguous lines start on 16-byte boundaries (the expert stride matters only when
+// there is more than one expert).
+bool b_lines_aligned16(const GroupedGemmArgs& a) {
+  const int64_t line_stride = b_is_k_major(a) ? a.b_stride_n : a.b_stride_k;
+  return aligned16(a.b) && line_stride % 8 == 0 && (a.num_experts <= 1 || a.b_stride_e % 8 == 0);
+}
+
+// Everything supports() checks except the device; nullptr when fine.
+const char* check_args(Tile tile, const GroupedGemmArgs& a) {
+  if (tile != Tile::Decode && tile != Tile::Prefill) return "sm80 grouped GEMM: unknown tile";
+  if (a.dtype != DType::BF16 && a.dtype != DType::F16) {
+    return "sm80 grouped GEMM: A and B must be bf16 or fp16";
+  }
+  if (a.n < 0 || a.k < 0 || a.max_rows < 0 || a.num_experts < 0) {
+    return "sm80 grouped GEMM: negative size";
+  }
+  if (a.num_experts > kMaxExperts) return "sm80 grouped GEMM: more than 8192 local experts";
+  if (a.b_stride_k != 1 && a.b_stride_n != 1) {
+    return "sm80 grouped GEMM: B must be K-major (b_stride_k == 1) or N-major (b_stride_n == 1)";
+  }
+  if (a.max_rows == 0 || a.n == 0 || a.num_experts == 0) return nullptr;  // nothing to compute
+  if (a.a == nullptr || a.b == nullptr || a.c == nullptr || a.row_offsets == nullptr) {
+    return "sm80 grouped GEMM: null A, B, C or row_offsets";
+  }
+  if (a.lda < a.k || a.ldc < a.n) return "sm80 grouped GEMM: lda < k or ldc < n";
+  if ((a.n + col_tile_of(tile) - 1) / col_tile_of(tile) > kMaxGridY) {
+    return "sm80 grouped GEMM: n too large for the grid";
+  }
+  if (schedule_capacity(tile, a.num_experts, a.max_rows) > INT32_MAX) {
+    return "sm80 grouped GEMM: max_rows too large for the grid";
+  }
+  if (a.scratch == nullptr || !aligned16(a.scratch) ||
+      a.scratch_bytes < workspace_size(tile, a.num_experts, a.max_rows)) {
+    return "sm80 grouped GEMM: scratch missing, misaligned or smaller than workspace_size()";
+  }
+  return nullptr;
+}
+
+template <class Cfg, bool kBf16, bool kKMajorB>
+cudaError_t launch_gemm_kernel(const GemmParams& params, int64_t capacity, int64_t n_tiles,
+                               cudaStream_t stream) {
+  auto kernel = grouped_gemm_kernel<Cfg, kBf16, kKMajorB>;
+  // Host-only attribute call (allowed during stream capture); needed past 48 KB of smem.
+  cudaError_t err =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
+  if (err != cudaSuccess) return err;
+  const dim3 grid(static_cast<unsigned>(capacity), static_cast<unsigned>(n_tiles));
+  kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(params);
+  return cudaGetLastError();
+}
+
+// CfgK / CfgN: the tile shape for K-major / N-major B (same kBW and kBT).
+template <class CfgK, class CfgN>
+cudaError_t launch_gemm(const GroupedGemmArgs& a, const GemmParams& params, int64_t capacity,
+                        cudaStream_t stream) {
+  const int64_t n_tiles = (a.n + CfgK::kBW - 1) / CfgK::kBW;
+  const bool bf16 = a.dtype == DType::BF16;
+  if (b_is_k_major(a)) {
+    return bf16 ? launch_gemm_kernel<CfgK, true, true>(params, capacity, n_tiles, stream)
+                : launch_gemm_kernel<CfgK, false, true>(params, capacity, n_tiles, stream);
+  }
+  return bf16 ? launch_gemm_kernel<CfgN, true, false>(params, capacity, n_tiles, stream)
+              : launch_gemm_kernel<CfgN, false, false>(params, capacity, n_tiles, stream);
+}
+
+}  // namespace
+
+size_t workspace_size(Tile tile, int32_t num_experts, int64_t max_rows) {
+  const int64_t capacity = schedule_capacity(tile, num_experts, max_rows);
+  return kScheduleHeaderBytes + static_cast<size_t>(capacity) * sizeof(WorkItem);
+}
+
+bool supports(Tile tile, const GroupedGemmArgs& args, int sm, const char** why) {
+  const char* reason = check_args(tile, args);
+  if (reason == nullptr && sm < 80) reason = "sm80 grouped GEMM: needs compute capability >= 8.0";
+  if (why != nullptr) *why = reason;
+  return reason == nullptr;
+}
+
+int launch(Tile tile, const GroupedGemmArgs& a, void* stream_ptr) {
+  if (check_args(tile, a) != nullptr) return static_cast<int>(cudaErrorInvalidValue);
+  if (a.max_rows == 0 || a.n == 0 || a.num_experts == 0) return 0;
+  cudaStream_t stream = static_cast<cudaStream_t>(stream_ptr);
+  const int64_t capacity = schedule_capacity(tile, a.num_experts, a.max_rows);
+
+  const size_t schedule_smem = (static_cast<size_t>(a.num_experts) + 1) * sizeof(int32_t);
+  build_schedule_kernel<<<1, kScheduleThreads, schedule_smem, stream>>>(
+      a.row_offsets, a.num_experts, a.max_rows, row_tile_of(tile), capacity, a.scratch);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return static_cast<int>(err);
+
+  GemmParams p;
+  p.a = static_cast<const uint16_t*>(a.a);
+  p.lda = a.lda;
+  p.b = static_cast<const uint16_t*>(a.b);
+  p.b_stride_e = a.b_stride_e;
+  p.b_stride_n = a.b_stride_n;
+  p.b_stride_k = a.b_stride_k;
+  p.c = a.c;
+  p.ldc = a.ldc;
+  p.n = a.n;
+  p.k = a.k;
+  p.schedule = a.scratch;
+  p.a_vec16 = aligned16(a.a) && a.lda % 8 == 0;
+  p.b_vec16 = b_lines_aligned16(a);
+  err = tile == Tile::Decode
+            ? launch_gemm<DecodeTileKMajorB, DecodeTileNMajorB>(a, p, capacity, stream)
+            : launch_gemm<PrefillTile, PrefillTile>(a, p, capacity, stream);
+  return static_cast<int>(err);
+}
+
+}  // namespace sm80
+}  // namespace cuda
+}  // namespace flashinfer_moe

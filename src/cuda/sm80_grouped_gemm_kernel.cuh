@@ -1,0 +1,314 @@
+// Device code of the portable grouped GEMM (sm80_grouped_gemm.h): the tile configurations, the
+// schedule kernel that turns device-side row ranges into work items, and the mma.sync GEMM kernel.
+//
+// Orientation: inside the kernel the weights are the MMA's M operand (16 weight rows = 16 output
+// columns per mma) and the activation rows are its N operand (8 rows per mma). For decode that
+// is the "swap AB" trick (a handful of rows fills an n8 slot instead of wasting 15/16 of an m16);
+// for prefill the MMA is symmetric, so the same code serves both and only the tile shape differs.
+//
+// Shared memory holds each operand tile as rows of 16-byte chunks with an XOR swizzle, so the
+// 8 row addresses of one ldmatrix phase (same logical chunk, 8 consecutive rows) land in 8
+// different bank groups, and cp.async writes stay conflict-free too.
+#pragma once
+
+#include <cstdint>
+
+#include "cuda/sm80_mma_primitives.cuh"
+
+namespace flashinfer_moe {
+namespace cuda {
+namespace sm80 {
+
+// One CTA computes a kBW (weight rows = output columns) x kBT (activation rows) tile.
+template <int BW, int BT, int BK, int STAGES, int WARPS_W, int WARPS_T, int MIN_BLOCKS>
+struct TileConfig {
+  static constexpr int kBW = BW, kBT = BT, kBK = BK, kStages = STAGES;
+  static constexpr int kWarpsW = WARPS_W, kWarpsT = WARPS_T, kMinBlocks = MIN_BLOCKS;
+  static constexpr int kThreads = 32 * WARPS_W * WARPS_T;
+  static constexpr int kWarpW = BW / WARPS_W, kWarpT = BT / WARPS_T;  // per-warp sub-tile
+  static constexpr int kMmaW = kWarpW / 16, kMmaT = kWarpT / 8;       // mma tiles per warp
+  static constexpr int kWeightTileBytes = BW * BK * 2, kRowTileBytes = BT * BK * 2;
+  static constexpr int kStageBytes = kWeightTileBytes + kRowTileBytes;
+  static constexpr int kSmemBytes = STAGES * kStageBytes;
+  static_assert(BW % (16 * WARPS_W) == 0, "warp weight sub-tile must be a multiple of 16");
+  static_assert(BT % (16 * WARPS_T) == 0, "warp row sub-tile must be pairs of n8 mma tiles");
+  static_assert(BK % 16 == 0 && BK >= 16, "BK must be a multiple of the mma K (16)");
+  static_assert(STAGES >= 2, "the cp.async pipeline needs at least two stages");
+};
+
+// Tile shapes, picked by measurement on an H200 (one run, bf16, L2 flushed; alternatives tried:
+// decode 128x16x64/4 stages, 32x16x128/4 stages; prefill 256x128x32/3 stages, 8 warps of 64x64).
+// Decode, K-major B: 64 x 16 x 64, 6 stages (60 KB smem, three CTAs per SM, 5 stages = 40 KB of
+// weights in flight per CTA): 4.0-4.1 TB/s on E8 N28672 K4096 T=4..16 vs 3.7 for 64x16x128 x4.
+using DecodeTileKMajorB = TileConfig<64, 16, 64, 6, 4, 1, 3>;
+// Decode, N-major B (the seed form's transposed W_out): 64 x 16 x 128, 4 stages (80 KB, two CTAs
+// per SM). A weight smem row is only 64 n = 128 bytes here, and the deeper K tile won:
+// 3.8 TB/s vs 3.1 for the 64-deep, 6-stage shape (E8 N4096 K14336 T=16).
+using DecodeTileNMajorB = TileConfig<64, 16, 128, 4, 4, 1, 2>;
+static_assert(DecodeTileKMajorB::kBW == DecodeTileNMajorB::kBW &&
+                  DecodeTileKMajorB::kBT == DecodeTileNMajorB::kBT,
+              "both decode shapes share one schedule (row tile) and one grid (column tile)");
+// Prefill: 128 x 128 x 32, 4 stages (64 KB smem), 8 warps each 64 x 32 (16 mma tiles, 64 fp32
+// accumulators a thread), two CTAs per SM: 273 TFLOP/s on E8 N28672 K4096 with 4096 rows.
+using PrefillTile = TileConfig<128, 128, 32, 4, 2, 4, 2>;
+
+// One unit of GEMM work: rows [row_begin, row_begin + rows) of `expert`, rows <= kBT.
+struct WorkItem {
+  int64_t row_begin;
+  int32_t expert;
+  int32_t rows;
+};
+
+// Scratch layout: an int64 item count (padded to 16 bytes), then the WorkItem array.
+constexpr size_t kScheduleHeaderBytes = 16;
+
+constexpr int kScheduleThreads = 256;
+
+// Fills the schedule from row_offsets: expert e contributes ceil(rows_e / row_tile) items in row
+// order, experts in index order. Offsets are clamped to [0, max_rows] and the list to `capacity`
+// items, so a malformed offset array can neither overflow the scratch nor write C out of bounds.
+// One CTA: a chunked block-wide exclusive scan of the per-expert tile counts, then every thread
+// writes items found by binary search over the scanned starts. Smem: (num_experts + 1) int32.
+__global__ void __launch_bounds__(kScheduleThreads)
+    build_schedule_kernel(const int64_t* __restrict__ row_offsets, int32_t num_experts,
+                          int64_t max_rows, int32_t row_tile, int64_t capacity,
+                          void* __restrict__ scratch) {
+  extern __shared__ int32_t tile_start[];  // [num_experts + 1]: exclusive scan of tile counts
+  __shared__ int32_t warp_sums[kScheduleThreads / 32];
+  const int tid = threadIdx.x;
+  auto clamped_offset = [&](int32_t e) {
+    const int64_t v = row_offsets[e];
+    return v < 0 ? int64_t{0} : (v > max_rows ? max_rows : v);
+  };
+  auto tiles_of = [&](int32_t e) {
+    const int64_t begin = clamped_offset(e), end = clamped_offset(e + 1);
+    return end > begin ? static_cast<int32_t>((end - begin + row_tile - 1) / row_tile) : 0;
+  };
+  // Each thread owns a contiguous chunk of experts: serial sums inside, a scan across threads.
+  const int32_t chunk = (num_experts + kScheduleThreads - 1) / kScheduleThreads;
+  const int32_t first = tid * chunk;
+  const int32_t last = first + chunk < num_experts ? first + chunk : num_experts;
+  int32_t local = 0;
+  for (int32_t e = first; e < last; ++e) {
+    const int32_t t = tiles_of(e);
+    tile_start[e] = local;  // chunk-relative for now
+    local += t;
+  }
+  // Inclusive warp scan, then across warps (the counts stay < 2^31: capacity bounds them).
+  const int lane = tid & 31, warp = tid >> 5;
+  int32_t incl = local;
+  for (int d = 1; d < 32; d <<= 1) {
+    const int32_t v = __shfl_up_sync(0xffffffffu, incl, d);
+    if (lane >= d) incl += v;
+  }
+  if (lane == 31) warp_sums[warp] = incl;
+  __syncthreads();
+  int32_t warp_prefix = 0;
+  for (int w = 0; w < warp; ++w) warp_prefix += warp_sums[w];
+  const int32_t thread_prefix = warp_prefix + incl - local;
+  for (int32_t e = first; e < last; ++e) tile_start[e] += thread_prefix;
+  if (tid == kScheduleThreads - 1) tile_start[num_experts] = thread_prefix + local;
+  __syncthreads();
+
+  const int64_t total_tiles = tile_start[num_experts];
+  const int64_t count = total_tiles < capacity ? total_tiles : capacity;
+  if (tid == 0) *static_cast<int64_t*>(scratch) = count;
+  WorkItem* items =
+      reinterpret_cast<WorkItem*>(static_cast<char*>(scratch) + kScheduleHeaderBytes);
+  for (int64_t i = tid; i < count; i += kScheduleThreads) {
+    // The last expert whose start <= i; it has tiles because its successor's start is > i.
+    int32_t lo = 0, hi = num_experts;  // invariant: tile_start[lo] <= i < tile_start[hi]
+    while (hi - lo > 1) {
+      const int32_t mid = (lo + hi) >> 1;
+      if (tile_start[mid] <= i) lo = mid; else hi = mid;
+    }
+    const int64_t begin = clamped_offset(lo) + (i - tile_start[lo]) * row_tile;
+    const int64_t end = clamped_offset(lo + 1);
+    WorkItem item;
+    item.row_begin = begin;
+    item.expert = lo;
+    item.rows = static_cast<int32_t>(end - begin < row_tile ? end - begin : row_tile);
+    items[i] = item;
+  }
+}
+
+// What the GEMM kernel needs besides the tile configuration.
+struct GemmParams {
+  const uint16_t* a;  // bf16 / fp16 bits
+  int64_t lda;
+  const uint16_t* b;
+  int64_t b_stride_e, b_stride_n, b_stride_k;
+  float* c;
+  int64_t ldc;
+  int64_t n, k;
+  const void* schedule;  // scratch written by build_schedule_kernel
+  bool a_vec16;          // A rows can be copied in aligned 16-byte chunks
+  bool b_vec16;          // B's contiguous lines can be copied in aligned 16-byte chunks
+};
+
+// Offset, in 16-byte chunks, of chunk `chunk` of row `row` in a swizzled [ROWS][COLS] b16 tile.
+template <int COLS>
+__device__ __forceinline__ int swizzled_chunk(int row, int chunk) {
+  constexpr int kChunks = COLS / 8;
+  static_assert(COLS % 8 == 0 && (kChunks % 8 == 0 || (8 % kChunks == 0)),
+                "a tile row must be a power-of-two number of chunks below 8, or a multiple of 8");
+  if constexpr (kChunks >= 8) {
+    return row * kChunks + (chunk ^ (row & 7));
+  } else {
+    return row * kChunks + (chunk ^ ((row / (8 / kChunks)) % kChunks));
+  }
+}
+
+// Copies a [ROWS][COLS] tile whose element (r, c) sits at base[r * row_stride + c] into swizzled
+// smem. Rows >= row_limit and columns >= col_limit become zeros. vec16: 16-byte cp.async with a
+// partial source size for the last chunk of a line; otherwise element loads (any alignment).
+template <int ROWS, int COLS, int THREADS>
+__device__ __forceinline__ void load_tile(char* smem_tile, const uint16_t* base, int64_t row_stride,
+                                          int64_t row_limit, int64_t col_limit, bool vec16) {
+  constexpr int kChunks = COLS / 8;
+  constexpr int kTotal = ROWS * kChunks;
+  const uint32_t smem_base = ptx::smem_address(smem_tile);
+#pragma unroll
+  for (int it = 0; it < (kTotal + THREADS - 1) / THREADS; ++it) {
+    const int i = it * THREADS + static_cast<int>(threadIdx.x);
+    if (kTotal % THREADS != 0 && i >= kTotal) break;
+    const int row = i / kChunks, chunk = i % kChunks;
+    const int64_t col = int64_t{chunk} * 8;
+    int64_t valid = row < row_limit ? col_limit - col : 0;
+    valid = valid < 0 ? 0 : (valid > 8 ? 8 : valid);
+    const uint16_t* src = base + row * row_stride + col;
+    const int dst_chunk = swizzled_chunk<COLS>(row, chunk);
+    if (vec16) {
+      ptx::cp_async_16_zfill(smem_base + dst_chunk * 16, valid > 0 ? src : base,
+                             static_cast<int>(valid) * 2);
+    } else {
+      uint16_t v[8];
+#pragma unroll
+      for (int j = 0; j < 8; ++j) v[j] = j < valid ? src[j] : uint16_t{0};
+      uint4 packed;
+      packed.x = v[0] | (uint32_t{v[1]} << 16);
+      packed.y = v[2] | (uint32_t{v[3]} << 16);
+      packed.z = v[4] | (uint32_t{v[5]} << 16);
+      packed.w = v[6] | (uint32_t{v[7]} << 16);
+      *reinterpret_cast<uint4*>(smem_tile + dst_chunk * 16) = packed;
+    }
+  }
+}
+
+// The grouped GEMM. grid = (schedule capacity, n tiles); blockIdx.x picks the work item, so CTAs
+// launched together share a weight tile in L2 (prefill) and surplus item slots exit at once.
+// kKMajorB: weights stored with K contiguous (tile [kBW][kBK], plain ldmatrix); otherwise N
+// contiguous (tile [kBK][kBW], ldmatrix.trans).
+template <class Cfg, bool kBf16, bool kKMajorB>
+__global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
+    grouped_gemm_kernel(const GemmParams p) {
+  const int64_t count = *static_cast<const int64_t*>(p.schedule);
+  if (static_cast<int64_t>(blockIdx.x) >= count) return;
+  const WorkItem item = reinterpret_cast<const WorkItem*>(
+      static_cast<const char*>(p.schedule) + kScheduleHeaderBytes)[blockIdx.x];
+  const int64_t n0 = int64_t{blockIdx.y} * Cfg::kBW;
+
+  extern __shared__ __align__(128) char smem[];
+  const uint16_t* a_tile0 = p.a + item.row_begin * p.lda;
+  const uint16_t* b_expert = p.b + item.expert * p.b_stride_e;
+
+  auto load_stage = [&](int stage, int64_t k0) {
+    char* w_smem = smem + stage * Cfg::kStageBytes;
+    char* r_smem = w_smem + Cfg::kWeightTileBytes;
+    if constexpr (kKMajorB) {
+      load_tile<Cfg::kBW, Cfg::kBK, Cfg::kThreads>(w_smem, b_expert + n0 * p.b_stride_n + k0,
+                                                   p.b_stride_n, p.n - n0, p.k - k0, p.b_vec16);
+    } else {
+      load_tile<Cfg::kBK, Cfg::kBW, Cfg::kThreads>(w_smem, b_expert + k0 * p.b_stride_k + n0,
+                                                   p.b_stride_k, p.k - k0, p.n - n0, p.b_vec16);
+    }
+    load_tile<Cfg::kBT, Cfg::kBK, Cfg::kThreads>(r_smem, a_tile0 + k0, p.lda, item.rows,
+                                                 p.k - k0, p.a_vec16);
+  };
+
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int warp_w0 = (warp % Cfg::kWarpsW) * Cfg::kWarpW;  // first weight row of this warp
+  const int warp_t0 = (warp / Cfg::kWarpsW) * Cfg::kWarpT;  // first activation row
+  float acc[Cfg::kMmaW][Cfg::kMmaT][4] = {};
+
+  const int64_t k_tiles = (p.k + Cfg::kBK - 1) / Cfg::kBK;
+#pragma unroll
+  for (int s = 0; s < Cfg::kStages - 1; ++s) {
+    if (s < k_tiles) load_stage(s, int64_t{s} * Cfg::kBK);
+    ptx::cp_async_commit();  // empty groups keep the wait count uniform
+  }
+
+  for (int64_t kt = 0; kt < k_tiles; ++kt) {
+    ptx::cp_async_wait<Cfg::kStages - 2>();
+    __syncthreads();  // stage kt is visible to all; stage kt-1 is free for the prefetch below
+    const int64_t next = kt + Cfg::kStages - 1;
+    if (next < k_tiles) load_stage(static_cast<int>(next % Cfg::kStages), next * Cfg::kBK);
+    ptx::cp_async_commit();
+
+    const char* w_smem = smem + static_cast<int>(kt % Cfg::kStages) * Cfg::kStageBytes;
+    const uint32_t w_base = ptx::smem_address(w_smem);
+    const uint32_t r_base = w_base + Cfg::kWeightTileBytes;
+#pragma unroll
+    for (int ks = 0; ks < Cfg::kBK / 16; ++ks) {
+      uint32_t wf[Cfg::kMmaW][4];
+      uint32_t rf[Cfg::kMmaT][2];
+      const int mat = lane >> 3, mrow = lane & 7;  // ldmatrix: which 8x8 matrix, which row
+#pragma unroll
+      for (int mw = 0; mw < Cfg::kMmaW; ++mw) {
+        const int w0 = warp_w0 + mw * 16;
+        if constexpr (kKMajorB) {
+          // matrices: (w 0-7, k 0-7), (w 8-15, k 0-7), (w 0-7, k 8-15), (w 8-15, k 8-15)
+          const int row = w0 + mrow + 8 * (mat & 1);
+          const int chunk = ks * 2 + (mat >> 1);
+          ptx::ldmatrix_x4(wf[mw], w_base + swizzled_chunk<Cfg::kBK>(row, chunk) * 16);
+        } else {
+          // stored [k][w]: same four matrices, each read transposed from 8 k-rows
+          const int row = ks * 16 + mrow + 8 * (mat >> 1);
+          const int chunk = w0 / 8 + (mat & 1);
+          ptx::ldmatrix_x4_trans(wf[mw], w_base + swizzled_chunk<Cfg::kBW>(row, chunk) * 16);
+        }
+      }
+#pragma unroll
+      for (int pt = 0; pt < Cfg::kMmaT / 2; ++pt) {
+        // matrices: (t 0-7, k 0-7), (t 0-7, k 8-15), (t 8-15, k 0-7), (t 8-15, k 8-15)
+        const int row = warp_t0 + pt * 16 + mrow + 8 * (mat >> 1);
+        const int chunk = ks * 2 + (mat & 1);
+        uint32_t r[4];
+        ptx::ldmatrix_x4(r, r_base + swizzled_chunk<Cfg::kBK>(row, chunk) * 16);
+        rf[2 * pt][0] = r[0];
+        rf[2 * pt][1] = r[1];
+        rf[2 * pt + 1][0] = r[2];
+        rf[2 * pt + 1][1] = r[3];
+      }
+#pragma unroll
+      for (int mw = 0; mw < Cfg::kMmaW; ++mw) {
+#pragma unroll
+        for (int mt = 0; mt < Cfg::kMmaT; ++mt) {
+          ptx::mma_m16n8k16<kBf16>(acc[mw][mt], wf[mw], rf[mt][0], rf[mt][1]);
+        }
+      }
+    }
+  }
+  ptx::cp_async_wait<0>();  // no copy may outlive the CTA's shared memory
+
+  // Accumulator (i, j) of an mma tile: weight row g (+8 for i >= 2), activation row 2t (+1 for
+  // odd i). For one register the 8 lanes with equal t write 32 contiguous bytes of C.
+  const int g = lane >> 2, t = lane & 3;
+  float* c_rows = p.c + item.row_begin * p.ldc;
+#pragma unroll
+  for (int mw = 0; mw < Cfg::kMmaW; ++mw) {
+#pragma unroll
+    for (int mt = 0; mt < Cfg::kMmaT; ++mt) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int64_t col = n0 + warp_w0 + mw * 16 + g + 8 * (i >> 1);
+        const int row = warp_t0 + mt * 8 + 2 * t + (i & 1);
+        if (col < p.n && row < item.rows) c_rows[row * p.ldc + col] = acc[mw][mt][i];
+      }
+    }
+  }
+}
+
+}  // namespace sm80
+}  // namespace cuda
+}  // namespace flashinfer_moe
