@@ -1,9 +1,10 @@
-// The CUDA entry points of a CUDA build: route_cuda (the routing kernel) and run_cuda.
+// route_cuda (the routing kernel alone) and the routing helpers run_cuda shares with it.
 //
 // Host code only: it validates the problem, checks that every tensor lives on the current CUDA
 // device, flattens the problem into RoutingKernelParams and enqueues the kernel on the caller's
 // stream. It never reads device memory, allocates nothing and never synchronizes, so a call can
-// be captured into a CUDA graph. (A CPU-only build gets these two functions from build_info.cpp.)
+// be captured into a CUDA graph. run_cuda lives in cuda_executor.cpp. (A CPU-only build gets both
+// entry points from build_info.cpp.)
 #include <cuda_runtime_api.h>
 
 #include "cuda/routing_kernel.h"
@@ -12,7 +13,7 @@
 #include "host/validate.h"
 
 namespace flashinfer_moe {
-namespace {
+namespace cuda {
 
 struct NamedTensor {
   const char* name;
@@ -21,11 +22,13 @@ struct NamedTensor {
 
 // Every tensor routing touches must be on the device that is current for the calling thread
 // (the stream belongs to it): a kernel would otherwise fault or read another card's memory.
-Status check_on_current_device(const MoeProblem& p) {
+// validate() has checked that all tensors share one device, so the routing tensors (one of which
+// is always present) stand for every tensor of the problem.
+Status check_on_current_device(const MoeProblem& p, const char* caller) {
   int current = 0;
   const cudaError_t err = cudaGetDevice(&current);
   if (err != cudaSuccess) {
-    return make_status(StatusCode::RuntimeFailure, "route_cuda: cudaGetDevice failed: %s",
+    return make_status(StatusCode::RuntimeFailure, "%s: cudaGetDevice failed: %s", caller,
                        cudaGetErrorString(err));
   }
   const NamedTensor tensors[] = {
@@ -46,7 +49,7 @@ Status check_on_current_device(const MoeProblem& p) {
 }
 
 // Limits of the routing kernel beyond what validate() checks.
-Status check_kernel_limits(const MoeProblem& p) {
+Status check_routing_kernel_limits(const MoeProblem& p) {
   if (p.top_k > kRoutingMaxTopK) {
     return make_status(StatusCode::InvalidValue,
                        "top_k: the CUDA routing kernel supports at most %d, got %d",
@@ -62,7 +65,9 @@ Status check_kernel_limits(const MoeProblem& p) {
   return ok_status();
 }
 
-RoutingKernelParams kernel_params(const MoeProblem& p) {
+// The routing kernel's parameters for `p`, writing to topk_ids_out / topk_weights_out (run_cuda
+// points the outputs at its workspace instead).
+RoutingKernelParams routing_kernel_params(const MoeProblem& p) {
   const RoutingSpec& r = p.routing;
   RoutingKernelParams k;
   k.method = static_cast<int32_t>(r.method);
@@ -104,28 +109,20 @@ RoutingKernelParams kernel_params(const MoeProblem& p) {
   return k;
 }
 
-}  // namespace
+}  // namespace cuda
 
 Status route_cuda(const MoeProblem& p, void* stream) {
   FIMOE_RETURN_IF_ERROR(validate_routing_only(p));
   FIMOE_RETURN_IF_ERROR(check_device(p, DeviceKind::CUDA, /*routing_only=*/true));
-  FIMOE_RETURN_IF_ERROR(check_on_current_device(p));
-  FIMOE_RETURN_IF_ERROR(check_kernel_limits(p));
+  FIMOE_RETURN_IF_ERROR(cuda::check_on_current_device(p, "route_cuda"));
+  FIMOE_RETURN_IF_ERROR(cuda::check_routing_kernel_limits(p));
   if (p.num_tokens == 0) return ok_status();
-  const int err = launch_routing_kernel(kernel_params(p), stream);
+  const int err = launch_routing_kernel(cuda::routing_kernel_params(p), stream);
   if (err != static_cast<int>(cudaSuccess)) {
     return make_status(StatusCode::RuntimeFailure, "route_cuda: routing kernel launch failed: %s",
                        cudaGetErrorString(static_cast<cudaError_t>(err)));
   }
   return ok_status();
-}
-
-Status run_cuda(const MoeProblem& p, void*, size_t, void*) {
-  FIMOE_RETURN_IF_ERROR(validate(p));
-  FIMOE_RETURN_IF_ERROR(check_device(p, DeviceKind::CUDA, /*routing_only=*/false));
-  return make_status(StatusCode::NotImplemented,
-                     "the CUDA fused-MoE GEMM path is not implemented yet (routing runs on the GPU "
-                     "via route_cuda); CPU tensors run on the CPU executor");
 }
 
 }  // namespace flashinfer_moe

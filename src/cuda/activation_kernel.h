@@ -1,0 +1,46 @@
+// GEMM1 epilogue on the GPU: routing weight on input, GEMM1 bias, activation, rounding.
+//
+// Per kept permuted row r of local expert e (docs/semantics.md steps 3-5, inter_quant None):
+//   acc = C1[r, :] (* w[slot(r)] when routing_weight_on_input) (+ b1[e, :])
+//   h   = act(acc)            gated rows are [up ; gate], M1 = 2I
+//   A2[r, :] = round_to_compute_dtype(h)
+// The fp32 formulas are those of src/cpu/activation.h, evaluated without fused multiply-adds so
+// that results differ from the CPU only by the ulps of expf / erff / tanhf.
+#pragma once
+
+#include <cstdint>
+
+namespace flashinfer_moe {
+namespace cuda {
+
+struct ActivationParams {
+  int32_t activation = 0;               // Activation
+  int64_t inter = 0;                    // I
+  const float* c1 = nullptr;            // [max_rows, ldc1] fp32 GEMM1 output, rows 16-byte aligned
+  int64_t ldc1 = 0;                     // multiple of 4
+  const int32_t* row_expert = nullptr;  // [max_rows]
+  const int32_t* permuted_to_expanded = nullptr;  // [max_rows]
+  const float* topk_weights = nullptr;            // [T * k]
+  bool weight_on_input = false;
+  // Optional GEMM1 bias [E_local, M1] of any float dtype (null: none).
+  const void* bias = nullptr;
+  int32_t bias_dtype = 0;
+  int64_t bias_stride_e = 0, bias_stride_m = 0;
+  // Optional per-expert F32 SwigluBias / SwigluStep parameters (null: the default).
+  const float* alpha = nullptr;
+  const float* beta = nullptr;
+  const float* limit = nullptr;
+  int64_t alpha_stride = 0, beta_stride = 0, limit_stride = 0;
+  float default_limit = 0.0f;          // +inf, or 7 for SwigluStep
+  const int64_t* row_count = nullptr;  // device scalar
+  int64_t max_rows = 0;
+  void* a2 = nullptr;    // [max_rows, lda2] compute dtype
+  int32_t a2_dtype = 0;  // DType: BF16 or F16
+  int64_t lda2 = 0;      // multiple of 8
+};
+
+// Enqueues the activation on `stream` (a cudaStream_t). Returns a cudaError_t as int.
+int launch_activation(const ActivationParams& params, void* stream);
+
+}  // namespace cuda
+}  // namespace flashinfer_moe

@@ -1,0 +1,388 @@
+// run_cuda: the fused MoE layer on the GPU for BF16 / F16 weights (flashinfer_moe/moe.h).
+//
+// The pipeline mirrors the CPU executor (src/cpu/executor.cpp) phase by phase, one or more
+// kernels each, all on the caller's stream:
+//   routing (routing_kernel) -> permutation (permute_kernel) -> gather of GEMM1's rows
+//   (gather_kernel) -> GEMM1 (grouped_gemm) -> bias + activation (activation_kernel) -> GEMM2
+//   -> finalize / permuted output / routing outputs (finalize_kernel).
+// Host code only: it checks the problem, plans the workspace (cuda_workspace.h), picks a GEMM
+// family per GEMM (host/heuristics.h) and enqueues. The host never reads device memory (row
+// counts stay on the device; kernels size their grids from upper bounds), allocates nothing and
+// never synchronizes, so a call can be captured into a CUDA graph.
+#include <cuda_runtime_api.h>
+
+#include <cstdio>
+#include <limits>
+
+#include "cuda/activation_kernel.h"
+#include "cuda/cuda_workspace.h"
+#include "cuda/finalize_kernel.h"
+#include "cuda/gather_kernel.h"
+#include "cuda/grouped_gemm.h"
+#include "cuda/permute_kernel.h"
+#include "cuda/routing_kernel.h"
+#include "flashinfer_moe/moe.h"
+#include "host/heuristics.h"
+#include "host/status.h"
+#include "host/tensor_access.h"
+#include "host/validate.h"
+
+namespace flashinfer_moe {
+namespace cuda {
+
+// Defined in cuda_entry.cpp (shared with route_cuda).
+Status check_on_current_device(const MoeProblem& p, const char* caller);
+Status check_routing_kernel_limits(const MoeProblem& p);
+RoutingKernelParams routing_kernel_params(const MoeProblem& p);
+
+namespace {
+
+const char* elem_format_name(ElemFormat f) {
+  switch (f) {
+    case ElemFormat::Float:
+      return "Float";
+    case ElemFormat::E4M3:
+      return "E4M3";
+    case ElemFormat::E2M1Packed:
+      return "E2M1Packed";
+    case ElemFormat::E2M1Unpacked:
+      return "E2M1Unpacked";
+  }
+  return "unknown";
+}
+
+const char* act_quant_name(ActQuant m) {
+  switch (m) {
+    case ActQuant::None:
+      return "None";
+    case ActQuant::Fp8Static:
+      return "Fp8Static";
+    case ActQuant::Fp8PerToken:
+      return "Fp8PerToken";
+    case ActQuant::Fp8PerGroup:
+      return "Fp8PerGroup";
+    case ActQuant::MxFp8:
+      return "MxFp8";
+    case ActQuant::NvFp4:
+      return "NvFp4";
+  }
+  return "unknown";
+}
+
+Status not_on_cuda_yet(const char* field, const char* value) {
+  return make_status(StatusCode::NotImplemented, "run_cuda: %s %s is not implemented on CUDA yet",
+                     field, value);
+}
+
+Status check_weight_scope(const char* name, const QuantTensor& w, DType compute) {
+  char field[32];
+  if (w.format != ElemFormat::Float) {
+    std::snprintf(field, sizeof(field), "%s.format", name);
+    return not_on_cuda_yet(field, elem_format_name(w.format));
+  }
+  if (w.data.dtype != compute) {
+    return make_status(StatusCode::NotImplemented,
+                       "run_cuda: %s.data dtype %s differs from compute_dtype %s, which is not "
+                       "implemented on CUDA yet",
+                       name, dtype_name(w.data.dtype), dtype_name(compute));
+  }
+  if (w.scale.present()) {
+    std::snprintf(field, sizeof(field), "%s.scale", name);
+    return not_on_cuda_yet(field, "(block-scaled float weights)");
+  }
+  if (w.global_scale.present()) {
+    std::snprintf(field, sizeof(field), "%s.global_scale", name);
+    return not_on_cuda_yet(field, "(globally scaled float weights)");
+  }
+  return ok_status();
+}
+
+// What the CUDA engine covers today: unquantized BF16 / F16 GEMMs. Everything else is
+// NotImplemented naming the field; never a silent fallback to the CPU.
+Status check_scope(const MoeProblem& p) {
+  if (p.compute_dtype != DType::BF16 && p.compute_dtype != DType::F16) {
+    return not_on_cuda_yet("compute_dtype", dtype_name(p.compute_dtype));
+  }
+  if (p.input.format != ElemFormat::Float) {
+    return not_on_cuda_yet("input.format", elem_format_name(p.input.format));
+  }
+  if (p.input_quant.mode != ActQuant::None) {
+    return not_on_cuda_yet("input_quant.mode", act_quant_name(p.input_quant.mode));
+  }
+  FIMOE_RETURN_IF_ERROR(check_weight_scope("w1", p.w1, p.compute_dtype));
+  FIMOE_RETURN_IF_ERROR(check_weight_scope("w2", p.w2, p.compute_dtype));
+  if (p.inter_quant.mode != ActQuant::None) {
+    return not_on_cuda_yet("inter_quant.mode", act_quant_name(p.inter_quant.mode));
+  }
+  // Slot and row indices are int32 on the device (expanded_to_permuted_out is I32 anyway).
+  if (p.num_tokens * p.top_k >= (int64_t{1} << 31)) {
+    return make_status(StatusCode::InvalidValue,
+                       "num_tokens * top_k: the CUDA executor supports fewer than 2^31 slots, got "
+                       "%lld",
+                       static_cast<long long>(p.num_tokens * p.top_k));
+  }
+  if (p.local_num_experts > kPermuteMaxLocalExperts) {
+    return make_status(StatusCode::InvalidValue,
+                       "local_num_experts: the CUDA permutation supports at most %d, got %d",
+                       kPermuteMaxLocalExperts, p.local_num_experts);
+  }
+  return ok_status();
+}
+
+Status current_compute_capability(int* sm) {
+  int device = 0, major = 0, minor = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err == cudaSuccess)
+    err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+  if (err == cudaSuccess)
+    err = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
+  if (err != cudaSuccess) {
+    return make_status(StatusCode::RuntimeFailure, "run_cuda: reading the compute capability: %s",
+                       cudaGetErrorString(err));
+  }
+  *sm = major * 10 + minor;
+  return ok_status();
+}
+
+// The family that runs one GEMM: the caller's forced tactic if it can run it, else the heuristic.
+Status pick_tactic(const MoeProblem& p, const GroupedGemmArgs& args, int sm, const char* gemm,
+                   GemmTactic* out) {
+  const char* why = "";
+  if (p.tactic != GemmTactic::Auto) {
+    const int t = static_cast<int>(p.tactic);
+    if (t < static_cast<int>(GemmTactic::Sm80Decode) ||
+        t > static_cast<int>(GemmTactic::Sm90Prefill)) {
+      return make_status(StatusCode::InvalidValue, "tactic: invalid GemmTactic value %d", t);
+    }
+    if (!grouped_gemm_supports(p.tactic, args, sm, &why)) {
+      return make_status(StatusCode::InvalidValue,
+                         "tactic: %s cannot run %s on this device (sm_%d): %s",
+                         gemm_tactic_name(p.tactic), gemm, sm, why ? why : "");
+    }
+    *out = p.tactic;
+    return ok_status();
+  }
+  GemmTacticQuery q;
+  q.sm = sm;
+  q.num_slots = p.num_tokens * p.top_k;
+  q.local_experts = p.local_num_experts;
+  q.capacity = p.expert_capacity;
+  q.sm90_supported = grouped_gemm_supports(GemmTactic::Sm90Prefill, args, sm, nullptr);
+  const GemmTactic choice = choose_gemm_tactic(q);
+  if (grouped_gemm_supports(choice, args, sm, &why)) {
+    *out = choice;
+    return ok_status();
+  }
+  return make_status(StatusCode::NotImplemented,
+                     "run_cuda: the GEMM family %s cannot run %s on this device (sm_%d): %s",
+                     gemm_tactic_name(choice), gemm, sm, why ? why : "");
+}
+
+GroupedGemmArgs gemm_args(const MoeProblem& p, const CudaWorkspaceLayout& ws, const void* a,
+                          int64_t lda, const TensorView& w, int64_t ldc, int64_t n, int64_t k) {
+  GroupedGemmArgs g;
+  g.a = a;
+  g.lda = lda;
+  g.dtype = p.compute_dtype;
+  g.b = w.data;
+  g.b_stride_e = w.strides[0];
+  g.b_stride_n = w.strides[1];
+  g.b_stride_k = w.strides[2];
+  g.c = ws.gemm_output;
+  g.ldc = ldc;
+  g.n = n;
+  g.k = k;
+  g.num_experts = p.local_num_experts;
+  g.row_offsets = ws.row_offsets;
+  g.max_rows = ws.max_rows;
+  g.scratch = ws.gemm_scratch;
+  g.scratch_bytes = ws.gemm_scratch_bytes;
+  return g;
+}
+
+// The F32 [E_local] activation parameter `v` as (pointer, stride), or null when absent.
+const float* optional_param(const TensorView& v, int64_t* stride) {
+  *stride = v.present() ? v.strides[0] : 0;
+  return v.present() ? static_cast<const float*>(v.data) : nullptr;
+}
+
+// Turns a launcher's cudaError_t into a Status naming the phase.
+Status launched(int err, const char* phase) {
+  if (err == static_cast<int>(cudaSuccess)) return ok_status();
+  return make_status(StatusCode::RuntimeFailure, "run_cuda: %s launch failed: %s", phase,
+                     cudaGetErrorString(static_cast<cudaError_t>(err)));
+}
+
+// Everything after validation: the kernels in pipeline order.
+Status enqueue_pipeline(const MoeProblem& p, const CudaWorkspaceLayout& ws, int sm, void* stream) {
+  const int64_t T = p.num_tokens, H = p.hidden_size, I = p.intermediate_size;
+  const int64_t M1 = is_gated(p.activation) ? 2 * I : I;
+  const int32_t E = p.local_num_experts;
+  const int64_t* row_count = ws.row_offsets + E;
+
+  // GEMM families first: a tactic that cannot run is reported before anything is enqueued.
+  const GroupedGemmArgs gemm1 =
+      gemm_args(p, ws, ws.gemm1_input, ws.ld_gemm1_input, p.w1.data, ws.ld_gemm1_output, M1, H);
+  const GroupedGemmArgs gemm2 =
+      gemm_args(p, ws, ws.gemm2_input, ws.ld_gemm2_input, p.w2.data, ws.ld_gemm2_output, H, I);
+  GemmTactic tactic1 = GemmTactic::Auto, tactic2 = GemmTactic::Auto;
+  FIMOE_RETURN_IF_ERROR(pick_tactic(p, gemm1, sm, "GEMM1", &tactic1));
+  FIMOE_RETURN_IF_ERROR(pick_tactic(p, gemm2, sm, "GEMM2", &tactic2));
+
+  RoutingKernelParams routing = routing_kernel_params(p);
+  routing.ids_out = ws.topk_ids;
+  routing.ids_out_stride_t = p.top_k;
+  routing.ids_out_stride_k = 1;
+  routing.weights_out = ws.topk_weights;
+  routing.weights_out_stride_t = p.top_k;
+  routing.weights_out_stride_k = 1;
+  FIMOE_RETURN_IF_ERROR(launched(launch_routing_kernel(routing, stream), "routing kernel"));
+
+  PermuteParams perm;
+  perm.topk_ids = ws.topk_ids;
+  perm.num_slots = ws.num_slots;
+  perm.local_expert_offset = p.local_expert_offset;
+  perm.local_num_experts = E;
+  perm.capacity = p.expert_capacity;
+  perm.chunk_counts = ws.chunk_counts;
+  perm.num_chunks = ws.num_chunks;
+  perm.expanded_to_permuted = ws.expanded_to_permuted;
+  perm.permuted_to_expanded = ws.permuted_to_expanded;
+  perm.row_expert = ws.row_expert;
+  perm.row_offsets = ws.row_offsets;
+  FIMOE_RETURN_IF_ERROR(launched(launch_permute(perm, stream), "permutation"));
+
+  GatherParams gather;
+  gather.input = p.input.data.data;
+  gather.input_dtype = static_cast<int32_t>(p.input.data.dtype);
+  gather.input_stride_t = p.input.data.strides[0];
+  gather.input_stride_h = p.input.data.strides[1];
+  gather.hidden = H;
+  gather.top_k = p.top_k;
+  gather.permuted_to_expanded = ws.permuted_to_expanded;
+  gather.row_count = row_count;
+  gather.max_rows = ws.max_rows;
+  gather.a = ws.gemm1_input;
+  gather.a_dtype = static_cast<int32_t>(p.compute_dtype);
+  gather.lda = ws.ld_gemm1_input;
+  FIMOE_RETURN_IF_ERROR(launched(launch_gather(gather, stream), "gather"));
+
+  FIMOE_RETURN_IF_ERROR(launched(launch_grouped_gemm(tactic1, gemm1, stream), "GEMM1"));
+
+  ActivationParams act;
+  act.activation = static_cast<int32_t>(p.activation);
+  act.inter = I;
+  act.c1 = ws.gemm_output;
+  act.ldc1 = ws.ld_gemm1_output;
+  act.row_expert = ws.row_expert;
+  act.permuted_to_expanded = ws.permuted_to_expanded;
+  act.topk_weights = ws.topk_weights;
+  act.weight_on_input = p.routing_weight_on_input;
+  if (p.w1_bias.present()) {
+    act.bias = p.w1_bias.data;
+    act.bias_dtype = static_cast<int32_t>(p.w1_bias.dtype);
+    act.bias_stride_e = p.w1_bias.strides[0];
+    act.bias_stride_m = p.w1_bias.strides[1];
+  }
+  act.alpha = optional_param(p.act_alpha, &act.alpha_stride);
+  act.beta = optional_param(p.act_beta, &act.beta_stride);
+  act.limit = optional_param(p.act_limit, &act.limit_stride);
+  act.default_limit =
+      p.activation == Activation::SwigluStep ? 7.0f : std::numeric_limits<float>::infinity();
+  act.row_count = row_count;
+  act.max_rows = ws.max_rows;
+  act.a2 = ws.gemm2_input;
+  act.a2_dtype = static_cast<int32_t>(p.compute_dtype);
+  act.lda2 = ws.ld_gemm2_input;
+  FIMOE_RETURN_IF_ERROR(launched(launch_activation(act, stream), "activation"));
+
+  // GEMM2 overwrites GEMM1's output buffer: the activation above has consumed it.
+  FIMOE_RETURN_IF_ERROR(launched(launch_grouped_gemm(tactic2, gemm2, stream), "GEMM2"));
+
+  Gemm2Rows rows;
+  rows.c2 = ws.gemm_output;
+  rows.ldc2 = ws.ld_gemm2_output;
+  rows.hidden = H;
+  rows.row_expert = ws.row_expert;
+  if (p.w2_bias.present()) {
+    rows.bias = p.w2_bias.data;
+    rows.bias_dtype = static_cast<int32_t>(p.w2_bias.dtype);
+    rows.bias_stride_e = p.w2_bias.strides[0];
+    rows.bias_stride_n = p.w2_bias.strides[1];
+  }
+  if (p.output.present()) {
+    FinalizeParams fin;
+    fin.rows = rows;
+    fin.num_tokens = T;
+    fin.top_k = p.top_k;
+    fin.expanded_to_permuted = ws.expanded_to_permuted;
+    fin.topk_weights = ws.topk_weights;
+    fin.weight_on_input = p.routing_weight_on_input;
+    fin.out = p.output.data;
+    fin.out_dtype = static_cast<int32_t>(p.output.dtype);
+    fin.out_stride_t = p.output.strides[0];
+    fin.out_stride_n = p.output.strides[1];
+    FIMOE_RETURN_IF_ERROR(launched(launch_finalize(fin, stream), "finalize"));
+  }
+  if (p.permuted_output.present()) {
+    PermutedOutputParams po;
+    po.rows = rows;
+    po.num_rows = ws.num_slots;
+    po.row_count = row_count;
+    po.out = static_cast<float*>(p.permuted_output.data);
+    po.out_stride_r = p.permuted_output.strides[0];
+    po.out_stride_n = p.permuted_output.strides[1];
+    FIMOE_RETURN_IF_ERROR(launched(launch_permuted_output(po, stream), "permuted output"));
+  }
+  if (p.topk_ids_out.present() || p.topk_weights_out.present() ||
+      p.expanded_to_permuted_out.present()) {
+    RoutingOutputsParams ro;
+    ro.num_tokens = T;
+    ro.top_k = p.top_k;
+    ro.topk_ids = ws.topk_ids;
+    ro.topk_weights = ws.topk_weights;
+    ro.expanded_to_permuted = ws.expanded_to_permuted;
+    if (p.topk_ids_out.present()) {
+      ro.ids_out = static_cast<int32_t*>(p.topk_ids_out.data);
+      ro.ids_stride_t = p.topk_ids_out.strides[0];
+      ro.ids_stride_k = p.topk_ids_out.strides[1];
+    }
+    if (p.topk_weights_out.present()) {
+      ro.weights_out = static_cast<float*>(p.topk_weights_out.data);
+      ro.weights_stride_t = p.topk_weights_out.strides[0];
+      ro.weights_stride_k = p.topk_weights_out.strides[1];
+    }
+    if (p.expanded_to_permuted_out.present()) {
+      ro.permutation_out = static_cast<int32_t*>(p.expanded_to_permuted_out.data);
+      ro.permutation_stride_t = p.expanded_to_permuted_out.strides[0];
+      ro.permutation_stride_k = p.expanded_to_permuted_out.strides[1];
+    }
+    FIMOE_RETURN_IF_ERROR(launched(launch_routing_outputs(ro, stream), "routing outputs"));
+  }
+  return ok_status();
+}
+
+}  // namespace
+}  // namespace cuda
+
+Status run_cuda(const MoeProblem& p, void* workspace, size_t workspace_bytes, void* stream) {
+  FIMOE_RETURN_IF_ERROR(validate(p));
+  FIMOE_RETURN_IF_ERROR(check_device(p, DeviceKind::CUDA, /*routing_only=*/false));
+  FIMOE_RETURN_IF_ERROR(cuda::check_scope(p));
+  FIMOE_RETURN_IF_ERROR(cuda::check_on_current_device(p, "run_cuda"));
+  FIMOE_RETURN_IF_ERROR(cuda::check_routing_kernel_limits(p));
+  if (p.num_tokens == 0) return ok_status();
+  cuda::CudaWorkspaceLayout ws;
+  cuda::plan_cuda_workspace(p, nullptr, &ws);
+  if (workspace == nullptr || workspace_bytes < ws.bytes) {
+    return make_status(StatusCode::InvalidValue,
+                       "workspace: need at least %zu bytes (workspace_size), got %zu", ws.bytes,
+                       workspace == nullptr ? size_t{0} : workspace_bytes);
+  }
+  cuda::plan_cuda_workspace(p, workspace, &ws);
+  int sm = 0;
+  FIMOE_RETURN_IF_ERROR(cuda::current_compute_capability(&sm));
+  return cuda::enqueue_pipeline(p, ws, sm, stream);
+}
+
+}  // namespace flashinfer_moe

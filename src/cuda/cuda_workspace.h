@@ -1,0 +1,118 @@
+// Scratch layout of the CUDA executor (run_cuda) inside the caller's workspace.
+//
+// One function computes both the size (base == nullptr, used by workspace_size) and the pointers
+// (used by run_cuda), so the two cannot drift apart. Everything is sized from the problem shape
+// only, never from the routing outcome (which lives on the device): every (token, slot) pair may
+// be kept, bounded by the capacity when there is one. Sub-buffers are 256-byte aligned, and the
+// row strides of the GEMM operands are padded so that every row starts 16-byte aligned (what the
+// vectorized kernels and the TMA-based GEMM family need), whatever H and I are.
+//
+// Host-only header (no CUDA types): workspace.cpp includes it in CUDA builds.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "cuda/grouped_gemm.h"
+#include "flashinfer_moe/moe.h"
+
+namespace flashinfer_moe {
+namespace cuda {
+
+constexpr size_t kCudaWorkspaceAlignment = 256;
+// Slots (token, slot pairs) per chunk of the permutation: one warp classifies a chunk.
+constexpr int64_t kPermuteSlotsPerChunk = 1024;
+
+struct CudaWorkspaceLayout {
+  // Routing results per expanded slot s = t * k + j.
+  int32_t* topk_ids = nullptr;    // [S] global expert id, -1 when skipped
+  float* topk_weights = nullptr;  // [S]
+  // Permutation (permute_kernel.h).
+  int32_t* expanded_to_permuted = nullptr;  // [S], -1 when not kept
+  int32_t* permuted_to_expanded = nullptr;  // [max_rows]
+  int32_t* row_expert = nullptr;            // [max_rows] local expert of each permuted row
+  int64_t* row_offsets = nullptr;           // [E_local + 1]; row_offsets[E_local] = row count
+  int32_t* chunk_counts = nullptr;          // [E_local * num_chunks]
+  // GEMM operands. GEMM1's and GEMM2's fp32 outputs share one buffer: the activation has read
+  // all of GEMM1's output before GEMM2 (same stream) writes its own.
+  void* gemm1_input = nullptr;   // compute dtype [max_rows, ld_gemm1_input]
+  void* gemm2_input = nullptr;   // compute dtype [max_rows, ld_gemm2_input]
+  float* gemm_output = nullptr;  // fp32 [max_rows, max(ld_gemm1_output, ld_gemm2_output)]
+  int64_t ld_gemm1_input = 0, ld_gemm2_input = 0, ld_gemm1_output = 0, ld_gemm2_output = 0;
+  void* gemm_scratch = nullptr;  // the GEMM family's device-side schedule
+  size_t gemm_scratch_bytes = 0;
+  int64_t num_slots = 0;   // S = T * k
+  int64_t max_rows = 0;    // upper bound of the kept row count
+  int64_t num_chunks = 0;  // permutation chunks
+  size_t bytes = 0;        // total, including the alignment slack
+};
+
+inline int64_t round_up_to(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// Most rows the permutation can keep: every slot, or capacity rows per local expert.
+inline int64_t cuda_max_rows(const MoeProblem& p) {
+  const int64_t slots = std::max<int64_t>(p.num_tokens, 0) * p.top_k;
+  // (Checked before multiplying: a huge capacity must not overflow.)
+  if (p.expert_capacity <= 0 || p.expert_capacity >= slots) return slots;
+  return std::min<int64_t>(slots, p.expert_capacity * p.local_num_experts);
+}
+
+// GEMM scratch is sized for the hungriest family so that the size does not depend on the card
+// or on the tactic the heuristic will pick at run time (both GEMMs use it one after the other).
+inline size_t cuda_gemm_scratch_bytes(int32_t num_experts, int64_t max_rows) {
+  const GemmTactic tactics[] = {GemmTactic::Sm80Decode, GemmTactic::Sm80Prefill,
+                                GemmTactic::Sm90Prefill};
+  size_t bytes = 0;
+  for (GemmTactic t : tactics) {
+    bytes = std::max(bytes, grouped_gemm_workspace_size(t, num_experts, max_rows));
+  }
+  return bytes;
+}
+
+// Fills `layout` for problem `p` (validated, compute dtype BF16 or F16) carved from `base`
+// (nullptr: only the size and the strides are computed).
+inline void plan_cuda_workspace(const MoeProblem& p, void* base, CudaWorkspaceLayout* layout) {
+  CudaWorkspaceLayout& l = *layout;
+  const int64_t E = p.local_num_experts;
+  const int64_t H = p.hidden_size, I = p.intermediate_size;
+  const int64_t M1 = is_gated(p.activation) ? 2 * I : I;
+  const int64_t elem = 2;  // BF16 / F16 compute dtype
+  l.num_slots = std::max<int64_t>(p.num_tokens, 0) * p.top_k;
+  l.max_rows = cuda_max_rows(p);
+  l.num_chunks = (l.num_slots + kPermuteSlotsPerChunk - 1) / kPermuteSlotsPerChunk;
+  // 8 compute elements or 4 fp32 = 16 bytes per row step.
+  l.ld_gemm1_input = round_up_to(H, 8);
+  l.ld_gemm2_input = round_up_to(I, 8);
+  l.ld_gemm1_output = round_up_to(M1, 4);
+  l.ld_gemm2_output = round_up_to(H, 4);
+  l.gemm_scratch_bytes = cuda_gemm_scratch_bytes(p.local_num_experts, l.max_rows);
+
+  // Start from an aligned address: the caller's buffer may have any alignment.
+  const uintptr_t start = reinterpret_cast<uintptr_t>(base);
+  const uintptr_t aligned =
+      (start + kCudaWorkspaceAlignment - 1) / kCudaWorkspaceAlignment * kCudaWorkspaceAlignment;
+  size_t offset = base ? static_cast<size_t>(aligned - start) : kCudaWorkspaceAlignment;
+  auto take = [&](int64_t bytes) -> void* {
+    void* ptr = base ? static_cast<char*>(base) + offset : nullptr;
+    const size_t n = static_cast<size_t>(std::max<int64_t>(bytes, 0));
+    offset += (n + kCudaWorkspaceAlignment - 1) / kCudaWorkspaceAlignment * kCudaWorkspaceAlignment;
+    return ptr;
+  };
+  const int64_t S = l.num_slots, R = l.max_rows;
+  l.topk_ids = static_cast<int32_t*>(take(4 * S));
+  l.topk_weights = static_cast<float*>(take(4 * S));
+  l.expanded_to_permuted = static_cast<int32_t*>(take(4 * S));
+  l.permuted_to_expanded = static_cast<int32_t*>(take(4 * R));
+  l.row_expert = static_cast<int32_t*>(take(4 * R));
+  l.row_offsets = static_cast<int64_t*>(take(8 * (E + 1)));
+  l.chunk_counts = static_cast<int32_t*>(take(4 * E * l.num_chunks));
+  l.gemm1_input = take(elem * R * l.ld_gemm1_input);
+  l.gemm2_input = take(elem * R * l.ld_gemm2_input);
+  l.gemm_output = static_cast<float*>(take(4 * R * std::max(l.ld_gemm1_output, l.ld_gemm2_output)));
+  l.gemm_scratch = take(static_cast<int64_t>(l.gemm_scratch_bytes));
+  l.bytes = offset;
+}
+
+}  // namespace cuda
+}  // namespace flashinfer_moe

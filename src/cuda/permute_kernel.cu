@@ -1,0 +1,151 @@
+// The permutation kernels (see permute_kernel.h for the four phases and why they are ordered so).
+//
+// Ranks inside a chunk come from one warp walking its slots 32 at a time in slot order: lanes
+// with the same expert find each other with __match_any_sync, take their rank from the number
+// of matching lanes below them, and the highest of them advances the expert's shared counter.
+// No atomics, so the order is the slot order on every run.
+#include <cuda_runtime.h>
+
+#include <cub/block/block_scan.cuh>
+
+#include "cuda/cuda_workspace.h"
+#include "cuda/permute_kernel.h"
+
+namespace flashinfer_moe {
+namespace cuda {
+namespace {
+
+constexpr int kWarp = 32;
+constexpr int kScanThreads = 256;
+constexpr int kOffsetThreads = 256;
+
+// Local expert of slot s, or -1 when s is past the chunk's end or the expert is not local.
+__device__ __forceinline__ int32_t local_expert_of(const PermuteParams& p, int64_t s, int64_t end) {
+  if (s >= end) return -1;
+  const int32_t id = p.topk_ids[s];
+  const int64_t e = static_cast<int64_t>(id) - p.local_expert_offset;
+  return (id < 0 || e < 0 || e >= p.local_num_experts) ? -1 : static_cast<int32_t>(e);
+}
+
+// Phase 1: per chunk, the number of slots of each local expert -> chunk_counts[e][chunk].
+__global__ void __launch_bounds__(kWarp) count_chunk_kernel(PermuteParams p) {
+  extern __shared__ int32_t count[];
+  const int lane = threadIdx.x;
+  const int64_t chunk = blockIdx.x;
+  for (int32_t e = lane; e < p.local_num_experts; e += kWarp) count[e] = 0;
+  __syncwarp();
+  const int64_t begin = chunk * kPermuteSlotsPerChunk;
+  const int64_t end = min(p.num_slots, begin + kPermuteSlotsPerChunk);
+  for (int64_t base = begin; base < end; base += kWarp) {
+    const int32_t e = local_expert_of(p, base + lane, end);
+    const unsigned same = __match_any_sync(0xffffffffu, e);
+    if (e >= 0 && lane == 31 - __clz(same)) count[e] += __popc(same);
+    __syncwarp();
+  }
+  for (int32_t e = lane; e < p.local_num_experts; e += kWarp) {
+    p.chunk_counts[static_cast<int64_t>(e) * p.num_chunks + chunk] = count[e];
+  }
+}
+
+// Phase 2: per expert, chunk_counts[e][c] becomes the rank of chunk c's first slot within expert
+// e; row_offsets[e + 1] receives the expert's kept count (clamped to the capacity).
+__global__ void __launch_bounds__(kScanThreads) scan_chunks_kernel(PermuteParams p) {
+  using Scan = cub::BlockScan<int32_t, kScanThreads>;
+  __shared__ typename Scan::TempStorage scratch;
+  const int32_t e = blockIdx.x;
+  int32_t* counts = p.chunk_counts + static_cast<int64_t>(e) * p.num_chunks;
+  int32_t carry = 0;
+  for (int64_t base = 0; base < p.num_chunks; base += kScanThreads) {
+    const int64_t c = base + threadIdx.x;
+    const int32_t v = c < p.num_chunks ? counts[c] : 0;
+    int32_t before = 0, total = 0;
+    Scan(scratch).ExclusiveSum(v, before, total);
+    if (c < p.num_chunks) counts[c] = carry + before;
+    carry += total;
+    __syncthreads();  // `scratch` is reused by the next tile
+  }
+  if (threadIdx.x == 0) {
+    int64_t kept = carry;
+    if (p.capacity > 0 && kept > p.capacity) kept = p.capacity;
+    p.row_offsets[e + 1] = kept;
+  }
+}
+
+// Phase 3: row_offsets[e + 1] = kept rows of experts 0..e (inclusive scan), row_offsets[0] = 0.
+__global__ void __launch_bounds__(kOffsetThreads) expert_offsets_kernel(PermuteParams p) {
+  using Scan = cub::BlockScan<int64_t, kOffsetThreads>;
+  __shared__ typename Scan::TempStorage scratch;
+  if (threadIdx.x == 0) p.row_offsets[0] = 0;
+  int64_t carry = 0;
+  for (int32_t base = 0; base < p.local_num_experts; base += kOffsetThreads) {
+    const int32_t e = base + static_cast<int32_t>(threadIdx.x);
+    const int64_t v = e < p.local_num_experts ? p.row_offsets[e + 1] : 0;
+    int64_t upto = 0, total = 0;
+    Scan(scratch).InclusiveSum(v, upto, total);
+    if (e < p.local_num_experts) p.row_offsets[e + 1] = carry + upto;
+    carry += total;
+    __syncthreads();
+  }
+}
+
+// Phase 4: final rows. A slot is kept when its rank within its expert is below the expert's kept
+// count, i.e. it is among the first `capacity` assignments in (token, slot) order.
+__global__ void __launch_bounds__(kWarp) scatter_kernel(PermuteParams p) {
+  extern __shared__ int32_t rank_base[];
+  const int lane = threadIdx.x;
+  const int64_t chunk = blockIdx.x;
+  for (int32_t e = lane; e < p.local_num_experts; e += kWarp) {
+    rank_base[e] = p.chunk_counts[static_cast<int64_t>(e) * p.num_chunks + chunk];
+  }
+  __syncwarp();
+  const int64_t begin = chunk * kPermuteSlotsPerChunk;
+  const int64_t end = min(p.num_slots, begin + kPermuteSlotsPerChunk);
+  const unsigned lanes_below = (1u << lane) - 1u;
+  for (int64_t base = begin; base < end; base += kWarp) {
+    const int64_t s = base + lane;
+    const int32_t e = local_expert_of(p, s, end);
+    const unsigned same = __match_any_sync(0xffffffffu, e);
+    if (s < end) {
+      int32_t row = -1;
+      if (e >= 0) {
+        const int64_t rank = rank_base[e] + __popc(same & lanes_below);
+        const int64_t first = p.row_offsets[e];
+        if (rank < p.row_offsets[e + 1] - first) {
+          row = static_cast<int32_t>(first + rank);
+          p.permuted_to_expanded[row] = static_cast<int32_t>(s);
+          p.row_expert[row] = e;
+        }
+      }
+      p.expanded_to_permuted[s] = row;
+    }
+    __syncwarp();  // every lane has read rank_base[e] before the leader advances it
+    if (e >= 0 && lane == 31 - __clz(same)) rank_base[e] += __popc(same);
+    __syncwarp();
+  }
+}
+
+}  // namespace
+
+int launch_permute(const PermuteParams& p, void* stream) {
+  if (p.num_slots == 0) return static_cast<int>(cudaSuccess);
+  if (p.local_num_experts < 1 || p.local_num_experts > kPermuteMaxLocalExperts) {
+    return static_cast<int>(cudaErrorInvalidValue);
+  }
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  const size_t smem = sizeof(int32_t) * static_cast<size_t>(p.local_num_experts);
+  const unsigned chunks = static_cast<unsigned>(p.num_chunks);
+  count_chunk_kernel<<<chunks, kWarp, smem, s>>>(p);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return static_cast<int>(err);
+  scan_chunks_kernel<<<static_cast<unsigned>(p.local_num_experts), kScanThreads, 0, s>>>(p);
+  err = cudaGetLastError();
+  if (err != cudaSuccess) return static_cast<int>(err);
+  expert_offsets_kernel<<<1, kOffsetThreads, 0, s>>>(p);
+  err = cudaGetLastError();
+  if (err != cudaSuccess) return static_cast<int>(err);
+  scatter_kernel<<<chunks, kWarp, smem, s>>>(p);
+  return static_cast<int>(cudaGetLastError());
+}
+
+}  // namespace cuda
+}  // namespace flashinfer_moe

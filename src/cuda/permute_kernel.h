@@ -1,0 +1,43 @@
+// Token permutation on the GPU: which (token, slot) assignments run, and in which permuted row.
+//
+// The order is docs/semantics.md "Permutation and capacity": kept assignments sorted by local
+// expert, then token, then slot; with a capacity C an expert keeps its first C assignments in
+// (token, slot) order. The result is deterministic (no atomic decides an order) and the launch
+// sequence never reads device memory from the host, so it can be captured in a CUDA graph:
+//   1. count:   one warp per chunk of kPermuteSlotsPerChunk slots counts its slots per expert;
+//   2. scan:    per expert, an exclusive scan over the chunks (the rank of each chunk's first
+//               slot within the expert) and the expert's kept count (clamped to the capacity);
+//   3. offsets: an inclusive scan over the experts -> row_offsets [E_local + 1];
+//   4. scatter: each chunk ranks its slots again, from its base, in slot order, and writes
+//               expanded_to_permuted / permuted_to_expanded / row_expert.
+#pragma once
+
+#include <cstdint>
+
+namespace flashinfer_moe {
+namespace cuda {
+
+struct PermuteParams {
+  const int32_t* topk_ids = nullptr;  // [num_slots] global ids, -1 (or out of range) = skipped
+  int64_t num_slots = 0;              // T * k (< 2^31)
+  int32_t local_expert_offset = 0;
+  int32_t local_num_experts = 0;
+  int64_t capacity = 0;  // 0 = unlimited
+  // Scratch [local_num_experts * num_chunks]; num_chunks = ceil(num_slots / chunk).
+  int32_t* chunk_counts = nullptr;
+  int64_t num_chunks = 0;
+  // Outputs.
+  int32_t* expanded_to_permuted = nullptr;  // [num_slots], -1 when not kept
+  int32_t* permuted_to_expanded = nullptr;  // [max rows], first row_offsets[E] valid
+  int32_t* row_expert = nullptr;            // [max rows] local expert of each row
+  int64_t* row_offsets = nullptr;           // [local_num_experts + 1]
+};
+
+// Largest local expert count: each warp keeps one int32 counter per expert in shared memory.
+constexpr int32_t kPermuteMaxLocalExperts = 8192;
+
+// Enqueues the four kernels on `stream` (a cudaStream_t). Returns a cudaError_t as int.
+int launch_permute(const PermuteParams& params, void* stream);
+
+}  // namespace cuda
+}  // namespace flashinfer_moe
