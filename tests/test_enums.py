@@ -11,6 +11,7 @@ from flashinfer.fused_moe.enums import (
     ElemFormat,
     Fp8QuantizationType,
     GatedActType,
+    GemmTactic,
     RoutingMethodType,
     ScaleFormat,
     ScaleLayout,
@@ -25,6 +26,7 @@ MIRRORS = [
     (ScaleFormat, _C.ScaleFormat, {}),
     (ScaleLayout, _C.ScaleLayout, {}),
     (ActQuant, _C.ActQuant, {}),
+    (GemmTactic, _C.GemmTactic, {}),
 ]
 
 

@@ -152,3 +152,20 @@ class ActQuant(_NamedIntEnum):
     Fp8PerGroup = 3
     MxFp8 = 4
     NvFp4 = 5
+
+
+class GemmTactic(_NamedIntEnum):
+    """Which compiled grouped-GEMM family runs a problem on CUDA (``MoeProblem.tactic``; the CPU
+    executor ignores it). ``Auto`` lets the library pick by architecture and rows per expert;
+    the others force one family, and a family that cannot run the problem (not compiled, wrong
+    architecture, unsupported layout) is a ``ValueError`` naming ``tactic``. The environment
+    variable ``FLASHINFER_MOE_GEMM_TACTIC`` overrides ``Auto`` (see ``runner.py``)."""
+
+    Auto = 0
+    Sm80Decode = 1  # portable mma.sync, small row tiles (few rows per expert)
+    Sm80Prefill = 2  # portable mma.sync, large row tiles
+    Sm90Prefill = 3  # CUTLASS sm90 TMA + WGMMA pointer-array grouped GEMM
+    AUTO = 0
+    SM80_DECODE = 1
+    SM80_PREFILL = 2
+    SM90_PREFILL = 3

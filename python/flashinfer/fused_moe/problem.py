@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .enums import ActivationType, ActQuant, ElemFormat, RoutingMethodType, ScaleFormat, ScaleLayout
+from .enums import (
+    ActivationType,
+    ActQuant,
+    ElemFormat,
+    GemmTactic,
+    RoutingMethodType,
+    ScaleFormat,
+    ScaleLayout,
+)
 
 Tensor = torch.Tensor
 
@@ -91,6 +99,9 @@ class MoeProblem:
     act_limit: Tensor | None = None
     routing_weight_on_input: bool = False
     compute_dtype: torch.dtype = torch.bfloat16
+    # CUDA only (the CPU executor ignores it): which grouped-GEMM family runs the GEMMs; Auto
+    # lets the library choose (and FLASHINFER_MOE_GEMM_TACTIC may override it, runner.py).
+    tactic: GemmTactic = GemmTactic.Auto
     # outputs
     output: Tensor | None = None  # [T, H]
     permuted_output: Tensor | None = None  # f32 [T*k, H] (do_finalize=False)
@@ -137,6 +148,7 @@ class MoeProblem:
         p.act_limit = _view(self.act_limit)
         p.routing_weight_on_input = bool(self.routing_weight_on_input)
         p.compute_dtype = _native_dtype(self.compute_dtype)
+        p.tactic = _C.GemmTactic(int(self.tactic))
         p.output = _view(self.output)
         p.permuted_output = _view(self.permuted_output)
         p.topk_ids_out = _view(self.topk_ids_out)

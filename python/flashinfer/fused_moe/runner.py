@@ -5,18 +5,62 @@ output and the workspace with torch (the caching allocator on CUDA, so calls sta
 capturable), reads the current CUDA stream, and calls ``_C.run_cpu`` or ``_C.run_cuda``. CPU
 tensors run on the CPU executor, CUDA tensors on the CUDA executor; CUDA data is never copied to
 the host (an unsupported combination raises ``NotImplementedError`` from the native side).
+
+GEMM tactic override. ``MoeProblem.tactic`` picks the grouped-GEMM family on CUDA (``Auto``: the
+library decides). The environment variable ``FLASHINFER_MOE_GEMM_TACTIC`` replaces ``Auto`` for
+every problem run or sized through this module (a tactic set explicitly on the problem wins):
+
+* ``auto`` (or unset / empty): keep ``Auto``;
+* ``sm80_decode``: the portable mma.sync family with small row tiles;
+* ``sm80_prefill``: the portable mma.sync family with large row tiles;
+* ``sm90``: the CUTLASS sm90 (TMA + WGMMA) family.
+
+Values are case-insensitive; anything else is a ``ValueError`` naming the variable. The variable
+is read on every call (so a test can set it), and it is meant for benchmarking and debugging: a
+forced tactic that cannot run a problem (not compiled, another architecture, an unsupported
+layout) makes that call raise a ``ValueError`` naming ``tactic``. The CPU executor ignores it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import torch
 
+from .enums import GemmTactic
 from .problem import MoeProblem
 from .validation import FLOAT_DTYPES, check_dtype_arg, check_tensor
 
 WORKSPACE_ARG = "workspace_buffer"
+TACTIC_ENV = "FLASHINFER_MOE_GEMM_TACTIC"
+_TACTIC_NAMES = {
+    "auto": GemmTactic.Auto,
+    "sm80_decode": GemmTactic.Sm80Decode,
+    "sm80_prefill": GemmTactic.Sm80Prefill,
+    "sm90": GemmTactic.Sm90Prefill,
+}
+
+
+def tactic_from_env() -> GemmTactic:
+    """The tactic ``FLASHINFER_MOE_GEMM_TACTIC`` asks for (``Auto`` when unset or empty)."""
+    raw = os.environ.get(TACTIC_ENV, "")
+    value = raw.strip().lower()
+    if not value:
+        return GemmTactic.Auto
+    if value not in _TACTIC_NAMES:
+        raise ValueError(f"{TACTIC_ENV}: expected one of {', '.join(_TACTIC_NAMES)}, got {raw!r}")
+    return _TACTIC_NAMES[value]
+
+
+def with_env_tactic(problem: MoeProblem) -> MoeProblem:
+    """``problem`` with the environment's tactic where its own is ``Auto`` (a copy; the caller's
+    object is never modified). Workspace sizing and running both go through this, so a forced
+    family gets the scratch it asks for."""
+    forced = tactic_from_env()
+    if forced == GemmTactic.Auto or GemmTactic(problem.tactic) != GemmTactic.Auto:
+        return problem
+    return dataclasses.replace(problem, tactic=forced)
 
 
 def native_device_kind(device: torch.device):
@@ -34,6 +78,7 @@ def workspace_bytes(problem: MoeProblem) -> int:
     """Scratch bytes the executor of ``problem``'s device needs (0 when there are no tokens)."""
     from .. import _C
 
+    problem = with_env_tactic(problem)  # also rejects a bad variable before any sizing
     if problem.num_tokens == 0:
         return 0
     return int(_C.workspace_size(problem.to_native(), native_device_kind(problem.device)))
@@ -59,11 +104,13 @@ def run_problem(
     element, so it is not zero-filled. The caller's ``problem`` object is not modified. ``T == 0``
     returns the empty output without a native call. ``workspace`` (named ``workspace_buffer`` in
     errors) must be a 1-D contiguous uint8 tensor on the problem's device with at least
-    ``_C.workspace_size`` bytes; when omitted one is allocated per call. Returns the output
-    (``problem.permuted_output`` when only that was requested).
+    ``_C.workspace_size`` bytes; when omitted one is allocated per call.
+    ``FLASHINFER_MOE_GEMM_TACTIC`` replaces an ``Auto`` tactic (module docstring). Returns the
+    output (``problem.permuted_output`` when only that was requested).
     """
     device = problem.device
     kind = native_device_kind(device)
+    problem = with_env_tactic(problem)
     if problem.output is None and problem.permuted_output is None:
         dtype = check_dtype_arg("output_dtype", output_dtype or problem.compute_dtype, FLOAT_DTYPES)
         out = torch.empty((problem.num_tokens, problem.hidden_size), dtype=dtype, device=device)

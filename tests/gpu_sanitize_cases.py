@@ -1,0 +1,83 @@
+"""A few small CUDA executor cases for compute-sanitizer (memcheck, racecheck, initcheck).
+
+Run from the repository root (scripts/gpu_check.sh does):
+
+    PYTORCH_NO_CUDA_MEMORY_CACHING=1 PYTHONPATH=python \\
+        compute-sanitizer --tool memcheck --error-exitcode 86 python3 tests/gpu_sanitize_cases.py
+
+``PYTORCH_NO_CUDA_MEMORY_CACHING=1`` gives every tensor its own allocation, so a read or write
+past the end of an output or the workspace is outside any allocation and memcheck sees it (with
+the caching allocator it would usually land inside a neighbouring cached block). Each case runs
+every GEMM tactic and is checked like tests/test_gpu_moe.py (reference, CPU executor), so a
+sanitizer-clean run is also a correct one. The shapes are tiny because the sanitizers slow
+kernels down by orders of magnitude; they still cover one and many rows per expert, odd sizes
+(unaligned rows), an EP window with capacity, a transposed W2 view and the unfinalized output.
+``FLASHINFER_MOE_TEST_DEVICE=cpu`` runs them on the CPU executor (a dry run of the script).
+``--quick`` runs the first three cases only (racecheck is the slowest tool).
+Exit status 0 when every case passed, 1 otherwise (the sanitizer's own exit code wins when it
+found an error).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # moe_builders, numeric, ...
+
+import torch  # noqa: E402
+from flashinfer.fused_moe.enums import ActivationType as Act  # noqa: E402
+from flashinfer.fused_moe.problem import QuantTensor  # noqa: E402
+from moe_builders import build_problem  # noqa: E402
+from test_gpu_moe import ON_GPU, check_all_tactics  # noqa: E402
+
+
+def _transposed_w2():
+    p = build_problem(T=17, E=4, k=2, H=64, I=48, activation=Act.Silu, seed=4)
+    p.w2 = QuantTensor(p.w2.data.transpose(1, 2).contiguous().transpose(1, 2))
+    return p
+
+
+CASES = [
+    ("decode T=1", lambda: build_problem(T=1, E=8, k=2, H=200, I=72, seed=1)),
+    ("odd sizes T=33 H=201 I=37", lambda: build_problem(T=33, E=8, k=3, H=201, I=37, seed=2)),
+    ("sm90-friendly T=130 H=256 I=128",
+     lambda: build_problem(T=130, E=4, k=2, H=256, I=128, seed=3)),
+    ("EP window + capacity",
+     lambda: build_problem(T=40, E=16, offset=4, local=8, k=4, capacity=3, H=64, I=32, seed=5,
+                           biases=True)),
+    ("transposed W2 view", _transposed_w2),
+    ("permuted output (no finalize)",
+     lambda: build_problem(T=24, E=4, k=2, H=64, I=32, permuted=True, seed=6)),
+    ("fp16, top_k == E", lambda: build_problem(T=9, E=4, k=4, H=64, I=32, seed=7, weights="f16",
+                                              in_dtype=torch.float16, out_dtype=torch.float16,
+                                              compute=torch.float16)),
+]  # fmt: skip
+
+
+def main(argv: list[str]) -> int:
+    if ON_GPU and not torch.cuda.is_available():
+        print("gpu_sanitize_cases: no CUDA device", file=sys.stderr)
+        return 1
+    cases = CASES[:3] if "--quick" in argv else CASES
+    failed = 0
+    for name, make in cases:
+        start = time.perf_counter()
+        try:
+            ran = check_all_tactics(make())
+            if ON_GPU:
+                torch.cuda.synchronize()
+            tactics = ",".join(t.name for t in ran)
+            print(f"PASS {name} [{tactics}] {time.perf_counter() - start:.1f}s", flush=True)
+        except Exception:  # noqa: BLE001  (report every case, then fail the run)
+            failed += 1
+            print(f"FAIL {name}", flush=True)
+            traceback.print_exc()
+    print(f"gpu_sanitize_cases: {len(cases) - failed} passed, {failed} failed", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

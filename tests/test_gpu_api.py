@@ -1,0 +1,384 @@
+"""The public API forms on CUDA tensors, CUDA graphs, caller workspaces and the tactic override.
+
+GPU tests (marker ``gpu``): ``cutlass_fused_moe`` seed and full forms and ``trtllm_bf16_moe``
+seed, full and routed forms run on the GPU and are compared with the float64 reference of the
+canonical problem they translate into (cutlass forms) or with the same call on CPU copies (the
+CPU executor, itself checked against the reference by the API test files), within the error
+budget of tests/numeric.py; outputs are poisoned first and inputs must come back unchanged.
+FP8 / FP4 forms on CUDA must raise NotImplementedError (there is never a CPU fallback). A
+captured CUDA graph of the API call (with a caller workspace) replays to the eager result bit
+for bit, and a caller workspace full of garbage gives the same bits as an internal one.
+
+CPU tests (no marker): ``FLASHINFER_MOE_GEMM_TACTIC`` parsing and its precedence (runner.py).
+``FLASHINFER_MOE_TEST_DEVICE=cpu`` runs the GPU tests' calls on the CPU (see test_gpu_moe.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flashinfer
+import pytest
+import torch
+from flashinfer.fused_moe import api_cutlass, runner, seed_forms
+from flashinfer.fused_moe.enums import GatedActType, GemmTactic, RoutingMethodType
+from flashinfer.fused_moe.reference import reference_moe
+from moe_builders import build_problem, routing_inputs
+from numeric import assert_close_to_reference, error_budget, poison, rand_float
+from test_gpu_moe import DEVICE, ON_GPU, prepare, run_on_device
+
+# GPU tests; in the CPU dry run (ON_GPU False) they run unmarked on the CPU executor.
+gpu = pytest.mark.gpu if ON_GPU else (lambda fn: fn)
+
+
+def gpu_only(fn):
+    """A test that needs the CUDA executor itself (graphs, devices): skipped in the dry run."""
+    return pytest.mark.gpu(pytest.mark.skipif(not ON_GPU, reason="needs the CUDA executor")(fn))
+
+
+BF16, F16 = torch.bfloat16, torch.float16
+RENORM = int(RoutingMethodType.Renormalize)
+
+
+def _move(v, device):
+    """A tensor, or a tuple / list of them (weight pairs, routed ids), copied to ``device``."""
+    if isinstance(v, torch.Tensor):
+        return v.to(device, copy=True)
+    if isinstance(v, (tuple, list)):
+        return tuple(_move(x, device) for x in v)
+    return v
+
+
+def _tensors(values):
+    out = []
+    for v in values:
+        out.extend(_tensors(v) if isinstance(v, (tuple, list)) else [v])
+    return [v for v in out if isinstance(v, torch.Tensor)]
+
+
+def _budget(out_dtype, h, i, k, t, compute=None):
+    return error_budget(out_dtype=out_dtype, k1=h, k2=i, top_k=k,
+                        requant=[(compute or out_dtype, t * k * i)])  # fmt: skip
+
+
+def _snapshot(values) -> list:
+    return [(t, t.clone()) for t in _tensors(values)]
+
+
+def _assert_unchanged(snapshot, what):
+    for n, (t, before) in enumerate(snapshot):
+        assert torch.equal(t, before), f"{what}: input tensor {n} was modified"
+
+
+# ---- public forms on the GPU ------------------------------------------------------------------
+
+
+@gpu
+@pytest.mark.parametrize("two_matrix", [True, False])
+def test_cutlass_seed_form(two_matrix):
+    t, e, k, h, i = 64, 8, 2, 256, 128
+    dtype = F16 if two_matrix else BF16
+    x = rand_float((t, h), dtype, 1)
+    gating = rand_float((t, e), dtype, 2)
+    if two_matrix:  # [E, 2, I, H]: W_in and the stored-transposed W_out
+        experts = rand_float((e, 2, i, h), dtype, 3, scale=h**-0.5)
+        kw = dict(act_type=GatedActType.SILU, routing_method=RoutingMethodType.ROUND_ROBIN,
+                  expert_capacity=12)  # fmt: skip
+    else:  # (fc1 [E, 2I, H] in [up ; gate] order, fc2 [E, H, I])
+        experts = (rand_float((e, 2 * i, h), dtype, 3, scale=h**-0.5),
+                   rand_float((e, h, i), dtype, 4, scale=i**-0.5))  # fmt: skip
+        kw = dict(act_type=GatedActType.SwiGlu, routing_method=RoutingMethodType.Renormalize)
+    kw.update(num_experts=e, top_k=k, hidden_size=h, intermediate_size=i)
+    xd, gd, ed = (_move(v, DEVICE) for v in (x, gating, experts))
+    snap = _snapshot([xd, gd, ed])
+    out = poison((t, h), dtype).to(DEVICE)
+    got = flashinfer.cutlass_fused_moe(xd, gd, ed, output=out, **kw)
+    assert got is out
+    _assert_unchanged(snap, "cutlass seed form")
+    problem = seed_forms.cutlass_seed_problem(x, gating, experts, **kw)
+    assert_close_to_reference(out, reference_moe(problem), rel_l2=_budget(dtype, h, i, k, t).rel_l2)
+
+
+@gpu
+@pytest.mark.parametrize("ep", [False, True])
+def test_cutlass_full_form(ep):
+    t, e, k, h, i = 100, 8, 4, 200, 72
+    x = rand_float((t, h), BF16, 10)
+    ids, w = routing_inputs(t, e, k, 11)
+    n_local = e // 2 if ep else e
+    fc1 = rand_float((n_local, 2 * i, h), BF16, 12, scale=h**-0.5)
+    fc2 = rand_float((n_local, h, i), BF16, 13, scale=i**-0.5)
+    b1 = rand_float((n_local, 2 * i), BF16, 14, scale=0.3)
+    b2 = rand_float((n_local, h), BF16, 15, scale=0.3)
+    kw = dict(fc1_expert_biases=b1, fc2_expert_biases=b2)
+    if ep:
+        kw.update(ep_size=2, ep_rank=1)
+    args = (x, ids, w, fc1, fc2, BF16, None)
+    dargs = [_move(a, DEVICE) for a in args]
+    dkw = {n: _move(v, DEVICE) for n, v in kw.items()}
+    snap = _snapshot(dargs + list(dkw.values()))
+    out = poison((t, h), BF16).to(DEVICE)
+    got = flashinfer.cutlass_fused_moe(*dargs, output=out, **dkw)[0]
+    assert got is out
+    _assert_unchanged(snap, "cutlass full form")
+    problem = api_cutlass.cutlass_full_problem(*args, **kw)
+    assert_close_to_reference(out, reference_moe(problem), rel_l2=_budget(BF16, h, i, k, t).rel_l2)
+
+
+def _trtllm_sizes(e, k, i, n_local=None, offset=0):
+    return dict(num_experts=e, top_k=k, n_group=None, topk_group=None, intermediate_size=i,
+                local_expert_offset=offset, local_num_experts=n_local or e,
+                routed_scaling_factor=None)  # fmt: skip
+
+
+def _gpu_vs_cpu(fn, args, kw, budget, what):
+    """``fn`` on DEVICE copies against ``fn`` on CPU copies (the CPU executor)."""
+    dargs, cargs = [_move(a, DEVICE) for a in args], [_move(a, "cpu") for a in args]
+    snap = _snapshot(dargs)
+    got = fn(*dargs, **kw)
+    _assert_unchanged(snap, what)
+    expect = fn(*cargs, **kw)
+    got, expect = (got[0], expect[0]) if isinstance(got, list) else (got, expect)
+    assert got.device.type == torch.device(DEVICE).type
+    assert_close_to_reference(got, expect.double(), rel_l2=2 * budget.rel_l2, what=what)
+
+
+@gpu
+@pytest.mark.parametrize("layout", ["major_k", "prepared"])
+def test_trtllm_bf16_full_form(layout):
+    t, e, k, h, i = 64, 8, 2, 256, 128
+    x = rand_float((t, h), BF16, 20)
+    w1 = rand_float((e, 2 * i, h), BF16, 21, scale=h**-0.5)
+    w2 = rand_float((e, h, i), BF16, 22, scale=i**-0.5)
+    logits = rand_float((t, e), torch.float32, 23)
+    kw = dict(_trtllm_sizes(e, k, i), routing_method_type=RENORM)
+    if layout == "major_k":
+        kw.update(use_shuffled_weight=False, weight_layout=0)
+    else:  # flashinfer's default prepared layout, restored per call
+        from trtllm_math import prepare_stack
+
+        w1, w2 = (prepare_stack(w1, gated=True, block_major_k=True),
+                  prepare_stack(w2, block_major_k=True))  # fmt: skip
+    _gpu_vs_cpu(flashinfer.trtllm_bf16_moe, (logits, None, x, w1, w2), kw,
+                _budget(BF16, h, i, k, t), f"trtllm_bf16_moe {layout}")  # fmt: skip
+
+
+@gpu
+@pytest.mark.parametrize("packed", [True, False])
+def test_trtllm_bf16_routed_form(packed):
+    t, e, k, h, i, offset, n_local = 64, 16, 4, 256, 128, 4, 8
+    x = rand_float((t, h), BF16, 30)
+    w1 = rand_float((n_local, 2 * i, h), BF16, 31, scale=h**-0.5)
+    w2 = rand_float((n_local, h, i), BF16, 32, scale=i**-0.5)
+    ids, w = routing_inputs(t, e, k, 33)
+    if packed:
+        bits = w.to(BF16).view(torch.int16).to(torch.int32) & 0xFFFF
+        topk = (ids << 16) | bits
+    else:
+        topk = (ids, w.to(BF16))
+    kw = dict(_trtllm_sizes(e, k, i, n_local, offset), use_shuffled_weight=False, weight_layout=0)
+    _gpu_vs_cpu(flashinfer.trtllm_bf16_routed_moe, (topk, x, w1, w2), kw,
+                _budget(BF16, h, i, k, t), f"trtllm_bf16_routed_moe packed={packed}")  # fmt: skip
+
+
+@gpu
+def test_trtllm_bf16_seed_form():
+    t, e, k, h, i = 64, 8, 2, 256, 128
+    x = rand_float((t, h), BF16, 40)
+    gating = rand_float((t, e), BF16, 41)
+    experts = rand_float((e, 2, i, h), BF16, 42, scale=h**-0.5)
+    kw = dict(num_experts=e, top_k=k, hidden_size=h, intermediate_size=i)
+    _gpu_vs_cpu(flashinfer.trtllm_bf16_moe, (x, gating, experts), kw,
+                _budget(BF16, h, i, k, t), "trtllm_bf16_moe seed")  # fmt: skip
+
+
+# ---- FP8 / FP4 on CUDA: not implemented yet, never a CPU fallback ---------------------------------
+
+
+def _quantized_calls():
+    """(name, thunk) of FP8 / FP4 calls on DEVICE tensors, each valid on the CPU executor."""
+    t, e, k, h, i = 8, 4, 2, 128, 64
+    x = rand_float((t, h), F16, 50).to(DEVICE)
+    gating = rand_float((t, e), F16, 51).to(DEVICE)
+    fp8 = rand_float((e, 2, i, h), torch.float32, 52, scale=8.0).to(torch.float8_e4m3fn).to(DEVICE)
+    codes = torch.randint(0, 16, (e, 2, i, h), dtype=torch.uint8).to(DEVICE)
+    scale16 = (torch.rand(e, 2, i // 16) * 0.1 + 0.01).half().to(DEVICE)
+    per_tensor = (torch.rand(e, 2) * 0.1 + 0.01).half().to(DEVICE)
+    seed_kw = dict(num_experts=e, top_k=k, hidden_size=h, intermediate_size=i)
+    ids, w = (v.to(DEVICE) for v in routing_inputs(t, e, k, 53))
+    xq = rand_float((t, h), torch.float32, 54, scale=8.0).to(torch.float8_e4m3fn).to(DEVICE)
+    w1q = rand_float((e, 2 * i, h), torch.float32, 55, scale=8.0).to(torch.float8_e4m3fn).to(DEVICE)
+    w2q = rand_float((e, h, i), torch.float32, 56, scale=8.0).to(torch.float8_e4m3fn).to(DEVICE)
+    s = torch.full((e,), 0.01, device=DEVICE)
+    w8a8 = [s, torch.tensor(2.0, device=DEVICE), s, torch.tensor(0.05, device=DEVICE)]
+    xb = x.to(BF16)
+    blocks = [
+        torch.full((e, 1, 1), 0.01, device=DEVICE),
+        torch.full((e, 1, 1), 0.01, device=DEVICE),
+    ]
+    return [
+        ("trtllm_fp8_per_tensor seed", lambda: flashinfer.trtllm_fp8_per_tensor_scale_moe(
+            x, gating, fp8, per_tensor, **seed_kw)),
+        ("trtllm_fp8_block seed", lambda: flashinfer.trtllm_fp8_block_scale_moe(
+            x, gating, fp8, scale16, **seed_kw)),
+        ("trtllm_fp4_block seed", lambda: flashinfer.trtllm_fp4_block_scale_moe(
+            x, gating, codes, scale16, **seed_kw)),
+        ("cutlass W8A8", lambda: flashinfer.cutlass_fused_moe(
+            xq, ids, w, w1q, w2q, BF16, w8a8)),
+        ("cutlass DeepSeek FP8 block", lambda: flashinfer.cutlass_fused_moe(
+            xb, ids, w, w1q, w2q, BF16, blocks, use_deepseek_fp8_block_scale=True)),
+    ]  # fmt: skip
+
+
+@gpu
+def test_quantized_forms_on_cuda_raise_not_implemented():
+    for name, call in _quantized_calls():
+        if ON_GPU:
+            with pytest.raises(NotImplementedError):
+                call()
+        else:  # the dry run: the same calls are valid and run on the CPU executor
+            out = call()
+            out = out[0] if isinstance(out, list) else out
+            assert not torch.isnan(out).any(), name
+
+
+# ---- CUDA graphs and caller workspaces ----------------------------------------------------------
+
+
+def _full_form_inputs(t, seed, e=8, k=2, h=256, i=128):
+    x = rand_float((t, h), BF16, seed).to(DEVICE)
+    ids, w = (v.to(DEVICE) for v in routing_inputs(t, e, k, seed + 1))
+    return x, ids, w
+
+
+def _full_form_weights(e=8, h=256, i=128):
+    return (rand_float((e, 2 * i, h), BF16, 60, scale=h**-0.5).to(DEVICE),
+            rand_float((e, h, i), BF16, 61, scale=i**-0.5).to(DEVICE))  # fmt: skip
+
+
+def _ws_size(t, e=8, k=2, h=256, i=128):
+    return flashinfer.fused_moe.cutlass_fused_moe_workspace_size(
+        t, h, i, e, k, x_dtype=BF16, weight_dtype=BF16, output_dtype=BF16, device=DEVICE)  # fmt: skip
+
+
+@gpu
+@pytest.mark.parametrize("t", [1, 64, 256])
+def test_caller_workspace_full_of_garbage_gives_the_same_bits(t):
+    fc1, fc2 = _full_form_weights()
+    size = _ws_size(256)  # sized for the largest call: any smaller one must fit too
+    ws = torch.full((size,), 0xFF, dtype=torch.uint8, device=DEVICE)
+    x, ids, w = _full_form_inputs(t, 70)
+    own = flashinfer.cutlass_fused_moe(x, ids, w, fc1, fc2, BF16, None)[0]
+    theirs = flashinfer.cutlass_fused_moe(x, ids, w, fc1, fc2, BF16, None, workspace_buffer=ws)[0]
+    assert torch.equal(own.view(torch.uint8), theirs.view(torch.uint8))
+    if size > 0 and t == 256:
+        with pytest.raises(ValueError, match="workspace_buffer"):
+            flashinfer.cutlass_fused_moe(x, ids, w, fc1, fc2, BF16, None, workspace_buffer=ws[:-1])
+
+
+@gpu_only
+def test_workspace_on_another_device_is_rejected():
+    fc1, fc2 = _full_form_weights()
+    x, ids, w = _full_form_inputs(16, 80)
+    ws = torch.empty(_ws_size(16), dtype=torch.uint8)  # CPU
+    with pytest.raises(ValueError, match="workspace_buffer"):
+        flashinfer.cutlass_fused_moe(x, ids, w, fc1, fc2, BF16, None, workspace_buffer=ws)
+
+
+def _capture(fn):
+    """Warm up on a side stream, then capture ``fn`` into a CUDA graph; returns (graph, result)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        result = fn()
+    return graph, result
+
+
+@gpu_only
+@pytest.mark.parametrize("t", [1, 64, 1000])
+def test_cuda_graph_of_the_full_form_with_a_caller_workspace(t):
+    fc1, fc2 = _full_form_weights()
+    x, ids, w = _full_form_inputs(t, 90)
+    ws = torch.empty(_ws_size(t), dtype=torch.uint8, device=DEVICE)
+    out = torch.empty(t, 256, dtype=BF16, device=DEVICE)
+    graph, result = _capture(lambda: flashinfer.cutlass_fused_moe(
+        x, ids, w, fc1, fc2, BF16, None, output=out, workspace_buffer=ws))  # fmt: skip
+    assert result[0] is out
+    for r in range(2):  # fresh inputs written into the captured buffers, then a replay
+        nx, nids, nw = _full_form_inputs(t, 91 + 10 * r)
+        x.copy_(nx), ids.copy_(nids), w.copy_(nw)
+        out.fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        eager = flashinfer.cutlass_fused_moe(nx, nids, nw, fc1, fc2, BF16, None)[0]
+        assert torch.equal(out.view(torch.uint8), eager.view(torch.uint8)), f"replay {r}"
+
+
+@gpu_only
+def test_cuda_graph_of_trtllm_bf16_moe_routing_from_logits():
+    t, e, k, h, i = 64, 8, 2, 256, 128
+    x = rand_float((t, h), BF16, 100).to(DEVICE)
+    logits = rand_float((t, e), torch.float32, 101).to(DEVICE)
+    w1, w2 = _full_form_weights(e, h, i)
+    kw = dict(_trtllm_sizes(e, k, i), routing_method_type=RENORM, use_shuffled_weight=False,
+              weight_layout=0)  # fmt: skip
+    graph, out = _capture(lambda: flashinfer.trtllm_bf16_moe(logits, None, x, w1, w2, **kw))
+    for r in range(2):
+        logits.copy_(rand_float((t, e), torch.float32, 102 + r))
+        x.copy_(rand_float((t, h), BF16, 104 + r))
+        graph.replay()
+        torch.cuda.synchronize()
+        eager = flashinfer.trtllm_bf16_moe(logits, None, x, w1, w2, **kw)
+        assert torch.equal(out.view(torch.uint8), eager.view(torch.uint8)), f"replay {r}"
+
+
+# ---- the tactic override (runner.py) ------------------------------------------------------------
+
+
+def test_tactic_env_values(monkeypatch):
+    for raw, expect in [("", GemmTactic.Auto), ("auto", GemmTactic.Auto),
+                        ("SM80_DECODE", GemmTactic.Sm80Decode), (" sm80_prefill ", GemmTactic.Sm80Prefill),
+                        ("sm90", GemmTactic.Sm90Prefill)]:  # fmt: skip
+        monkeypatch.setenv(runner.TACTIC_ENV, raw)
+        assert runner.tactic_from_env() == expect, raw
+    monkeypatch.delenv(runner.TACTIC_ENV)
+    assert runner.tactic_from_env() == GemmTactic.Auto
+
+
+def test_bad_tactic_env_raises_value_error_naming_the_variable(monkeypatch):
+    monkeypatch.setenv(runner.TACTIC_ENV, "sm100")
+    p = build_problem(T=4, H=32, I=16)
+    with pytest.raises(ValueError, match=runner.TACTIC_ENV):
+        runner.run_problem(p)
+    with pytest.raises(ValueError, match=runner.TACTIC_ENV):
+        runner.workspace_bytes(p)
+
+
+def test_tactic_env_replaces_only_auto(monkeypatch):
+    monkeypatch.setenv(runner.TACTIC_ENV, "sm80_prefill")
+    p = build_problem(T=4, H=32, I=16)
+    assert runner.with_env_tactic(p).tactic == GemmTactic.Sm80Prefill
+    assert p.tactic == GemmTactic.Auto, "the caller's problem must not change"
+    forced = dataclasses.replace(p, tactic=GemmTactic.Sm90Prefill)
+    assert runner.with_env_tactic(forced).tactic == GemmTactic.Sm90Prefill
+    assert int(p.to_native().tactic.value) == 0
+    assert int(forced.to_native().tactic.value) == int(GemmTactic.Sm90Prefill)
+
+
+@gpu_only
+@pytest.mark.parametrize("env,tactic", [("sm80_decode", GemmTactic.Sm80Decode),
+                                        ("sm80_prefill", GemmTactic.Sm80Prefill),
+                                        ("sm90", GemmTactic.Sm90Prefill)])  # fmt: skip
+def test_tactic_env_reaches_the_executor(env, tactic, monkeypatch):
+    """The override gives the forced tactic's bits (or the same refusal naming ``tactic``)."""
+    case = prepare(build_problem(T=200, E=8, k=2, H=256, I=128, seed=110), cpu_executor=False)
+    forced = run_on_device(case, tactic)
+    monkeypatch.setenv(runner.TACTIC_ENV, env)
+    via_env = run_on_device(case, GemmTactic.Auto)
+    assert (forced is None) == (via_env is None)
+    if forced is not None:
+        assert torch.equal(forced.output.view(torch.uint8), via_env.output.view(torch.uint8))
