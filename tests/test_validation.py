@@ -1,6 +1,6 @@
 """Bad problems are rejected by the native validation, naming the offending field.
 
-Each case takes a valid canonical problem (built by test_executor.build_problem), breaks one
+Each case takes a valid canonical problem (built by moe_builders.build_problem), breaks one
 thing, and checks that both ``_C.validate`` and ``runner.run_problem`` raise ValueError or
 TypeError whose message names the field (the field path as problem.py spells it). A final check
 makes sure every unbroken base problem does validate, so a case cannot pass by accident.
@@ -16,7 +16,7 @@ from flashinfer import _C
 from flashinfer.fused_moe.enums import ActivationType as Act
 from flashinfer.fused_moe.enums import RoutingMethodType as RM
 from flashinfer.fused_moe.runner import run_problem
-from test_executor import build_problem
+from moe_builders import build_problem
 
 T, H, I, E, K = 5, 40, 24, 8, 2  # noqa: E741  (I: intermediate size, as in the docs)
 

@@ -26,7 +26,7 @@ from ..quantization import (
     quantize_fp8_per_token,
     quantize_fp8_per_token_group,
 )
-from . import reference
+from . import custom_ops, reference
 from .api_cutlass import cutlass_fused_moe, cutlass_fused_moe_workspace_size
 from .api_trtllm import (
     trtllm_bf16_moe,
@@ -85,6 +85,7 @@ __all__ = [
     "MoeProblem",
     "QuantTensor",
     "RoutingSpec",
+    "custom_ops",
     "reference",
     # routing
     "pack_topk_ids",

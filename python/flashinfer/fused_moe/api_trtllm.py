@@ -1,10 +1,11 @@
 """The public ``trtllm_*`` fused-MoE functions (flashinfer's TRT-LLM-Gen family).
 
 Each full form (flashinfer's signature, shared/reference/flashinfer_api.md section 5) is
-translated into one canonical ``MoeProblem`` (docs/semantics.md) and run by ``runner``:
+translated into one canonical ``MoeProblem`` (docs/semantics.md) and run (``custom_ops``):
 routing from logits or precomputed ids, expert parallelism, the quantization of each path
 expressed as dequant multipliers, and flashinfer's return conventions. Shared pieces (checks,
-routing, layouts, output scalars, outputs, the FP4 path's operands) are in ``trtllm_translate``.
+routing, layouts, output scalars, outputs) are in ``trtllm_translate``, the FP4 path's operands in
+``trtllm_fp4``.
 
 Seed forms. The four non-routed functions also accept the user's seed form
 ``f(x, gating_output, experts, experts_scale, *, num_experts, top_k, hidden_size,
@@ -25,7 +26,6 @@ and restored in Python on every call: a copy of the weights per call, the slow p
 from __future__ import annotations
 
 import functools
-from types import SimpleNamespace
 
 import torch
 
@@ -38,11 +38,11 @@ from .enums import (
     WeightLayout,
 )
 from .problem import ActQuantSpec, MoeProblem, QuantTensor
+from .trtllm_fp4 import fp4_problem_parts
 from .trtllm_translate import (
     activation_of,
     expert_range,
     fold_output_scalars,
-    fp4_problem_parts,
     per_expert_f32,
     reject_unsupported,
     restore_swizzled_scales,
@@ -99,10 +99,19 @@ def _accepts_seed_form(seed_name: str):
 # ---- pieces shared by the paths ----------------------------------------------------------------
 
 
-def _args(call_locals: dict, **absent) -> SimpleNamespace:
+class _CallArgs:
+    """A public function's arguments as attributes (a plain class: torch.compile traces it,
+    while it cannot trace ``types.SimpleNamespace``)."""
+
+    def __init__(self, values: dict):
+        for name, value in values.items():
+            setattr(self, name, value)
+
+
+def _args(call_locals: dict, **absent) -> _CallArgs:
     """A public function's arguments, plus defaults for those its signature lacks (the routed
     variants have no routing_logits, the non-routed ones no topk_ids, ...)."""
-    return SimpleNamespace(**{**absent, **call_locals})
+    return _CallArgs({**absent, **call_locals})
 
 
 # What a variant's signature may lack; the call's own arguments always take precedence.
@@ -159,6 +168,9 @@ def _layout_flags(a):
 def _run(a, x, sizes, routing, act, *, as_list=False, **fields):
     """Builds the problem, runs it and packages the results as flashinfer returns them."""
     e, k, off, nl, i, h = sizes
+    # Explicit specs rather than the dataclass's default_factory, which torch.compile cannot trace.
+    fields.setdefault("input_quant", ActQuantSpec())
+    fields.setdefault("inter_quant", ActQuantSpec())
     p = MoeProblem(
         num_tokens=x.shape[0], hidden_size=h, intermediate_size=i, num_experts=e,
         local_expert_offset=off, local_num_experts=nl, top_k=k, routing=routing, activation=act,
