@@ -342,7 +342,7 @@ def test_cuda_graph_of_trtllm_bf16_moe_routing_from_logits():
 def test_tactic_env_values(monkeypatch):
     for raw, expect in [("", GemmTactic.Auto), ("auto", GemmTactic.Auto),
                         ("SM80_DECODE", GemmTactic.Sm80Decode), (" sm80_prefill ", GemmTactic.Sm80Prefill),
-                        ("sm90", GemmTactic.Sm90Prefill)]:  # fmt: skip
+                        ("sm90", GemmTactic.Sm90)]:  # fmt: skip
         monkeypatch.setenv(runner.TACTIC_ENV, raw)
         assert runner.tactic_from_env() == expect, raw
     monkeypatch.delenv(runner.TACTIC_ENV)
@@ -363,16 +363,16 @@ def test_tactic_env_replaces_only_auto(monkeypatch):
     p = build_problem(T=4, H=32, I=16)
     assert runner.with_env_tactic(p).tactic == GemmTactic.Sm80Prefill
     assert p.tactic == GemmTactic.Auto, "the caller's problem must not change"
-    forced = dataclasses.replace(p, tactic=GemmTactic.Sm90Prefill)
-    assert runner.with_env_tactic(forced).tactic == GemmTactic.Sm90Prefill
+    forced = dataclasses.replace(p, tactic=GemmTactic.Sm90)
+    assert runner.with_env_tactic(forced).tactic == GemmTactic.Sm90
     assert int(p.to_native().tactic.value) == 0
-    assert int(forced.to_native().tactic.value) == int(GemmTactic.Sm90Prefill)
+    assert int(forced.to_native().tactic.value) == int(GemmTactic.Sm90)
 
 
 @gpu_only
 @pytest.mark.parametrize("env,tactic", [("sm80_decode", GemmTactic.Sm80Decode),
                                         ("sm80_prefill", GemmTactic.Sm80Prefill),
-                                        ("sm90", GemmTactic.Sm90Prefill)])  # fmt: skip
+                                        ("sm90", GemmTactic.Sm90)])  # fmt: skip
 def test_tactic_env_reaches_the_executor(env, tactic, monkeypatch):
     """The override gives the forced tactic's bits (or the same refusal naming ``tactic``)."""
     case = prepare(build_problem(T=200, E=8, k=2, H=256, I=128, seed=110), cpu_executor=False)

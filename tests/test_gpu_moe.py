@@ -1,7 +1,7 @@
 """The CUDA executor (``_C.run_cuda`` through ``runner.run_problem``) on canonical MoeProblems.
 
 Each problem is built on the CPU (tests/moe_builders.py, every output poisoned), copied to the
-GPU, run there with every GEMM tactic in turn (Auto, Sm80Decode, Sm80Prefill, Sm90Prefill), and
+GPU, run there with every GEMM tactic in turn (Auto, Sm80Decode, Sm80Prefill, Sm90), and
 checked against
   * the float64 reference (flashinfer.fused_moe.reference) of the CPU copy: routing ids and the
     expanded-to-permuted map exactly, routing weights to fp32 rounding, the output (or the
@@ -47,7 +47,7 @@ ON_GPU = DEVICE != "cpu"
 pytestmark = [pytest.mark.gpu] if ON_GPU else []
 gpu_only = pytest.mark.skipif(not ON_GPU, reason="needs the CUDA executor")
 
-TACTICS = (GemmTactic.Auto, GemmTactic.Sm80Decode, GemmTactic.Sm80Prefill, GemmTactic.Sm90Prefill)
+TACTICS = (GemmTactic.Auto, GemmTactic.Sm80Decode, GemmTactic.Sm80Prefill, GemmTactic.Sm90)
 # Families that must run every bf16/fp16 problem (the portable path takes any stride and size).
 MUST_RUN = frozenset({GemmTactic.Auto, GemmTactic.Sm80Decode, GemmTactic.Sm80Prefill})
 OUTPUTS = ("output", "permuted_output", "topk_ids_out", "topk_weights_out",
@@ -310,19 +310,19 @@ def test_repeated_calls_are_bitwise_identical():
 
 @gpu_only
 def test_sm90_family_runs_where_it_should():
-    """Sm90Prefill runs a K-major bf16 problem on a Hopper card of a build with 90a; elsewhere
+    """Sm90 runs a K-major bf16 problem on a Hopper card of a build with 90a; elsewhere
     it refuses (ValueError naming tactic). Guards against the family silently never running."""
     p = build_problem(T=256, E=8, k=2, H=256, I=128, seed=11)
     major, minor = torch.cuda.get_device_capability()
     expect = (major, minor) == (9, 0) and "90a" in _C.cuda_architectures().split(";")
     case = prepare(p)
-    got = run_on_device(case, GemmTactic.Sm90Prefill)
+    got = run_on_device(case, GemmTactic.Sm90)
     assert (got is not None) == expect, (
-        f"Sm90Prefill {'refused' if got is None else 'ran'} on sm_{major}{minor} with archs "
+        f"Sm90 {'refused' if got is None else 'ran'} on sm_{major}{minor} with archs "
         f"{_C.cuda_architectures()!r}"
     )
     if got is not None:
-        check(case, got, "Sm90Prefill")
+        check(case, got, "Sm90")
 
 
 @gpu_only

@@ -162,7 +162,7 @@ NB_MODULE(_C, m) {
       .value("Auto", fm::GemmTactic::Auto)
       .value("Sm80Decode", fm::GemmTactic::Sm80Decode)
       .value("Sm80Prefill", fm::GemmTactic::Sm80Prefill)
-      .value("Sm90Prefill", fm::GemmTactic::Sm90Prefill);
+      .value("Sm90", fm::GemmTactic::Sm90);
 
   nb::class_<fm::TensorView>(m, "TensorView")
       .def(nb::init<>())

@@ -5,13 +5,18 @@
 //   routing (routing_kernel) -> permutation (permute_kernel) -> gather of GEMM1's rows
 //   (gather_kernel) -> GEMM1 (grouped_gemm) -> bias + activation (activation_kernel) -> GEMM2
 //   -> finalize / permuted output / routing outputs (finalize_kernel).
+// When GEMM1 runs on the sm80 family, the gather and the activation are fused into it
+// (grouped_gemm.h) where the operands allow, and when both GEMMs use the same sm80 tile the
+// permutation writes their schedule: the decode path is then 5 launches instead of 12.
 // Host code only: it checks the problem, plans the workspace (cuda_workspace.h), picks a GEMM
 // family per GEMM (host/heuristics.h) and enqueues. The host never reads device memory (row
 // counts stay on the device; kernels size their grids from upper bounds), allocates nothing and
 // never synchronizes, so a call can be captured into a CUDA graph.
 #include <cuda_runtime_api.h>
 
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 
 #include "cuda/activation_kernel.h"
@@ -150,8 +155,7 @@ Status pick_tactic(const MoeProblem& p, const GroupedGemmArgs& args, int sm, con
   const char* why = "";
   if (p.tactic != GemmTactic::Auto) {
     const int t = static_cast<int>(p.tactic);
-    if (t < static_cast<int>(GemmTactic::Sm80Decode) ||
-        t > static_cast<int>(GemmTactic::Sm90Prefill)) {
+    if (t < static_cast<int>(GemmTactic::Sm80Decode) || t > static_cast<int>(GemmTactic::Sm90)) {
       return make_status(StatusCode::InvalidValue, "tactic: invalid GemmTactic value %d", t);
     }
     if (!grouped_gemm_supports(p.tactic, args, sm, &why)) {
@@ -167,7 +171,7 @@ Status pick_tactic(const MoeProblem& p, const GroupedGemmArgs& args, int sm, con
   q.num_slots = p.num_tokens * p.top_k;
   q.local_experts = p.local_num_experts;
   q.capacity = p.expert_capacity;
-  q.sm90_supported = grouped_gemm_supports(GemmTactic::Sm90Prefill, args, sm, nullptr);
+  q.sm90_supported = grouped_gemm_supports(GemmTactic::Sm90, args, sm, nullptr);
   const GemmTactic choice = choose_gemm_tactic(q);
   if (grouped_gemm_supports(choice, args, sm, &why)) {
     *out = choice;
@@ -213,6 +217,92 @@ Status launched(int err, const char* phase) {
                      cudaGetErrorString(static_cast<cudaError_t>(err)));
 }
 
+// GEMM1's epilogue parameters (activation_kernel.h), for the activation kernel or the fused
+// epilogue alike.
+ActivationParams activation_params(const MoeProblem& p, const CudaWorkspaceLayout& ws) {
+  ActivationParams act;
+  act.activation = static_cast<int32_t>(p.activation);
+  act.inter = p.intermediate_size;
+  act.c1 = ws.gemm_output;
+  act.ldc1 = ws.ld_gemm1_output;
+  act.row_expert = ws.row_expert;
+  act.permuted_to_expanded = ws.permuted_to_expanded;
+  act.topk_weights = ws.topk_weights;
+  act.weight_on_input = p.routing_weight_on_input;
+  if (p.w1_bias.present()) {
+    act.bias = p.w1_bias.data;
+    act.bias_dtype = static_cast<int32_t>(p.w1_bias.dtype);
+    act.bias_stride_e = p.w1_bias.strides[0];
+    act.bias_stride_m = p.w1_bias.strides[1];
+  }
+  act.alpha = optional_param(p.act_alpha, &act.alpha_stride);
+  act.beta = optional_param(p.act_beta, &act.beta_stride);
+  act.limit = optional_param(p.act_limit, &act.limit_stride);
+  act.default_limit =
+      p.activation == Activation::SwigluStep ? 7.0f : std::numeric_limits<float>::infinity();
+  act.row_count = ws.row_offsets + p.local_num_experts;
+  act.max_rows = ws.max_rows;
+  act.a2 = ws.gemm2_input;
+  act.a2_dtype = static_cast<int32_t>(p.compute_dtype);
+  act.lda2 = ws.ld_gemm2_input;
+  return act;
+}
+
+// Whether the input rows can feed GEMM1 directly: already in the compute dtype, unit column
+// stride and 16-byte aligned rows (what the GEMM's cp.async path copies).
+bool input_feeds_gemm1(const MoeProblem& p) {
+  const TensorView& x = p.input.data;
+  return x.dtype == p.compute_dtype && x.strides[1] == 1 && x.strides[0] >= p.hidden_size &&
+         x.strides[0] % 8 == 0 && reinterpret_cast<uintptr_t>(x.data) % 16 == 0;
+}
+
+// GEMM1 with the gather (a_row_index) and / or the activation fused in, when its family is sm80
+// and the operands allow; false (and *out untouched) when nothing could be fused.
+bool fuse_into_gemm1(const MoeProblem& p, const CudaWorkspaceLayout& ws, GemmTactic tactic,
+                     const GroupedGemmArgs& gemm1, const ActivationParams* act, int sm,
+                     GroupedGemmArgs* out) {
+  if (tactic != GemmTactic::Sm80Decode && tactic != GemmTactic::Sm80Prefill) return false;
+  GroupedGemmArgs g = gemm1;
+  if (input_feeds_gemm1(p)) {
+    g.a = p.input.data.data;
+    g.lda = p.input.data.strides[0];
+    g.a_row_index = ws.permuted_to_expanded;  // expanded slot t * k + j
+    g.a_row_index_div = p.top_k;
+  }
+  if (g.b_stride_k == 1) g.activation = act;
+  if (g.a_row_index == nullptr && g.activation == nullptr) return false;
+  // The family has the last word; anything it refuses runs unfused.
+  if (!grouped_gemm_supports(tactic, g, sm, nullptr)) return false;
+  *out = g;
+  return true;
+}
+
+// Programmatic dependent launch (sm80_pdl.cuh) for the permutation -> GEMM1 -> GEMM2 ->
+// finalize chain: sm_90 and newer, unless FLASHINFER_MOE_DISABLE_PDL is set (a switch for
+// A/B timing and for tools that do not follow programmatic edges).
+bool use_pdl(int sm) {
+  static const bool disabled = std::getenv("FLASHINFER_MOE_DISABLE_PDL") != nullptr;
+  return sm >= 90 && !disabled;
+}
+
+// GEMM1's input rows copied (and rounded) into the workspace, when GEMM1 cannot read them.
+Status enqueue_gather(const MoeProblem& p, const CudaWorkspaceLayout& ws, void* stream) {
+  GatherParams gather;
+  gather.input = p.input.data.data;
+  gather.input_dtype = static_cast<int32_t>(p.input.data.dtype);
+  gather.input_stride_t = p.input.data.strides[0];
+  gather.input_stride_h = p.input.data.strides[1];
+  gather.hidden = p.hidden_size;
+  gather.top_k = p.top_k;
+  gather.permuted_to_expanded = ws.permuted_to_expanded;
+  gather.row_count = ws.row_offsets + p.local_num_experts;
+  gather.max_rows = ws.max_rows;
+  gather.a = ws.gemm1_input;
+  gather.a_dtype = static_cast<int32_t>(p.compute_dtype);
+  gather.lda = ws.ld_gemm1_input;
+  return launched(launch_gather(gather, stream), "gather");
+}
+
 // Everything after validation: the kernels in pipeline order.
 Status enqueue_pipeline(const MoeProblem& p, const CudaWorkspaceLayout& ws, int sm, void* stream) {
   const int64_t T = p.num_tokens, H = p.hidden_size, I = p.intermediate_size;
@@ -228,6 +318,18 @@ Status enqueue_pipeline(const MoeProblem& p, const CudaWorkspaceLayout& ws, int 
   GemmTactic tactic1 = GemmTactic::Auto, tactic2 = GemmTactic::Auto;
   FIMOE_RETURN_IF_ERROR(pick_tactic(p, gemm1, sm, "GEMM1", &tactic1));
   FIMOE_RETURN_IF_ERROR(pick_tactic(p, gemm2, sm, "GEMM2", &tactic2));
+  const ActivationParams act = activation_params(p, ws);
+  GroupedGemmArgs run1 = gemm1, run2 = gemm2;
+  fuse_into_gemm1(p, ws, tactic1, gemm1, &act, sm, &run1);
+  // One schedule for both GEMMs, written by the permutation, when they use the same sm80 tile.
+  int32_t schedule_row_tile = 0;
+  int64_t schedule_capacity = 0;
+  const bool shared_schedule =
+      tactic1 == tactic2 &&
+      grouped_gemm_schedule_layout(tactic1, E, ws.max_rows, &schedule_row_tile, &schedule_capacity);
+  run1.schedule_prebuilt = run2.schedule_prebuilt = shared_schedule;
+  const bool pdl = use_pdl(sm);
+  run1.pdl = run2.pdl = pdl;
 
   RoutingKernelParams routing = routing_kernel_params(p);
   routing.ids_out = ws.topk_ids;
@@ -250,54 +352,23 @@ Status enqueue_pipeline(const MoeProblem& p, const CudaWorkspaceLayout& ws, int 
   perm.permuted_to_expanded = ws.permuted_to_expanded;
   perm.row_expert = ws.row_expert;
   perm.row_offsets = ws.row_offsets;
+  if (shared_schedule) {
+    perm.schedule = ws.gemm_scratch;
+    perm.schedule_row_tile = schedule_row_tile;
+    perm.schedule_capacity = schedule_capacity;
+    perm.max_rows = ws.max_rows;
+  }
+  perm.pdl = pdl;
   FIMOE_RETURN_IF_ERROR(launched(launch_permute(perm, stream), "permutation"));
 
-  GatherParams gather;
-  gather.input = p.input.data.data;
-  gather.input_dtype = static_cast<int32_t>(p.input.data.dtype);
-  gather.input_stride_t = p.input.data.strides[0];
-  gather.input_stride_h = p.input.data.strides[1];
-  gather.hidden = H;
-  gather.top_k = p.top_k;
-  gather.permuted_to_expanded = ws.permuted_to_expanded;
-  gather.row_count = row_count;
-  gather.max_rows = ws.max_rows;
-  gather.a = ws.gemm1_input;
-  gather.a_dtype = static_cast<int32_t>(p.compute_dtype);
-  gather.lda = ws.ld_gemm1_input;
-  FIMOE_RETURN_IF_ERROR(launched(launch_gather(gather, stream), "gather"));
-
-  FIMOE_RETURN_IF_ERROR(launched(launch_grouped_gemm(tactic1, gemm1, stream), "GEMM1"));
-
-  ActivationParams act;
-  act.activation = static_cast<int32_t>(p.activation);
-  act.inter = I;
-  act.c1 = ws.gemm_output;
-  act.ldc1 = ws.ld_gemm1_output;
-  act.row_expert = ws.row_expert;
-  act.permuted_to_expanded = ws.permuted_to_expanded;
-  act.topk_weights = ws.topk_weights;
-  act.weight_on_input = p.routing_weight_on_input;
-  if (p.w1_bias.present()) {
-    act.bias = p.w1_bias.data;
-    act.bias_dtype = static_cast<int32_t>(p.w1_bias.dtype);
-    act.bias_stride_e = p.w1_bias.strides[0];
-    act.bias_stride_m = p.w1_bias.strides[1];
+  if (run1.a_row_index == nullptr) FIMOE_RETURN_IF_ERROR(enqueue_gather(p, ws, stream));
+  FIMOE_RETURN_IF_ERROR(launched(launch_grouped_gemm(tactic1, run1, stream), "GEMM1"));
+  if (run1.activation == nullptr) {
+    FIMOE_RETURN_IF_ERROR(launched(launch_activation(act, stream), "activation"));
   }
-  act.alpha = optional_param(p.act_alpha, &act.alpha_stride);
-  act.beta = optional_param(p.act_beta, &act.beta_stride);
-  act.limit = optional_param(p.act_limit, &act.limit_stride);
-  act.default_limit =
-      p.activation == Activation::SwigluStep ? 7.0f : std::numeric_limits<float>::infinity();
-  act.row_count = row_count;
-  act.max_rows = ws.max_rows;
-  act.a2 = ws.gemm2_input;
-  act.a2_dtype = static_cast<int32_t>(p.compute_dtype);
-  act.lda2 = ws.ld_gemm2_input;
-  FIMOE_RETURN_IF_ERROR(launched(launch_activation(act, stream), "activation"));
 
   // GEMM2 overwrites GEMM1's output buffer: the activation above has consumed it.
-  FIMOE_RETURN_IF_ERROR(launched(launch_grouped_gemm(tactic2, gemm2, stream), "GEMM2"));
+  FIMOE_RETURN_IF_ERROR(launched(launch_grouped_gemm(tactic2, run2, stream), "GEMM2"));
 
   Gemm2Rows rows;
   rows.c2 = ws.gemm_output;
@@ -322,6 +393,7 @@ Status enqueue_pipeline(const MoeProblem& p, const CudaWorkspaceLayout& ws, int 
     fin.out_dtype = static_cast<int32_t>(p.output.dtype);
     fin.out_stride_t = p.output.strides[0];
     fin.out_stride_n = p.output.strides[1];
+    fin.pdl = pdl;
     FIMOE_RETURN_IF_ERROR(launched(launch_finalize(fin, stream), "finalize"));
   }
   if (p.permuted_output.present()) {

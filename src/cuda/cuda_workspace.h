@@ -61,8 +61,7 @@ inline int64_t cuda_max_rows(const MoeProblem& p) {
 // GEMM scratch is sized for the hungriest family so that the size does not depend on the card
 // or on the tactic the heuristic will pick at run time (both GEMMs use it one after the other).
 inline size_t cuda_gemm_scratch_bytes(int32_t num_experts, int64_t max_rows) {
-  const GemmTactic tactics[] = {GemmTactic::Sm80Decode, GemmTactic::Sm80Prefill,
-                                GemmTactic::Sm90Prefill};
+  const GemmTactic tactics[] = {GemmTactic::Sm80Decode, GemmTactic::Sm80Prefill, GemmTactic::Sm90};
   size_t bytes = 0;
   for (GemmTactic t : tactics) {
     bytes = std::max(bytes, grouped_gemm_workspace_size(t, num_experts, max_rows));

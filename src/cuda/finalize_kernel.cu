@@ -11,6 +11,7 @@
 
 #include "common/formats.h"
 #include "cuda/finalize_kernel.h"
+#include "cuda/sm80_pdl.cuh"
 #include "flashinfer_moe/types.h"
 
 namespace flashinfer_moe {
@@ -92,6 +93,8 @@ __device__ __forceinline__ void store_row(void* base, int64_t row_offset, int64_
 
 template <DType kOut>
 __global__ void __launch_bounds__(kThreads) finalize_kernel(FinalizeParams p, bool vector_out) {
+  pdl::pdl_wait();  // GEMM2's rows (and, transitively, the routing) are complete
+  pdl::pdl_trigger();
   __shared__ int32_t slot_row[kMaxTopK];
   __shared__ float slot_weight[kMaxTopK];
   const int64_t col = (static_cast<int64_t>(blockIdx.y) * kThreads + threadIdx.x) * kVec;
@@ -179,18 +182,17 @@ int launch_finalize(const FinalizeParams& p, void* stream) {
   const bool vec = vector_stores_ok(p.out, elem, p.out_stride_t, p.out_stride_n, p.rows.hidden);
   switch (out) {
     case DType::F32:
-      finalize_kernel<DType::F32><<<grid, kThreads, 0, s>>>(p, vec);
-      break;
+      return static_cast<int>(
+          pdl::launch_kernel(finalize_kernel<DType::F32>, grid, kThreads, 0, s, p.pdl, p, vec));
     case DType::F16:
-      finalize_kernel<DType::F16><<<grid, kThreads, 0, s>>>(p, vec);
-      break;
+      return static_cast<int>(
+          pdl::launch_kernel(finalize_kernel<DType::F16>, grid, kThreads, 0, s, p.pdl, p, vec));
     case DType::BF16:
-      finalize_kernel<DType::BF16><<<grid, kThreads, 0, s>>>(p, vec);
-      break;
+      return static_cast<int>(
+          pdl::launch_kernel(finalize_kernel<DType::BF16>, grid, kThreads, 0, s, p.pdl, p, vec));
     default:
       return static_cast<int>(cudaErrorInvalidValue);
   }
-  return static_cast<int>(cudaGetLastError());
 }
 
 int launch_permuted_output(const PermutedOutputParams& p, void* stream) {

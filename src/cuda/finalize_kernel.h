@@ -36,6 +36,7 @@ struct FinalizeParams {
   void* out = nullptr;    // [T, H]
   int32_t out_dtype = 0;  // DType: F32, F16 or BF16
   int64_t out_stride_t = 0, out_stride_n = 0;
+  bool pdl = false;  // launch programmatically dependent on GEMM2 (sm80_pdl.cuh; sm_90+)
 };
 
 struct PermutedOutputParams {

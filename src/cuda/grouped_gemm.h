@@ -10,10 +10,19 @@
 // Families (GemmTactic): sm80_grouped_gemm.cu (portable mma.sync + cp.async, any stride / odd
 // sizes, decode and prefill tiles) and sm90_grouped_gemm.cu (CUTLASS TMA + WGMMA, K-major B,
 // 16-byte aligned rows). Each family says whether it can run a given problem.
+//
+// Optional fusions (sm80 family only; the others reject them in grouped_gemm_supports):
+//   a_row_index   GEMM1 reads A row a_row_index[r] / a_row_index_div straight from the caller's
+//                 input instead of a gathered copy (saves the gather launch and its traffic);
+//   activation    the epilogue applies bias + (gated) activation and writes the compute-dtype
+//                 GEMM2 input instead of fp32 C (saves the activation launch and C's traffic);
+//   schedule_prebuilt  the permutation already wrote the family's schedule into `scratch`
+//                 (grouped_gemm_schedule_layout), so the GEMM launches no schedule kernel.
 #pragma once
 
 #include <cstdint>
 
+#include "cuda/activation_kernel.h"
 #include "flashinfer_moe/types.h"
 
 namespace flashinfer_moe {
@@ -34,14 +43,34 @@ struct GroupedGemmArgs {
   float* c = nullptr;
   int64_t ldc = 0;
   int64_t n = 0, k = 0;
-  int32_t num_experts = 0;             // local experts
+  int32_t num_experts = 0;               // local experts
   const int64_t* row_offsets = nullptr;  // device, [num_experts + 1], row_offsets[0] == 0
-  int64_t max_rows = 0;                // host upper bound of row_offsets[num_experts]
+  int64_t max_rows = 0;                  // host upper bound of row_offsets[num_experts]
   // Scratch for the family's device-side schedule (tile lists, CUTLASS pointer arrays);
   // size from grouped_gemm_workspace_size().
   void* scratch = nullptr;
   size_t scratch_bytes = 0;
+
+  // Fusions (see the top of the file); the defaults mean none.
+  // Source row of A for permuted row r: a_row_index[r] / a_row_index_div (device, [max_rows];
+  // e.g. the expanded slot t * k + j divided by k gives the token). A rows must be 16-byte
+  // aligned (a and lda * 2 bytes).
+  const int32_t* a_row_index = nullptr;
+  int32_t a_row_index_div = 1;
+  // GEMM1 epilogue: with n == 2 * inter (gated, rows [up ; gate]) or n == inter, writes
+  // activation->a2 as activation_kernel.h describes (its c1, ldc1, row_expert, row_count and
+  // max_rows are unused) and leaves c untouched. Needs K-major B.
+  const ActivationParams* activation = nullptr;
+  bool schedule_prebuilt = false;
+  // May launch programmatically dependent on the previous kernel (sm80 family, sm_90+; see
+  // sm80_pdl.cuh); the other families launch normally whatever it says.
+  bool pdl = false;
 };
+
+// Row tile and item capacity of the schedule `tactic` builds for (num_experts, max_rows), for a
+// builder outside the family (the permutation); false when the family has no such schedule.
+bool grouped_gemm_schedule_layout(GemmTactic tactic, int32_t num_experts, int64_t max_rows,
+                                  int32_t* row_tile, int64_t* capacity);
 
 // Scratch bytes a family needs for problems up to these sizes (0 is fine).
 size_t grouped_gemm_workspace_size(GemmTactic tactic, int32_t num_experts, int64_t max_rows);

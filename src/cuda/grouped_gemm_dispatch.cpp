@@ -1,6 +1,8 @@
 // grouped_gemm.h implemented by forwarding each GemmTactic to its family: Sm80Decode and
-// Sm80Prefill to the portable mma.sync family (two tile shapes), Sm90Prefill to the CUTLASS
-// TMA + WGMMA family. Auto is resolved by the caller (host/heuristics.h) before it gets here.
+// Sm80Prefill to the portable mma.sync family (two tile shapes), Sm90 to the CUTLASS
+// TMA + WGMMA family, whose configuration is picked here from the average rows per expert.
+// Auto is resolved by the caller (host/heuristics.h) before it gets here.
+// The optional fusions of GroupedGemmArgs are sm80-only: the sm90 family refuses them here.
 #include <cuda_runtime_api.h>
 
 #include "cuda/grouped_gemm.h"
@@ -9,6 +11,21 @@
 
 namespace flashinfer_moe {
 namespace cuda {
+namespace {
+
+// Measured on an H200 (tests/cuda/check_sm90_grouped_gemm.cu, weight bandwidth / 4.8 TB/s):
+// swap-AB streams each weight tile once for experts of up to 64 rows (0.72-0.92 of bandwidth
+// vs 0.44-0.65 for the 128-row prefill tile); the 128-wide swap-AB wins up to 128 rows; beyond
+// that the prefill tile's operand reuse wins. Only Prefill is compiled for fp16.
+sm90::Config sm90_config_for(const GroupedGemmArgs& args) {
+  if (args.dtype != DType::BF16) return sm90::Config::Prefill;
+  const int64_t rows = args.max_rows / (args.num_experts > 0 ? args.num_experts : 1);
+  if (rows <= 64) return sm90::Config::SwapAB;
+  if (rows <= 128) return sm90::Config::SwapABWide;
+  return sm90::Config::Prefill;
+}
+
+}  // namespace
 
 size_t grouped_gemm_workspace_size(GemmTactic tactic, int32_t num_experts, int64_t max_rows) {
   switch (tactic) {
@@ -16,7 +33,7 @@ size_t grouped_gemm_workspace_size(GemmTactic tactic, int32_t num_experts, int64
       return sm80::workspace_size(sm80::Tile::Decode, num_experts, max_rows);
     case GemmTactic::Sm80Prefill:
       return sm80::workspace_size(sm80::Tile::Prefill, num_experts, max_rows);
-    case GemmTactic::Sm90Prefill:
+    case GemmTactic::Sm90:
       return sm90::workspace_size(num_experts, max_rows);
     default:
       return 0;
@@ -30,10 +47,26 @@ bool grouped_gemm_supports(GemmTactic tactic, const GroupedGemmArgs& args, int s
       return sm80::supports(sm80::Tile::Decode, args, sm, why);
     case GemmTactic::Sm80Prefill:
       return sm80::supports(sm80::Tile::Prefill, args, sm, why);
-    case GemmTactic::Sm90Prefill:
-      return sm90::supports(args, sm, why);
+    case GemmTactic::Sm90:
+      if (args.a_row_index != nullptr || args.activation != nullptr || args.schedule_prebuilt) {
+        if (why) *why = "sm90 grouped GEMM: no fused gather, activation or prebuilt schedule";
+        return false;
+      }
+      return sm90::supports(sm90_config_for(args), args, sm, why);
     default:
       if (why) *why = "Auto is not a GEMM family (resolve it with the heuristic first)";
+      return false;
+  }
+}
+
+bool grouped_gemm_schedule_layout(GemmTactic tactic, int32_t num_experts, int64_t max_rows,
+                                  int32_t* row_tile, int64_t* capacity) {
+  switch (tactic) {
+    case GemmTactic::Sm80Decode:
+      return sm80::schedule_layout(sm80::Tile::Decode, num_experts, max_rows, row_tile, capacity);
+    case GemmTactic::Sm80Prefill:
+      return sm80::schedule_layout(sm80::Tile::Prefill, num_experts, max_rows, row_tile, capacity);
+    default:
       return false;
   }
 }
@@ -44,8 +77,11 @@ int launch_grouped_gemm(GemmTactic tactic, const GroupedGemmArgs& args, void* st
       return sm80::launch(sm80::Tile::Decode, args, stream);
     case GemmTactic::Sm80Prefill:
       return sm80::launch(sm80::Tile::Prefill, args, stream);
-    case GemmTactic::Sm90Prefill:
-      return sm90::launch(args, stream);
+    case GemmTactic::Sm90:
+      if (args.a_row_index != nullptr || args.activation != nullptr || args.schedule_prebuilt) {
+        return static_cast<int>(cudaErrorInvalidValue);
+      }
+      return sm90::launch(sm90_config_for(args), args, stream);
     default:
       return static_cast<int>(cudaErrorInvalidValue);
   }

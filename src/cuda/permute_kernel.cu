@@ -10,6 +10,8 @@
 
 #include "cuda/cuda_workspace.h"
 #include "cuda/permute_kernel.h"
+#include "cuda/sm80_pdl.cuh"
+#include "cuda/sm80_schedule.cuh"
 
 namespace flashinfer_moe {
 namespace cuda {
@@ -18,6 +20,7 @@ namespace {
 constexpr int kWarp = 32;
 constexpr int kScanThreads = 256;
 constexpr int kOffsetThreads = 256;
+constexpr int kSmallThreads = 256;
 
 // Local expert of slot s, or -1 when s is past the chunk's end or the expert is not local.
 __device__ __forceinline__ int32_t local_expert_of(const PermuteParams& p, int64_t s, int64_t end) {
@@ -71,7 +74,13 @@ __global__ void __launch_bounds__(kScanThreads) scan_chunks_kernel(PermuteParams
   }
 }
 
-// Phase 3: row_offsets[e + 1] = kept rows of experts 0..e (inclusive scan), row_offsets[0] = 0.
+// Kept rows of an expert with `slots` assignments: all of them, or the first `capacity`.
+__device__ __forceinline__ int64_t kept_rows(const PermuteParams& p, int64_t slots) {
+  return p.capacity > 0 && slots > p.capacity ? p.capacity : slots;
+}
+
+// Phase 3: row_offsets[e + 1] = kept rows of experts 0..e (inclusive scan), row_offsets[0] = 0;
+// then the GEMM schedule when asked for (smem: local_num_experts + 1 int32).
 __global__ void __launch_bounds__(kOffsetThreads) expert_offsets_kernel(PermuteParams p) {
   using Scan = cub::BlockScan<int64_t, kOffsetThreads>;
   __shared__ typename Scan::TempStorage scratch;
@@ -85,6 +94,11 @@ __global__ void __launch_bounds__(kOffsetThreads) expert_offsets_kernel(PermuteP
     if (e < p.local_num_experts) p.row_offsets[e + 1] = carry + upto;
     carry += total;
     __syncthreads();
+  }
+  if (p.schedule != nullptr) {  // uniform: the whole block takes it or none
+    extern __shared__ int32_t tile_start[];
+    sm80::build_schedule_block(p.row_offsets, p.local_num_experts, p.max_rows, p.schedule_row_tile,
+                               p.schedule_capacity, p.schedule, tile_start);
   }
 }
 
@@ -124,6 +138,68 @@ __global__ void __launch_bounds__(kWarp) scatter_kernel(PermuteParams p) {
   }
 }
 
+// All four phases in one block, for one chunk (num_slots <= kPermuteSlotsPerChunk) and at most
+// kSmallPermuteMaxExperts experts. Counting order does not matter (integer smem atomics); the
+// ranks are then assigned by one warp walking the slots in order, exactly as scatter_kernel does.
+__global__ void __launch_bounds__(kSmallThreads) small_permute_kernel(PermuteParams p) {
+  using Scan = cub::BlockScan<int64_t, kSmallThreads>;
+  __shared__ typename Scan::TempStorage scan_storage;
+  __shared__ int32_t count[kSmallPermuteMaxExperts];  // slots per expert, then running ranks
+  __shared__ int32_t tile_start[kSmallPermuteMaxExperts + 1];  // the schedule builder's scratch
+  const int tid = threadIdx.x;
+  const int32_t E = p.local_num_experts;
+  for (int32_t e = tid; e < E; e += kSmallThreads) count[e] = 0;
+  pdl::pdl_wait();     // the routing's ids are complete
+  pdl::pdl_trigger();  // GEMM1's CTAs may be scheduled (they wait for this kernel to finish)
+  __syncthreads();
+  for (int64_t s = tid; s < p.num_slots; s += kSmallThreads) {
+    const int32_t e = local_expert_of(p, s, p.num_slots);
+    if (e >= 0) atomicAdd(&count[e], 1);
+  }
+  __syncthreads();
+  if (tid == 0) p.row_offsets[0] = 0;
+  int64_t carry = 0;
+  for (int32_t base = 0; base < E; base += kSmallThreads) {
+    const int32_t e = base + tid;
+    const int64_t v = e < E ? kept_rows(p, count[e]) : 0;
+    int64_t upto = 0, total = 0;
+    Scan(scan_storage).InclusiveSum(v, upto, total);
+    if (e < E) p.row_offsets[e + 1] = carry + upto;
+    carry += total;
+    __syncthreads();
+  }
+  for (int32_t e = tid; e < E; e += kSmallThreads) count[e] = 0;
+  __syncthreads();  // row_offsets (global, this block's writes) and the zeroed ranks are visible
+  if (p.schedule != nullptr) {
+    sm80::build_schedule_block(p.row_offsets, E, p.max_rows, p.schedule_row_tile,
+                               p.schedule_capacity, p.schedule, tile_start);
+  }
+  if (tid >= kWarp) return;
+  const int lane = tid;
+  const unsigned lanes_below = (1u << lane) - 1u;
+  for (int64_t base = 0; base < p.num_slots; base += kWarp) {
+    const int64_t s = base + lane;
+    const int32_t e = local_expert_of(p, s, p.num_slots);
+    const unsigned same = __match_any_sync(0xffffffffu, e);
+    if (s < p.num_slots) {
+      int32_t row = -1;
+      if (e >= 0) {
+        const int64_t rank = count[e] + __popc(same & lanes_below);
+        const int64_t first = p.row_offsets[e];
+        if (rank < p.row_offsets[e + 1] - first) {
+          row = static_cast<int32_t>(first + rank);
+          p.permuted_to_expanded[row] = static_cast<int32_t>(s);
+          p.row_expert[row] = e;
+        }
+      }
+      p.expanded_to_permuted[s] = row;
+    }
+    __syncwarp();  // every lane has read count[e] before the leader advances it
+    if (e >= 0 && lane == 31 - __clz(same)) count[e] += __popc(same);
+    __syncwarp();
+  }
+}
+
 }  // namespace
 
 int launch_permute(const PermuteParams& p, void* stream) {
@@ -132,6 +208,10 @@ int launch_permute(const PermuteParams& p, void* stream) {
     return static_cast<int>(cudaErrorInvalidValue);
   }
   cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (p.num_slots <= kPermuteSlotsPerChunk && p.local_num_experts <= kSmallPermuteMaxExperts) {
+    return static_cast<int>(
+        pdl::launch_kernel(small_permute_kernel, dim3(1), dim3(kSmallThreads), 0, s, p.pdl, p));
+  }
   const size_t smem = sizeof(int32_t) * static_cast<size_t>(p.local_num_experts);
   const unsigned chunks = static_cast<unsigned>(p.num_chunks);
   count_chunk_kernel<<<chunks, kWarp, smem, s>>>(p);
@@ -140,7 +220,9 @@ int launch_permute(const PermuteParams& p, void* stream) {
   scan_chunks_kernel<<<static_cast<unsigned>(p.local_num_experts), kScanThreads, 0, s>>>(p);
   err = cudaGetLastError();
   if (err != cudaSuccess) return static_cast<int>(err);
-  expert_offsets_kernel<<<1, kOffsetThreads, 0, s>>>(p);
+  const size_t schedule_smem =
+      p.schedule != nullptr ? sizeof(int32_t) * (static_cast<size_t>(p.local_num_experts) + 1) : 0;
+  expert_offsets_kernel<<<1, kOffsetThreads, schedule_smem, s>>>(p);
   err = cudaGetLastError();
   if (err != cudaSuccess) return static_cast<int>(err);
   scatter_kernel<<<chunks, kWarp, smem, s>>>(p);

@@ -10,6 +10,11 @@
 //   3. offsets: an inclusive scan over the experts -> row_offsets [E_local + 1];
 //   4. scatter: each chunk ranks its slots again, from its base, in slot order, and writes
 //               expanded_to_permuted / permuted_to_expanded / row_expert.
+// Small problems (num_slots <= kPermuteSlotsPerChunk, i.e. one chunk, and at most
+// kSmallPermuteMaxExperts local experts; every decode batch) run all four phases in one block
+// instead: launches, not work, are what costs there.
+// Either way the permutation can also write the sm80 GEMM schedule (sm80_schedule.cuh) from the
+// row_offsets it just computed, once for both GEMMs, instead of a schedule launch per GEMM.
 #pragma once
 
 #include <cstdint>
@@ -31,12 +36,24 @@ struct PermuteParams {
   int32_t* permuted_to_expanded = nullptr;  // [max rows], first row_offsets[E] valid
   int32_t* row_expert = nullptr;            // [max rows] local expert of each row
   int64_t* row_offsets = nullptr;           // [local_num_experts + 1]
+  // Optional (null: not written): the sm80 GEMM schedule for row_offsets, with the row tile and
+  // item capacity grouped_gemm_schedule_layout gives and the upper bound of the row count.
+  void* schedule = nullptr;
+  int32_t schedule_row_tile = 0;
+  int64_t schedule_capacity = 0;
+  int64_t max_rows = 0;
+  // Launch the one-block permutation programmatically dependent on the routing (sm80_pdl.cuh).
+  bool pdl = false;
 };
+
+// Largest local expert count of the one-block permutation (its per-expert arrays live in smem).
+constexpr int32_t kSmallPermuteMaxExperts = 1024;
 
 // Largest local expert count: each warp keeps one int32 counter per expert in shared memory.
 constexpr int32_t kPermuteMaxLocalExperts = 8192;
 
-// Enqueues the four kernels on `stream` (a cudaStream_t). Returns a cudaError_t as int.
+// Enqueues the kernels (four, or one for small problems) on `stream` (a cudaStream_t).
+// Returns a cudaError_t as int.
 int launch_permute(const PermuteParams& params, void* stream);
 
 }  // namespace cuda

@@ -1,6 +1,6 @@
 // Host side of the portable grouped GEMM family (sm80_grouped_gemm.h): argument checks, scratch
-// sizing and the two launches (schedule, then GEMM) on the caller's stream. The kernels live in
-// sm80_grouped_gemm_kernel.cuh.
+// sizing and the launches (schedule unless prebuilt, then GEMM) on the caller's stream. The
+// kernels live in sm80_grouped_gemm_kernel.cuh.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -68,6 +68,22 @@ const char* check_args(Tile tile, const GroupedGemmArgs& a) {
   if (schedule_capacity(tile, a.num_experts, a.max_rows) > INT32_MAX) {
     return "sm80 grouped GEMM: max_rows too large for the grid";
   }
+  if (a.a_row_index != nullptr && (a.a_row_index_div < 1 || !aligned16(a.a) || a.lda % 8 != 0)) {
+    return "sm80 grouped GEMM: a_row_index needs a positive divisor and 16-byte aligned A rows";
+  }
+  if (a.activation != nullptr) {
+    const ActivationParams& act = *a.activation;
+    const bool gated = is_gated(static_cast<Activation>(act.activation));
+    if (!b_is_k_major(a)) return "sm80 grouped GEMM: the fused activation needs K-major B";
+    if (act.inter <= 0 || a.n != (gated ? 2 * act.inter : act.inter)) {
+      return "sm80 grouped GEMM: the fused activation needs n == 2 * inter (gated) or inter";
+    }
+    const bool a2_ok =
+        act.a2 != nullptr && act.lda2 >= act.inter && act.a2_dtype == static_cast<int32_t>(a.dtype);
+    if (!a2_ok) {
+      return "sm80 grouped GEMM: the fused activation needs a2 in the compute dtype";
+    }
+  }
   if (a.scratch == nullptr || !aligned16(a.scratch) ||
       a.scratch_bytes < workspace_size(tile, a.num_experts, a.max_rows)) {
     return "sm80 grouped GEMM: scratch missing, misaligned or smaller than workspace_size()";
@@ -75,31 +91,47 @@ const char* check_args(Tile tile, const GroupedGemmArgs& a) {
   return nullptr;
 }
 
-template <class Cfg, bool kBf16, bool kKMajorB>
+template <class Cfg, bool kBf16, bool kKMajorB, Epilogue kEpi>
 cudaError_t launch_gemm_kernel(const GemmParams& params, int64_t capacity, int64_t n_tiles,
-                               cudaStream_t stream) {
-  auto kernel = grouped_gemm_kernel<Cfg, kBf16, kKMajorB>;
+                               cudaStream_t stream, bool pdl) {
+  auto kernel = grouped_gemm_kernel<Cfg, kBf16, kKMajorB, kEpi>;
   // Host-only attribute call (allowed during stream capture); needed past 48 KB of smem.
   cudaError_t err =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
   if (err != cudaSuccess) return err;
   const dim3 grid(static_cast<unsigned>(capacity), static_cast<unsigned>(n_tiles));
-  kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(params);
-  return cudaGetLastError();
+  return pdl::launch_kernel(kernel, grid, dim3(Cfg::kThreads), Cfg::kSmemBytes, stream, pdl,
+                            params);
 }
 
 // CfgK / CfgN: the tile shape for K-major / N-major B (same kBW and kBT).
 template <class CfgK, class CfgN>
 cudaError_t launch_gemm(const GroupedGemmArgs& a, const GemmParams& params, int64_t capacity,
                         cudaStream_t stream) {
-  const int64_t n_tiles = (a.n + CfgK::kBW - 1) / CfgK::kBW;
-  const bool bf16 = a.dtype == DType::BF16;
-  if (b_is_k_major(a)) {
-    return bf16 ? launch_gemm_kernel<CfgK, true, true>(params, capacity, n_tiles, stream)
-                : launch_gemm_kernel<CfgK, false, true>(params, capacity, n_tiles, stream);
+  const bool bf16 = a.dtype == DType::BF16, pdl = a.pdl;
+  if (a.activation != nullptr) {
+    // A gated CTA covers BW/2 intermediate columns (their up and gate rows), a plain one BW.
+    const int64_t inter = a.activation->inter;
+    if (is_gated(static_cast<Activation>(a.activation->activation))) {
+      constexpr Epilogue kG = Epilogue::GatedActivation;
+      const int64_t n_tiles = (inter + CfgK::kBW / 2 - 1) / (CfgK::kBW / 2);
+      return bf16 ? launch_gemm_kernel<CfgK, true, true, kG>(params, capacity, n_tiles, stream, pdl)
+                  : launch_gemm_kernel<CfgK, false, true, kG>(params, capacity, n_tiles, stream,
+                                                              pdl);
+    }
+    constexpr Epilogue kA = Epilogue::Activation;
+    const int64_t n_tiles = (inter + CfgK::kBW - 1) / CfgK::kBW;
+    return bf16 ? launch_gemm_kernel<CfgK, true, true, kA>(params, capacity, n_tiles, stream, pdl)
+                : launch_gemm_kernel<CfgK, false, true, kA>(params, capacity, n_tiles, stream, pdl);
   }
-  return bf16 ? launch_gemm_kernel<CfgN, true, false>(params, capacity, n_tiles, stream)
-              : launch_gemm_kernel<CfgN, false, false>(params, capacity, n_tiles, stream);
+  constexpr Epilogue kS = Epilogue::StoreF32;
+  const int64_t n_tiles = (a.n + CfgK::kBW - 1) / CfgK::kBW;
+  if (b_is_k_major(a)) {
+    return bf16 ? launch_gemm_kernel<CfgK, true, true, kS>(params, capacity, n_tiles, stream, pdl)
+                : launch_gemm_kernel<CfgK, false, true, kS>(params, capacity, n_tiles, stream, pdl);
+  }
+  return bf16 ? launch_gemm_kernel<CfgN, true, false, kS>(params, capacity, n_tiles, stream, pdl)
+              : launch_gemm_kernel<CfgN, false, false, kS>(params, capacity, n_tiles, stream, pdl);
 }
 
 }  // namespace
@@ -107,6 +139,14 @@ cudaError_t launch_gemm(const GroupedGemmArgs& a, const GemmParams& params, int6
 size_t workspace_size(Tile tile, int32_t num_experts, int64_t max_rows) {
   const int64_t capacity = schedule_capacity(tile, num_experts, max_rows);
   return kScheduleHeaderBytes + static_cast<size_t>(capacity) * sizeof(WorkItem);
+}
+
+bool schedule_layout(Tile tile, int32_t num_experts, int64_t max_rows, int32_t* row_tile,
+                     int64_t* capacity) {
+  if (tile != Tile::Decode && tile != Tile::Prefill) return false;
+  *row_tile = row_tile_of(tile);
+  *capacity = schedule_capacity(tile, num_experts, max_rows);
+  return true;
 }
 
 bool supports(Tile tile, const GroupedGemmArgs& args, int sm, const char** why) {
@@ -122,11 +162,14 @@ int launch(Tile tile, const GroupedGemmArgs& a, void* stream_ptr) {
   cudaStream_t stream = static_cast<cudaStream_t>(stream_ptr);
   const int64_t capacity = schedule_capacity(tile, a.num_experts, a.max_rows);
 
-  const size_t schedule_smem = (static_cast<size_t>(a.num_experts) + 1) * sizeof(int32_t);
-  build_schedule_kernel<<<1, kScheduleThreads, schedule_smem, stream>>>(
-      a.row_offsets, a.num_experts, a.max_rows, row_tile_of(tile), capacity, a.scratch);
-  cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) return static_cast<int>(err);
+  cudaError_t err = cudaSuccess;
+  if (!a.schedule_prebuilt) {
+    const size_t schedule_smem = (static_cast<size_t>(a.num_experts) + 1) * sizeof(int32_t);
+    build_schedule_kernel<<<1, kScheduleThreads, schedule_smem, stream>>>(
+        a.row_offsets, a.num_experts, a.max_rows, row_tile_of(tile), capacity, a.scratch);
+    err = cudaGetLastError();
+    if (err != cudaSuccess) return static_cast<int>(err);
+  }
 
   GemmParams p;
   p.a = static_cast<const uint16_t*>(a.a);
@@ -142,6 +185,9 @@ int launch(Tile tile, const GroupedGemmArgs& a, void* stream_ptr) {
   p.schedule = a.scratch;
   p.a_vec16 = aligned16(a.a) && a.lda % 8 == 0;
   p.b_vec16 = b_lines_aligned16(a);
+  p.a_row_index = a.a_row_index;
+  p.a_row_index_div = a.a_row_index_div;
+  p.act = a.activation != nullptr ? *a.activation : ActivationParams{};
   err = tile == Tile::Decode
             ? launch_gemm<DecodeTileKMajorB, DecodeTileNMajorB>(a, p, capacity, stream)
             : launch_gemm<PrefillTile, PrefillTile>(a, p, capacity, stream);

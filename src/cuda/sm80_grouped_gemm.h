@@ -4,11 +4,14 @@
 // bf16 or fp16 inputs, fp32 accumulation and output, B K-major (b_stride_k == 1) or N-major
 // (b_stride_n == 1), any n and k.
 //
-// A launch is two kernels on the caller's stream: a one-CTA schedule kernel reads the device-side
-// row ranges and writes the list of (expert, row tile) work items into args.scratch; the GEMM
+// A launch is two kernels on the caller's stream (one when the permutation prebuilt the schedule):
+// a one-CTA schedule kernel reads the device-side row ranges and writes the list of (expert,
+// row tile) work items into args.scratch (sm80_schedule.cuh); the GEMM
 // grid, sized on the host from max_rows and num_experts, then has one CTA per (work item, n tile)
 // and CTAs past the device-side item count exit at once. No host sync, no allocation, every
 // output element written by exactly one CTA with a fixed K order: capturable and deterministic.
+// Fusions (grouped_gemm.h): rows gathered through a_row_index, and the GEMM1 activation epilogue
+// (a CTA computing up rows [c0, c0 + BW/2) and gate rows [I + c0, I + c0 + BW/2) together).
 #pragma once
 
 #include <cstddef>
@@ -31,6 +34,11 @@ size_t workspace_size(Tile tile, int32_t num_experts, int64_t max_rows);
 // Whether this family can run `args` on a device of compute capability `sm` (e.g. 90); when not,
 // `why` (if given) points at a one-line reason (a static string).
 bool supports(Tile tile, const GroupedGemmArgs& args, int sm, const char** why);
+
+// The schedule's row tile and item capacity (sm80_schedule.cuh), for the permutation to build it
+// ahead (GroupedGemmArgs::schedule_prebuilt). Returns false for an unknown tile.
+bool schedule_layout(Tile tile, int32_t num_experts, int64_t max_rows, int32_t* row_tile,
+                     int64_t* capacity);
 
 // Enqueues the GEMM on `stream` (a cudaStream_t). Returns a cudaError_t as int (0 = success);
 // arguments that supports() rejects give cudaErrorInvalidValue.

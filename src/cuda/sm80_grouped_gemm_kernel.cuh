@@ -6,6 +6,9 @@
 // is the "swap AB" trick (a handful of rows fills an n8 slot instead of wasting 15/16 of an m16);
 // for prefill the MMA is symmetric, so the same code serves both and only the tile shape differs.
 //
+// Fusions: A rows may come through an index (the gather fused into GEMM1), and the epilogue may
+// apply GEMM1's bias + activation and write the compute-dtype GEMM2 input (Epilogue below).
+//
 // Shared memory holds each operand tile as rows of 16-byte chunks with an XOR swizzle, so the
 // 8 row addresses of one ldmatrix phase (same logical chunk, 8 consecutive rows) land in 8
 // different bank groups, and cp.async writes stay conflict-free too.
@@ -13,7 +16,10 @@
 
 #include <cstdint>
 
+#include "cuda/activation_kernel.cuh"
 #include "cuda/sm80_mma_primitives.cuh"
+#include "cuda/sm80_pdl.cuh"
+#include "cuda/sm80_schedule.cuh"
 
 namespace flashinfer_moe {
 namespace cuda {
@@ -52,84 +58,16 @@ static_assert(DecodeTileKMajorB::kBW == DecodeTileNMajorB::kBW &&
 // accumulators a thread), two CTAs per SM: 273 TFLOP/s on E8 N28672 K4096 with 4096 rows.
 using PrefillTile = TileConfig<128, 128, 32, 4, 2, 4, 2>;
 
-// One unit of GEMM work: rows [row_begin, row_begin + rows) of `expert`, rows <= kBT.
-struct WorkItem {
-  int64_t row_begin;
-  int32_t expert;
-  int32_t rows;
-};
-
-// Scratch layout: an int64 item count (padded to 16 bytes), then the WorkItem array.
-constexpr size_t kScheduleHeaderBytes = 16;
-
 constexpr int kScheduleThreads = 256;
 
-// Fills the schedule from row_offsets: expert e contributes ceil(rows_e / row_tile) items in row
-// order, experts in index order. Offsets are clamped to [0, max_rows] and the list to `capacity`
-// items, so a malformed offset array can neither overflow the scratch nor write C out of bounds.
-// One CTA: a chunked block-wide exclusive scan of the per-expert tile counts, then every thread
-// writes items found by binary search over the scanned starts. Smem: (num_experts + 1) int32.
+// The family's own schedule launch (one CTA; sm80_schedule.cuh has the rules). Smem:
+// (num_experts + 1) int32.
 __global__ void __launch_bounds__(kScheduleThreads)
     build_schedule_kernel(const int64_t* __restrict__ row_offsets, int32_t num_experts,
                           int64_t max_rows, int32_t row_tile, int64_t capacity,
                           void* __restrict__ scratch) {
-  extern __shared__ int32_t tile_start[];  // [num_experts + 1]: exclusive scan of tile counts
-  __shared__ int32_t warp_sums[kScheduleThreads / 32];
-  const int tid = threadIdx.x;
-  auto clamped_offset = [&](int32_t e) {
-    const int64_t v = row_offsets[e];
-    return v < 0 ? int64_t{0} : (v > max_rows ? max_rows : v);
-  };
-  auto tiles_of = [&](int32_t e) {
-    const int64_t begin = clamped_offset(e), end = clamped_offset(e + 1);
-    return end > begin ? static_cast<int32_t>((end - begin + row_tile - 1) / row_tile) : 0;
-  };
-  // Each thread owns a contiguous chunk of experts: serial sums inside, a scan across threads.
-  const int32_t chunk = (num_experts + kScheduleThreads - 1) / kScheduleThreads;
-  const int32_t first = tid * chunk;
-  const int32_t last = first + chunk < num_experts ? first + chunk : num_experts;
-  int32_t local = 0;
-  for (int32_t e = first; e < last; ++e) {
-    const int32_t t = tiles_of(e);
-    tile_start[e] = local;  // chunk-relative for now
-    local += t;
-  }
-  // Inclusive warp scan, then across warps (the counts stay < 2^31: capacity bounds them).
-  const int lane = tid & 31, warp = tid >> 5;
-  int32_t incl = local;
-  for (int d = 1; d < 32; d <<= 1) {
-    const int32_t v = __shfl_up_sync(0xffffffffu, incl, d);
-    if (lane >= d) incl += v;
-  }
-  if (lane == 31) warp_sums[warp] = incl;
-  __syncthreads();
-  int32_t warp_prefix = 0;
-  for (int w = 0; w < warp; ++w) warp_prefix += warp_sums[w];
-  const int32_t thread_prefix = warp_prefix + incl - local;
-  for (int32_t e = first; e < last; ++e) tile_start[e] += thread_prefix;
-  if (tid == kScheduleThreads - 1) tile_start[num_experts] = thread_prefix + local;
-  __syncthreads();
-
-  const int64_t total_tiles = tile_start[num_experts];
-  const int64_t count = total_tiles < capacity ? total_tiles : capacity;
-  if (tid == 0) *static_cast<int64_t*>(scratch) = count;
-  WorkItem* items =
-      reinterpret_cast<WorkItem*>(static_cast<char*>(scratch) + kScheduleHeaderBytes);
-  for (int64_t i = tid; i < count; i += kScheduleThreads) {
-    // The last expert whose start <= i; it has tiles because its successor's start is > i.
-    int32_t lo = 0, hi = num_experts;  // invariant: tile_start[lo] <= i < tile_start[hi]
-    while (hi - lo > 1) {
-      const int32_t mid = (lo + hi) >> 1;
-      if (tile_start[mid] <= i) lo = mid; else hi = mid;
-    }
-    const int64_t begin = clamped_offset(lo) + (i - tile_start[lo]) * row_tile;
-    const int64_t end = clamped_offset(lo + 1);
-    WorkItem item;
-    item.row_begin = begin;
-    item.expert = lo;
-    item.rows = static_cast<int32_t>(end - begin < row_tile ? end - begin : row_tile);
-    items[i] = item;
-  }
+  extern __shared__ int32_t tile_start[];
+  build_schedule_block(row_offsets, num_experts, max_rows, row_tile, capacity, scratch, tile_start);
 }
 
 // What the GEMM kernel needs besides the tile configuration.
@@ -141,10 +79,17 @@ struct GemmParams {
   float* c;
   int64_t ldc;
   int64_t n, k;
-  const void* schedule;  // scratch written by build_schedule_kernel
-  bool a_vec16;          // A rows can be copied in aligned 16-byte chunks
-  bool b_vec16;          // B's contiguous lines can be copied in aligned 16-byte chunks
+  const void* schedule;        // scratch written by build_schedule_kernel
+  bool a_vec16;                // A rows can be copied in aligned 16-byte chunks
+  bool b_vec16;                // B's contiguous lines can be copied in aligned 16-byte chunks
+  const int32_t* a_row_index;  // null: A row r is row r; else a_row_index[r] / a_row_index_div
+  int32_t a_row_index_div;
+  ActivationParams act;  // the fused GEMM1 epilogue's parameters (Epilogue != StoreF32)
 };
+
+// What the GEMM writes: fp32 C (the contract), or GEMM1's activated compute-dtype output,
+// from a weight tile of BW output columns (Activation) or BW/2 up + BW/2 gate rows (Gated).
+enum class Epilogue { StoreF32, Activation, GatedActivation };
 
 // Offset, in 16-byte chunks, of chunk `chunk` of row `row` in a swizzled [ROWS][COLS] b16 tile.
 template <int COLS>
@@ -159,11 +104,12 @@ __device__ __forceinline__ int swizzled_chunk(int row, int chunk) {
   }
 }
 
-// Copies a [ROWS][COLS] tile whose element (r, c) sits at base[r * row_stride + c] into swizzled
-// smem. Rows >= row_limit and columns >= col_limit become zeros. vec16: 16-byte cp.async with a
-// partial source size for the last chunk of a line; otherwise element loads (any alignment).
-template <int ROWS, int COLS, int THREADS>
-__device__ __forceinline__ void load_tile(char* smem_tile, const uint16_t* base, int64_t row_stride,
+// Copies a [ROWS][COLS] tile whose element (r, c) sits at row_start(r)[c] into swizzled smem.
+// Rows >= row_limit and columns >= col_limit become zeros (and are not read; `base` is any
+// valid address for the zero-size copies). vec16: 16-byte cp.async with a partial source size
+// for the last chunk of a line; otherwise element loads (any alignment).
+template <int ROWS, int COLS, int THREADS, class RowStart>
+__device__ __forceinline__ void load_tile(char* smem_tile, const uint16_t* base, RowStart row_start,
                                           int64_t row_limit, int64_t col_limit, bool vec16) {
   constexpr int kChunks = COLS / 8;
   constexpr int kTotal = ROWS * kChunks;
@@ -176,7 +122,7 @@ __device__ __forceinline__ void load_tile(char* smem_tile, const uint16_t* base,
     const int64_t col = int64_t{chunk} * 8;
     int64_t valid = row < row_limit ? col_limit - col : 0;
     valid = valid < 0 ? 0 : (valid > 8 ? 8 : valid);
-    const uint16_t* src = base + row * row_stride + col;
+    const uint16_t* src = row_start(row) + col;
     const int dst_chunk = swizzled_chunk<COLS>(row, chunk);
     if (vec16) {
       ptx::cp_async_16_zfill(smem_base + dst_chunk * 16, valid > 0 ? src : base,
@@ -198,32 +144,65 @@ __device__ __forceinline__ void load_tile(char* smem_tile, const uint16_t* base,
 // The grouped GEMM. grid = (schedule capacity, n tiles); blockIdx.x picks the work item, so CTAs
 // launched together share a weight tile in L2 (prefill) and surplus item slots exit at once.
 // kKMajorB: weights stored with K contiguous (tile [kBW][kBK], plain ldmatrix); otherwise N
-// contiguous (tile [kBK][kBW], ldmatrix.trans).
-template <class Cfg, bool kBf16, bool kKMajorB>
+// contiguous (tile [kBK][kBW], ldmatrix.trans). kEpi: what the CTA writes (Epilogue).
+template <class Cfg, bool kBf16, bool kKMajorB, Epilogue kEpi>
 __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     grouped_gemm_kernel(const GemmParams p) {
+  static_assert(kKMajorB || kEpi == Epilogue::StoreF32, "fused epilogues need K-major weights");
+  constexpr bool kGated = kEpi == Epilogue::GatedActivation;
+  // Output columns per CTA: a gated CTA spends half its weight rows on the matching gate rows.
+  constexpr int kOutCols = kGated ? Cfg::kBW / 2 : Cfg::kBW;
+  pdl::pdl_wait();  // the schedule, A and the row index come from earlier kernels
   const int64_t count = *static_cast<const int64_t*>(p.schedule);
   if (static_cast<int64_t>(blockIdx.x) >= count) return;
-  const WorkItem item = reinterpret_cast<const WorkItem*>(
-      static_cast<const char*>(p.schedule) + kScheduleHeaderBytes)[blockIdx.x];
-  const int64_t n0 = int64_t{blockIdx.y} * Cfg::kBW;
+  const WorkItem item = reinterpret_cast<const WorkItem*>(static_cast<const char*>(p.schedule) +
+                                                          kScheduleHeaderBytes)[blockIdx.x];
+  const int64_t n0 = int64_t{blockIdx.y} * kOutCols;  // first output column of this CTA
 
   extern __shared__ __align__(128) char smem[];
-  const uint16_t* a_tile0 = p.a + item.row_begin * p.lda;
+  // Element offset of each of the tile's A rows: resolved once here, so the gathered path costs
+  // no dependent global load per pipeline stage. Rows past item.rows are never read.
+  __shared__ int64_t a_row_start[Cfg::kBT];
+  for (int r = threadIdx.x; r < Cfg::kBT; r += Cfg::kThreads) {
+    int64_t src = item.row_begin + r;
+    if (p.a_row_index != nullptr) {
+      src = r < item.rows ? p.a_row_index[item.row_begin + r] / p.a_row_index_div : 0;
+    }
+    a_row_start[r] = src * p.lda;
+  }
+  __syncthreads();
   const uint16_t* b_expert = p.b + item.expert * p.b_stride_e;
 
   auto load_stage = [&](int stage, int64_t k0) {
     char* w_smem = smem + stage * Cfg::kStageBytes;
     char* r_smem = w_smem + Cfg::kWeightTileBytes;
-    if constexpr (kKMajorB) {
-      load_tile<Cfg::kBW, Cfg::kBK, Cfg::kThreads>(w_smem, b_expert + n0 * p.b_stride_n + k0,
-                                                   p.b_stride_n, p.n - n0, p.k - k0, p.b_vec16);
+    if constexpr (kGated) {
+      // Up rows [n0, n0 + BW/2) then gate rows [I + n0, ...): two half tiles, same swizzle as
+      // one full tile because BW/2 is a multiple of the swizzle period (8 rows).
+      constexpr int kHalf = Cfg::kBW / 2;
+      const int64_t inter = p.n / 2;
+      const uint16_t* up = b_expert + n0 * p.b_stride_n + k0;
+      const uint16_t* gate = up + inter * p.b_stride_n;
+      auto up_row = [&](int r) { return up + r * p.b_stride_n; };
+      auto gate_row = [&](int r) { return gate + r * p.b_stride_n; };
+      load_tile<kHalf, Cfg::kBK, Cfg::kThreads>(w_smem, up, up_row, inter - n0, p.k - k0,
+                                                p.b_vec16);
+      load_tile<kHalf, Cfg::kBK, Cfg::kThreads>(w_smem + kHalf * Cfg::kBK * 2, gate, gate_row,
+                                                inter - n0, p.k - k0, p.b_vec16);
+    } else if constexpr (kKMajorB) {
+      const uint16_t* w0 = b_expert + n0 * p.b_stride_n + k0;
+      auto w_row = [&](int r) { return w0 + r * p.b_stride_n; };
+      load_tile<Cfg::kBW, Cfg::kBK, Cfg::kThreads>(w_smem, w0, w_row, p.n - n0, p.k - k0,
+                                                   p.b_vec16);
     } else {
-      load_tile<Cfg::kBK, Cfg::kBW, Cfg::kThreads>(w_smem, b_expert + k0 * p.b_stride_k + n0,
-                                                   p.b_stride_k, p.k - k0, p.n - n0, p.b_vec16);
+      const uint16_t* w0 = b_expert + k0 * p.b_stride_k + n0;
+      auto k_row = [&](int r) { return w0 + r * p.b_stride_k; };
+      load_tile<Cfg::kBK, Cfg::kBW, Cfg::kThreads>(w_smem, w0, k_row, p.k - k0, p.n - n0,
+                                                   p.b_vec16);
     }
-    load_tile<Cfg::kBT, Cfg::kBK, Cfg::kThreads>(r_smem, a_tile0 + k0, p.lda, item.rows,
-                                                 p.k - k0, p.a_vec16);
+    auto a_row = [&](int r) { return p.a + a_row_start[r] + k0; };
+    load_tile<Cfg::kBT, Cfg::kBK, Cfg::kThreads>(r_smem, p.a, a_row, item.rows, p.k - k0,
+                                                 p.a_vec16);
   };
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -290,21 +269,67 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     }
   }
   ptx::cp_async_wait<0>();  // no copy may outlive the CTA's shared memory
+  pdl::pdl_trigger();       // only the epilogue is left: let the next kernel's CTAs queue up
 
   // Accumulator (i, j) of an mma tile: weight row g (+8 for i >= 2), activation row 2t (+1 for
   // odd i). For one register the 8 lanes with equal t write 32 contiguous bytes of C.
   const int g = lane >> 2, t = lane & 3;
-  float* c_rows = p.c + item.row_begin * p.ldc;
+  if constexpr (kEpi == Epilogue::StoreF32) {
+    float* c_rows = p.c + item.row_begin * p.ldc;
 #pragma unroll
-  for (int mw = 0; mw < Cfg::kMmaW; ++mw) {
+    for (int mw = 0; mw < Cfg::kMmaW; ++mw) {
 #pragma unroll
-    for (int mt = 0; mt < Cfg::kMmaT; ++mt) {
+      for (int mt = 0; mt < Cfg::kMmaT; ++mt) {
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const int64_t col = n0 + warp_w0 + mw * 16 + g + 8 * (i >> 1);
-        const int row = warp_t0 + mt * 8 + 2 * t + (i & 1);
-        if (col < p.n && row < item.rows) c_rows[row * p.ldc + col] = acc[mw][mt][i];
+        for (int i = 0; i < 4; ++i) {
+          const int64_t col = n0 + warp_w0 + mw * 16 + g + 8 * (i >> 1);
+          const int row = warp_t0 + mt * 8 + 2 * t + (i & 1);
+          if (col < p.n && row < item.rows) c_rows[row * p.ldc + col] = acc[mw][mt][i];
+        }
       }
+    }
+  } else {
+    // Stage the fp32 tile in the (now idle) pipeline smem, so one thread sees a column's up and
+    // gate values together, then apply activation_kernel.cu's formulas element by element.
+    // A 4-float row pad (where it fits) makes the staging stores bank-conflict-free.
+    constexpr int kLd = Cfg::kBT * (Cfg::kBW + 4) * 4 <= Cfg::kSmemBytes ? Cfg::kBW + 4 : Cfg::kBW;
+    static_assert(Cfg::kBT * kLd * 4 <= Cfg::kSmemBytes, "the staged tile must fit the smem");
+    float* staged = reinterpret_cast<float*>(smem);  // [kBT][kLd], weight row fastest
+    __syncthreads();  // every warp is done reading the last pipeline stage
+#pragma unroll
+    for (int mw = 0; mw < Cfg::kMmaW; ++mw) {
+#pragma unroll
+      for (int mt = 0; mt < Cfg::kMmaT; ++mt) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int w = warp_w0 + mw * 16 + g + 8 * (i >> 1);
+          const int row = warp_t0 + mt * 8 + 2 * t + (i & 1);
+          staged[row * kLd + w] = acc[mw][mt][i];
+        }
+      }
+    }
+    __syncthreads();
+    const ActivationParams& ap = p.act;
+    const Activation act = static_cast<Activation>(ap.activation);
+    const int32_t e = item.expert;
+    const act_math::ExpertParams prm = act_math::expert_params(ap, e);
+    uint16_t* a2 = static_cast<uint16_t*>(ap.a2);
+    for (int idx = threadIdx.x; idx < Cfg::kBT * kOutCols; idx += Cfg::kThreads) {
+      const int row = idx / kOutCols, c = idx % kOutCols;
+      const int64_t col = n0 + c;
+      if (row >= item.rows || col >= ap.inter) continue;
+      const int64_t r = item.row_begin + row;
+      const float w = ap.weight_on_input ? ap.topk_weights[ap.permuted_to_expanded[r]] : 1.0f;
+      const float u = act_math::pre_activation(ap, staged[row * kLd + c], w, e, col);
+      float v;
+      if constexpr (kGated) {
+        const float gv =
+            act_math::pre_activation(ap, staged[row * kLd + kOutCols + c], w, e, ap.inter + col);
+        v = act_math::activate_gated(act, gv, u, prm);
+      } else {
+        v = act_math::activate(act, u);
+      }
+      a2[r * ap.lda2 + col] = kBf16 ? formats::float_to_bf16(v) : formats::float_to_fp16(v);
     }
   }
 }

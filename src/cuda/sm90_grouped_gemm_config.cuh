@@ -1,7 +1,9 @@
 // CUTLASS 3.x type definitions for the Hopper grouped GEMM family (sm90_grouped_gemm.cu).
+// (The other configurations, sm90_grouped_gemm_{swap_ab,swap_ab_wide}.cu, define their
+// types in their own translation units; this header holds what they share.)
 //
-// One kernel shape serves prefill: a pointer-array ("grouped") GEMM, TMA loads + WGMMA,
-// warp-specialized cooperative schedule, persistent grid. Per group (= local expert):
+// The default configuration (Config::Prefill) serves prefill: a pointer-array ("grouped") GEMM,
+// TMA loads + WGMMA, warp-specialized cooperative schedule, persistent grid. Per group (=expert):
 //     D[M_e, N] (fp32, row-major, ldc) = A_e[M_e, K] (row-major, lda) * B_e[N, K]^T (K-major)
 // which is CUTLASS's "TN" GEMM: A RowMajor, B ColumnMajor (K contiguous), D RowMajor.
 //
@@ -71,6 +73,9 @@ struct PrefillGemm {
   using KernelSchedule = cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative;
 
   using CollectiveEpilogue = PrefillEpilogue;
+  // sm90_grouped_gemm_launch.cuh: the plain "TN" problem; consecutive tiles share a weight tile.
+  static constexpr bool kSwapAB = false;
+  static constexpr bool kRasterAlongN = false;
 
   // Stages: as many as fit next to the epilogue's shared memory.
   using CollectiveMainloop = typename cutlass::gemm::collective::CollectiveBuilder<

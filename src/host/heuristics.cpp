@@ -12,10 +12,8 @@ int64_t expected_rows_per_expert(const GemmTacticQuery& q) {
 
 GemmTactic choose_gemm_tactic(const GemmTacticQuery& q) {
   const int64_t rows = expected_rows_per_expert(q);
-  if (q.sm >= 90 && q.sm90_supported && rows >= kSm90MinRowsPerExpert) {
-    return GemmTactic::Sm90Prefill;
-  }
   if (rows <= kDecodeMaxRowsPerExpert) return GemmTactic::Sm80Decode;
+  if (q.sm >= 90 && q.sm90_supported) return GemmTactic::Sm90;
   return GemmTactic::Sm80Prefill;
 }
 
@@ -27,8 +25,8 @@ const char* gemm_tactic_name(GemmTactic t) {
       return "Sm80Decode";
     case GemmTactic::Sm80Prefill:
       return "Sm80Prefill";
-    case GemmTactic::Sm90Prefill:
-      return "Sm90Prefill";
+    case GemmTactic::Sm90:
+      return "Sm90";
   }
   return "unknown";
 }

@@ -1,10 +1,14 @@
 // Standalone check of the Hopper grouped GEMM family (src/cuda/sm90_grouped_gemm.cu).
 //
+// Every configuration (sm90::Config: Prefill, SwapAB, SwapABWide) is checked:
 // 1. Correctness: random grouped problems (uneven rows, experts with 0 rows, K and N not
 //    multiples of the tile, padded strides, bf16 and fp16) against a float64 CPU computation;
 //    C rows past the last expert and padding columns must stay untouched; a CUDA-graph replay
 //    must reproduce the direct launch bit for bit.
-// 2. Timing (cudaEvents): prefill shapes, achieved TFLOP/s; sampled float64 check of each.
+// 2. Timing (cudaEvents), sampled float64 check of each: the memory-bound middle (rows/expert
+//    8..256 on E=8 N=28672 K=4096 and E=128 N=1536 K=2048) as GB/s of weights streamed and the
+//    fraction of the `FMOE_HBM_GBPS` datasheet bandwidth (default 4800, H200), and prefill
+//    shapes as TFLOP/s.
 //
 // Inputs are k/64 with |k| <= 64 (exact in bf16/fp16), generated on the device from a hash of
 // the storage index; the host recomputes any element from its index, so big problems need no
@@ -12,13 +16,16 @@
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --expt-relaxed-constexpr
 //     -DNDEBUG -DFLASHINFER_MOE_WITH_CUTLASS -DFLASHINFER_MOE_CUDA_ARCHS_STRING='"90a"'
 //     -I src -I src/include -I <cutlass>/include [-I <cuda>/include/cccl]
-//     tests/cuda/check_sm90_grouped_gemm.cu src/cuda/sm90_grouped_gemm.cu -o check_sm90
+//     tests/cuda/check_sm90_grouped_gemm.cu src/cuda/sm90_grouped_gemm*.cu -o check_sm90
+// (each src/cuda/sm90_grouped_gemm*.cu is one CUTLASS instantiation: compile them with -c in
+// parallel and link.) Argument "quick": correctness only.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -27,6 +34,9 @@
 using flashinfer_moe::DType;
 using flashinfer_moe::cuda::GroupedGemmArgs;
 namespace sm90 = flashinfer_moe::cuda::sm90;
+using sm90::Config;
+
+constexpr Config kAllConfigs[] = {Config::Prefill, Config::SwapAB, Config::SwapABWide};
 
 #define CHECK_CUDA(x)                                                                      \
   do {                                                                                     \
@@ -95,7 +105,7 @@ struct Buffers {
   int64_t c_count = 0;
 };
 
-Buffers setup(const Problem& p) {
+Buffers setup(const Problem& p, Config config) {
   Buffers bf;
   const int32_t e = static_cast<int32_t>(p.rows.size());
   bf.host_offsets.assign(e + 1, 0);
@@ -115,7 +125,7 @@ Buffers setup(const Problem& p) {
   CHECK_CUDA(cudaGetLastError());
   CHECK_CUDA(cudaMemcpy(bf.offsets, bf.host_offsets.data(), (e + 1) * sizeof(int64_t),
                         cudaMemcpyHostToDevice));
-  const size_t ws = sm90::workspace_size(e, max_rows);
+  const size_t ws = sm90::workspace_size(config, e, max_rows);
   CHECK_CUDA(cudaMalloc(&bf.scratch, ws));
   GroupedGemmArgs& g = bf.args;
   g.a = bf.a;
@@ -159,7 +169,7 @@ double reference(const Problem& p, int32_t ex, int64_t r, int64_t col, double* s
 }
 
 // Compares every element (full) or `samples` random ones; checks untouched padding in full mode.
-bool verify(const Problem& p, const Buffers& bf, bool full, int samples) {
+bool verify(const Problem& p, const Buffers& bf, bool full, int samples, bool quiet) {
   std::vector<float> c(bf.c_count);
   CHECK_CUDA(cudaMemcpy(c.data(), bf.c, bf.c_count * 4, cudaMemcpyDeviceToHost));
   const int32_t e = static_cast<int32_t>(p.rows.size());
@@ -201,20 +211,21 @@ bool verify(const Problem& p, const Buffers& bf, bool full, int samples) {
       check_one(ex, r, mix(++s) % p.n);
     }
   }
-  std::printf("  %-34s %s  checked %lld, bad %lld, max |err|/sum|ab| %.2e\n", p.name,
-              bad == 0 ? "PASS" : "FAIL", (long long)checked, (long long)bad, worst);
+  if (!quiet || bad != 0)
+    std::printf("  %-38s %s  checked %lld, bad %lld, max |err|/sum|ab| %.2e\n", p.name,
+                bad == 0 ? "PASS" : "FAIL", (long long)checked, (long long)bad, worst);
   return bad == 0;
 }
 
 // Graph capture + replay must give the same bits as the direct launch.
-bool check_graph_replay(const Buffers& bf, cudaStream_t stream) {
+bool check_graph_replay(const Buffers& bf, Config config, cudaStream_t stream) {
   std::vector<float> direct(bf.c_count), replay(bf.c_count);
   CHECK_CUDA(cudaMemcpy(direct.data(), bf.c, bf.c_count * 4, cudaMemcpyDeviceToHost));
   fill_f32<<<1024, 256, 0, stream>>>(bf.c, bf.c_count, kSentinel);
   cudaGraph_t graph;
   cudaGraphExec_t exec;
   CHECK_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-  const int rc = sm90::launch(bf.args, stream);
+  const int rc = sm90::launch(config, bf.args, stream);
   CHECK_CUDA(cudaStreamEndCapture(stream, &graph));
   if (rc != 0) {
     std::printf("  graph capture: launch returned %d (%s)\n", rc,
@@ -233,49 +244,57 @@ bool check_graph_replay(const Buffers& bf, cudaStream_t stream) {
   return same;
 }
 
-bool run_correctness(const Problem& p, cudaStream_t stream, bool graph) {
-  Buffers bf = setup(p);
+bool run_correctness(const Problem& p, Config config, cudaStream_t stream, bool graph) {
+  Buffers bf = setup(p, config);
   const char* why = nullptr;
-  if (!sm90::supports(bf.args, 90, &why)) {
+  std::printf(" [%s]", sm90::config_name(config));
+  if (!sm90::supports(config, bf.args, 90, &why)) {
     std::printf("  %-34s unsupported: %s\n", p.name, why);
     release(bf);
     return false;
   }
-  const int rc = sm90::launch(bf.args, stream);
+  const int rc = sm90::launch(config, bf.args, stream);
   CHECK_CUDA(cudaStreamSynchronize(stream));
   bool ok = rc == 0;
   if (!ok) std::printf("  %s: launch returned %d\n", p.name, rc);
-  ok = ok && verify(p, bf, true, 0);
-  if (ok && graph) ok = check_graph_replay(bf, stream);
+  ok = ok && verify(p, bf, true, 0, false);
+  if (ok && graph) ok = check_graph_replay(bf, config, stream);
   release(bf);
   return ok;
 }
 
-bool run_timing(const Problem& p, cudaStream_t stream, int iters) {
-  Buffers bf = setup(p);
-  int rc = sm90::launch(bf.args, stream);  // warm-up (and correctness sample)
+// Times `config` on `p`; prints TFLOP/s and GB/s of weights (every expert with rows streams its
+// whole [n, k] matrix at least once) with the fraction of `hbm_gbps`.
+bool run_timing(const Problem& p, Config config, cudaStream_t stream, int iters, double hbm_gbps) {
+  Buffers bf = setup(p, config);
+  std::printf(" [%-16s]", sm90::config_name(config));
+  int rc = sm90::launch(config, bf.args, stream);  // warm-up (and correctness sample)
   CHECK_CUDA(cudaStreamSynchronize(stream));
   if (rc != 0) {
     std::printf("  %s: launch returned %d\n", p.name, rc);
     release(bf);
     return false;
   }
-  const bool ok = verify(p, bf, false, 4096);
+  const bool ok = verify(p, bf, false, 4096, true);
   cudaEvent_t t0, t1;
   CHECK_CUDA(cudaEventCreate(&t0));
   CHECK_CUDA(cudaEventCreate(&t1));
   CHECK_CUDA(cudaEventRecord(t0, stream));
-  for (int i = 0; i < iters; ++i) rc |= sm90::launch(bf.args, stream);
+  for (int i = 0; i < iters; ++i) rc |= sm90::launch(config, bf.args, stream);
   CHECK_CUDA(cudaEventRecord(t1, stream));
   CHECK_CUDA(cudaEventSynchronize(t1));
   float ms = 0;
   CHECK_CUDA(cudaEventElapsedTime(&ms, t0, t1));
   ms /= iters;
-  double rows = 0;
-  for (int64_t r : p.rows) rows += static_cast<double>(r);
+  double rows = 0, touched = 0;
+  for (int64_t r : p.rows) {
+    rows += static_cast<double>(r);
+    touched += r > 0 ? 1.0 : 0.0;
+  }
   const double flop = 2.0 * rows * p.n * p.k;
-  std::printf("  %-34s %9.3f ms/call  %7.1f TFLOP/s  (%d calls, rc %d)\n", p.name, ms,
-              flop / (ms * 1e-3) / 1e12, iters, rc);
+  const double gbps = touched * p.n * p.k * 2.0 / (ms * 1e-3) / 1e9;
+  std::printf("  %-38s %8.1f us  %6.1f TFLOP/s  %6.0f GB/s weights (%.2f of %.0f)  rc %d\n", p.name,
+              ms * 1e3, flop / (ms * 1e-3) / 1e12, gbps, gbps / hbm_gbps, hbm_gbps, rc);
   cudaEventDestroy(t0);
   cudaEventDestroy(t1);
   release(bf);
@@ -284,7 +303,15 @@ bool run_timing(const Problem& p, cudaStream_t stream, int iters) {
 
 }  // namespace
 
-int main() {
+// Uniform rows per expert, dense strides: the timing shapes.
+Problem dense(const char* name, int32_t experts, int64_t rows, int64_t n, int64_t k) {
+  return {name, DType::BF16, std::vector<int64_t>(experts, rows), n, k, k, n, k, n * k, 0};
+}
+
+int main(int argc, char** argv) {
+  const bool quick = argc > 1 && std::strcmp(argv[1], "quick") == 0;
+  const char* bw_env = std::getenv("FMOE_HBM_GBPS");
+  const double hbm_gbps = bw_env != nullptr ? std::atof(bw_env) : 4800.0;
   cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor,
@@ -303,7 +330,13 @@ int main() {
     g.num_experts = 1;
     const char* why = nullptr;
     const bool base = sm90::supports(g, 90, &why);
+    bool all_bf16 = true;
+    for (Config c : kAllConfigs) all_bf16 = all_bf16 && sm90::supports(c, g, 90, nullptr);
     const bool sm80 = sm90::supports(g, 80, nullptr);
+    g.dtype = DType::F16;
+    const bool f16_prefill = sm90::supports(Config::Prefill, g, 90, nullptr);
+    const bool f16_swap = sm90::supports(Config::SwapAB, g, 90, nullptr);
+    g.dtype = DType::BF16;
     g.b_stride_k = 64;
     g.b_stride_n = 1;
     const bool n_major = sm90::supports(g, 90, nullptr);
@@ -311,39 +344,89 @@ int main() {
     g.b_stride_n = 64;
     g.k = 60;
     const bool odd_k = sm90::supports(g, 90, nullptr);
-    const bool pass = base && !sm80 && !n_major && !odd_k;
-    std::printf("supports(): base %d sm80 %d n-major-B %d k=60 %d -> %s\n", base, sm80, n_major,
-                odd_k, pass ? "PASS" : "FAIL");
+    const bool pass = base && all_bf16 && f16_prefill && !f16_swap && !sm80 && !n_major && !odd_k;
+    std::printf(
+        "supports(): base %d all-configs %d sm80 %d f16 prefill %d f16 swap_ab %d "
+        "n-major-B %d k=60 %d -> %s\n",
+        base, all_bf16, sm80, f16_prefill, f16_swap, n_major, odd_k, pass ? "PASS" : "FAIL");
     ok = ok && pass;
   }
 
   std::printf("correctness (full float64 comparison):\n");
   // One problem per statement reads better than one field per line.
   // clang-format off
-  // Uneven rows, empty experts, K not a multiple of 64, N not a multiple of 256, padding.
-  ok &= run_correctness({"bf16 uneven E=6 n=264 k=200 padded", DType::BF16,
-                         {0, 1, 130, 257, 0, 64}, 264, 200, 208, 268, 216, 264 * 216 + 64, 5},
-                        stream, true);
-  ok &= run_correctness({"bf16 E=3 n=512 k=1024 dense", DType::BF16, {300, 128, 5}, 512, 1024,
-                         1024, 512, 1024, 512 * 1024, 0},
-                        stream, false);
+  for (Config c : kAllConfigs) {
+    // Uneven rows, empty experts, K not a multiple of 64, N not a multiple of 256, padding.
+    ok &= run_correctness({"bf16 uneven E=6 n=264 k=200 padded", DType::BF16,
+                           {0, 1, 130, 257, 0, 64}, 264, 200, 208, 268, 216, 264 * 216 + 64, 5},
+                          c, stream, true);
+    ok &= run_correctness({"bf16 E=3 n=512 k=1024 dense", DType::BF16, {300, 128, 5}, 512, 1024,
+                           1024, 512, 1024, 512 * 1024, 0},
+                          c, stream, false);
+    ok &= run_correctness({"bf16 E=5 n=136 k=72 small rows", DType::BF16, {17, 0, 65, 3, 8}, 136,
+                           72, 72, 140, 80, 136 * 80, 3},
+                          c, stream, false);
+    ok &= run_correctness({"bf16 all experts empty", DType::BF16, {0, 0, 0}, 64, 64, 64, 64, 64,
+                           64 * 64, 4},
+                          c, stream, false);
+  }
   ok &= run_correctness({"fp16 uneven E=4 n=136 k=72", DType::F16, {17, 0, 200, 3}, 136, 72, 72,
                          140, 80, 136 * 80, 3},
-                        stream, false);
-  ok &= run_correctness({"bf16 all experts empty", DType::BF16, {0, 0, 0}, 64, 64, 64, 64, 64,
-                         64 * 64, 4},
-                        stream, false);
-
-  std::printf("timing (cudaEvents, prefill; 4096 sampled float64 checks each):\n");
-  ok &= run_timing({"bf16 E=8 x 2048 rows N=28672 K=4096", DType::BF16,
-                    std::vector<int64_t>(8, 2048), 28672, 4096, 4096, 28672, 4096,
-                    int64_t(28672) * 4096, 0},
-                   stream, 10);
-  ok &= run_timing({"bf16 E=128 x 256 rows N=1536 K=2048", DType::BF16,
-                    std::vector<int64_t>(128, 256), 1536, 2048, 2048, 1536, 2048,
-                    int64_t(1536) * 2048, 0},
-                   stream, 20);
+                        Config::Prefill, stream, false);
   // clang-format on
+  if (quick) {
+    CHECK_CUDA(cudaStreamDestroy(stream));
+    std::printf("%s\n", ok ? "ALL PASS" : "SOME CHECKS FAILED");
+    return ok ? 0 : 1;
+  }
+
+  // What the card streams: a large device-to-device copy, bytes read + written.
+  {
+    const size_t bytes = size_t(2) << 30;
+    void *src = nullptr, *dst = nullptr;
+    CHECK_CUDA(cudaMalloc(&src, bytes));
+    CHECK_CUDA(cudaMalloc(&dst, bytes));
+    CHECK_CUDA(cudaMemsetAsync(src, 1, bytes, stream));
+    CHECK_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream));
+    cudaEvent_t t0, t1;
+    CHECK_CUDA(cudaEventCreate(&t0));
+    CHECK_CUDA(cudaEventCreate(&t1));
+    CHECK_CUDA(cudaEventRecord(t0, stream));
+    for (int i = 0; i < 10; ++i)
+      CHECK_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream));
+    CHECK_CUDA(cudaEventRecord(t1, stream));
+    CHECK_CUDA(cudaEventSynchronize(t1));
+    float ms = 0;
+    CHECK_CUDA(cudaEventElapsedTime(&ms, t0, t1));
+    const double gbps = 2.0 * bytes * 10 / (ms * 1e-3) / 1e9;
+    std::printf("device-to-device copy, 2 GiB: %.0f GB/s read+write (%.2f of %.0f)\n", gbps,
+                gbps / hbm_gbps, hbm_gbps);
+    cudaFree(src);
+    cudaFree(dst);
+  }
+
+  std::printf("timing, memory-bound middle (cudaEvents; 4096 sampled float64 checks each):\n");
+  const int64_t rows_per_expert[] = {1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256};
+  // Mixtral-like GEMM1, Qwen3-30B-like GEMM1, DeepSeek-V3-like GEMM1 (E, n, k).
+  const int64_t shapes[][3] = {{8, 28672, 4096}, {128, 1536, 2048}, {256, 4096, 7168}};
+  char name[96];
+  for (const auto& shape : shapes) {
+    const int32_t experts = static_cast<int32_t>(shape[0]);
+    const int64_t n = shape[1], k = shape[2];
+    for (int64_t rows : rows_per_expert) {
+      std::snprintf(name, sizeof(name), "E=%d x %lld rows N=%lld K=%lld", experts, (long long)rows,
+                    (long long)n, (long long)k);
+      for (Config c : {Config::Prefill, Config::SwapAB, Config::SwapABWide})
+        ok &= run_timing(dense(name, experts, rows, n, k), c, stream, 20, hbm_gbps);
+    }
+  }
+  std::printf("timing, prefill (cudaEvents; 4096 sampled float64 checks each):\n");
+  const Problem prefill[] = {dense("E=8 x 2048 rows N=28672 K=4096", 8, 2048, 28672, 4096),
+                             dense("E=128 x 256 rows N=1536 K=2048", 128, 256, 1536, 2048),
+                             dense("E=128 x 512 rows N=1536 K=2048", 128, 512, 1536, 2048),
+                             dense("E=128 x 512 rows N=2048 K=768", 128, 512, 2048, 768),
+                             dense("E=256 x 256 rows N=4096 K=7168", 256, 256, 4096, 7168)};
+  for (const Problem& p : prefill) ok &= run_timing(p, Config::Prefill, stream, 10, hbm_gbps);
   CHECK_CUDA(cudaStreamDestroy(stream));
   std::printf("%s\n", ok ? "ALL PASS" : "SOME CHECKS FAILED");
   return ok ? 0 : 1;

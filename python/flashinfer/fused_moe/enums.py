@@ -164,8 +164,8 @@ class GemmTactic(_NamedIntEnum):
     Auto = 0
     Sm80Decode = 1  # portable mma.sync, small row tiles (few rows per expert)
     Sm80Prefill = 2  # portable mma.sync, large row tiles
-    Sm90Prefill = 3  # CUTLASS sm90 TMA + WGMMA pointer-array grouped GEMM
+    Sm90 = 3  # CUTLASS sm90 TMA + WGMMA pointer-array grouped GEMM
     AUTO = 0
     SM80_DECODE = 1
     SM80_PREFILL = 2
-    SM90_PREFILL = 3
+    SM90 = 3

@@ -29,8 +29,9 @@ _DUMMY_DIM = 128
 
 
 def _placeholder(shape, device) -> Tensor:
-    """A stride-0 view of one zero: satisfies shape checks without allocating the full tensor."""
-    return torch.zeros(1, dtype=torch.float32, device=device).expand(*shape)
+    """A stride-0 view of one element: satisfies shape checks without allocating the full tensor.
+    Never read, so left uninitialized (a fill would cost a kernel launch per call)."""
+    return torch.empty(1, dtype=torch.float32, device=device).expand(*shape)
 
 
 def check_routing_args(

@@ -38,7 +38,7 @@ _TACTIC_NAMES = {
     "auto": GemmTactic.Auto,
     "sm80_decode": GemmTactic.Sm80Decode,
     "sm80_prefill": GemmTactic.Sm80Prefill,
-    "sm90": GemmTactic.Sm90Prefill,
+    "sm90": GemmTactic.Sm90,
 }
 
 

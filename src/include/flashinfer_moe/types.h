@@ -144,7 +144,7 @@ enum class GemmTactic : int32_t {
   Auto = 0,
   Sm80Decode = 1,   // portable mma.sync, small row tiles (few rows per expert: weight streaming)
   Sm80Prefill = 2,  // portable mma.sync, large row tiles
-  Sm90Prefill = 3,  // CUTLASS sm90 TMA + WGMMA warp-specialized pointer-array grouped GEMM
+  Sm90 = 3,  // CUTLASS sm90 TMA + WGMMA pointer-array grouped GEMM (config chosen by rows)
 };
 
 // ---- status ---------------------------------------------------------------------------------

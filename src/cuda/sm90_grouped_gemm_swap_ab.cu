@@ -1,0 +1,105 @@
+// Hopper grouped GEMM, Config::SwapAB (bf16): memory-bound, 1-64 rows per expert.
+//
+// Per expert it solves the transposed problem D'[n, rows] = W_e[n, k] * X_e[rows, k]^T:
+// - the weights are CUTLASS's A (M = n, K-major, row stride b_stride_n) and fill the 128-row
+//   M tile; the expert's rows are CUTLASS's B (N = rows, K-major, row stride lda) on a 64-wide
+//   N tile. A prefill tile would pad a 16-row expert to 128 rows; here the padding is at most
+//   63 columns of a tile that is memory-bound anyway (TMA zero-fills rows past the expert).
+// - D' is column-major with leading dimension ldc: element (i, j) at c + j * ldc + i, which is
+//   C[row j, col i] of the row-major C the contract asks for. Stores past `rows` are clipped.
+// - K = 128 per stage: two 128-byte swizzle atoms per row, 48 KB per stage (32 KB weights), so
+//   each TMA load is large and the producer issues half as many barrier round-trips as K = 64.
+// - Cooperative (two consumer warpgroups split the 128 weight rows, 64 x 64 each: 32 fp32
+//   accumulators per thread); the fp32 epilogue of a 128 x 64 tile (32 KB) is small against
+//   the tile's K * 256 bytes of weights. Cluster 1 x 1: with one N tile per expert there is no
+//   second CTA to multicast to.
+// - Tiles raster along N, so the CTAs of one weight tile (experts with > 64 rows) run together
+//   and the weight tile comes from L2 for all but the first.
+// Measured on H200 (weights streamed / 4.8 TB/s; a 2 GiB device copy reaches 0.89): 1-64 rows
+// per expert: 0.72-0.82 at E=8 N=28672 K=4096, 0.75-0.82 at E=128 N=1536 K=2048, 0.83-0.92 at
+// E=256 N=4096 K=7168, i.e. 1.3-1.7x faster than Prefill there. Past 64 rows the 64-wide N tile
+// re-reads weights per 64 rows and SwapABWide wins.
+// Without NDEBUG CuTe's device asserts serialize the wgmma pipeline (see sm90_grouped_gemm.cu).
+#ifndef NDEBUG
+#define NDEBUG
+#endif
+
+#include <cuda_runtime_api.h>
+
+#include "cuda/sm90_grouped_gemm_variants.h"
+
+#if defined(FLASHINFER_MOE_WITH_CUTLASS)
+#include "cuda/sm90_grouped_gemm_launch.cuh"
+
+namespace flashinfer_moe {
+namespace cuda {
+namespace sm90 {
+namespace {
+
+// Types at namespace scope: g++ (nvcc's host compiler) misparses the builders inside templates.
+using SwapTileShape = cute::Shape<cute::_128, cute::_64, cute::_128>;
+using SwapClusterShape = cute::Shape<cute::_1, cute::_1, cute::_1>;
+using SwapLayoutD = cutlass::layout::ColumnMajor;  // D'[n, rows] == C[rows, n] row-major
+constexpr int kSwapAlignD = 128 / cutlass::sizeof_bits<float>::value;
+using SwapEpilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
+    cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, SwapTileShape, SwapClusterShape,
+    cutlass::epilogue::collective::EpilogueTileAuto, float, float, void, SwapLayoutD*, kSwapAlignD,
+    float, SwapLayoutD*, kSwapAlignD, cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative,
+    cutlass::epilogue::fusion::LinearCombination<float, float, void, float>>::CollectiveOp;
+constexpr int kSwapEpilogueSmemBytes = static_cast<int>(sizeof(SwapEpilogue::SharedStorage));
+
+struct SwapABGemm {
+  using ElementA = cutlass::bfloat16_t;  // weights
+  using ElementB = cutlass::bfloat16_t;  // the expert's rows
+  static constexpr int kAlignAB = 8;     // 16-byte TMA rows
+  using CollectiveMainloop = typename cutlass::gemm::collective::CollectiveBuilder<
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, ElementA, cutlass::layout::RowMajor*,
+      kAlignAB, ElementB, cutlass::layout::ColumnMajor*, kAlignAB, float, SwapTileShape,
+      SwapClusterShape, cutlass::gemm::collective::StageCountAutoCarveout<kSwapEpilogueSmemBytes>,
+      cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative>::CollectiveOp;
+  using Kernel =
+      cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, SwapEpilogue>;
+  using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+  using StrideA = typename Kernel::InternalStrideA;  // (b_stride_n, _1, _0)
+  using StrideB = typename Kernel::InternalStrideB;  // (lda, _1, _0)
+  using StrideD = typename Kernel::InternalStrideD;  // (_1, ldc, _0)
+  static constexpr bool kSwapAB = true;
+  static constexpr bool kRasterAlongN = true;
+};
+
+}  // namespace
+
+namespace variants {
+
+size_t swap_ab_bf16_scratch_bytes(int32_t groups) {
+  return detail::scratch_bytes<SwapABGemm>(groups);
+}
+
+int swap_ab_bf16_launch(const GroupedGemmArgs& args, void* stream, int device, int sm_count) {
+  return detail::launch_typed<SwapABGemm>(args, static_cast<cudaStream_t>(stream), device,
+                                          sm_count);
+}
+
+}  // namespace variants
+}  // namespace sm90
+}  // namespace cuda
+}  // namespace flashinfer_moe
+
+#else  // !FLASHINFER_MOE_WITH_CUTLASS
+
+namespace flashinfer_moe {
+namespace cuda {
+namespace sm90 {
+namespace variants {
+
+size_t swap_ab_bf16_scratch_bytes(int32_t) { return 0; }
+int swap_ab_bf16_launch(const GroupedGemmArgs&, void*, int, int) {
+  return static_cast<int>(cudaErrorNotSupported);
+}
+
+}  // namespace variants
+}  // namespace sm90
+}  // namespace cuda
+}  // namespace flashinfer_moe
+
+#endif  // FLASHINFER_MOE_WITH_CUTLASS
