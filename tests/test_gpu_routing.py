@@ -3,10 +3,14 @@
 GPU routing must give the CPU's ids and weights bit for bit (both use the same fp32 formulas,
 in the same order, with the shared routing_math exp), and agree with the float64 reference
 (``reference_routing``) up to fp32 rounding. Also: CUDA-graph capture and replay, the current
-torch stream, precomputed (plain and packed) ids, the kernel's limits, inputs left unmodified.
+torch stream, precomputed (plain and packed) ids, the kernel's limits, inputs left unmodified,
+expert counts that are not a multiple of the warp, and precomputed routing read by the layer's
+permutation directly (strided, packed, out of range; one 1024-slot chunk and several).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import torch
@@ -16,11 +20,14 @@ from flashinfer.fused_moe.enums import RoutingMethodType as R
 from flashinfer.fused_moe.problem import MoeProblem, QuantTensor, RoutingSpec
 from flashinfer.fused_moe.reference import reference_routing
 from flashinfer.fused_moe.routing import pack_topk_ids, route
+from flashinfer.fused_moe.runner import run_problem
+from moe_builders import build_problem
 
 pytestmark = pytest.mark.gpu
 
 METHODS = [m for m in R if m != R.Unspecified]  # iteration skips the upper-case aliases
-SHAPES = [(t, e) for t in (1, 3, 64, 1000) for e in (8, 64, 256)]
+# E = 40 and 96: E / 32 not a power of two (a lane's last register holds no expert).
+SHAPES = [(t, e) for t in (1, 3, 64, 1000) for e in (8, 64, 256)] + [(5, 40), (9, 96)]
 
 
 def _kwargs(method: R, num_experts: int, gen: torch.Generator) -> dict:
@@ -226,3 +233,56 @@ def test_gpu_route_runs_on_current_stream(gen):
     expect_ids, expect_w = route(fresh, 4, R.Renormalize)
     assert torch.equal(ids, expect_ids)
     assert torch.equal(weights, expect_w)
+
+
+# ---- precomputed routing inside the layer (read by the permutation, no routing launch) ---------
+
+
+def _on_gpu(obj):
+    """A copy of a problem (or a part of it) with every tensor moved to the GPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.cuda()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        fields = {f.name: _on_gpu(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return dataclasses.replace(obj, **fields)
+    return obj
+
+
+def _layer_with_routing(spec: RoutingSpec, t: int, e: int, k: int):
+    """A small bf16 layer on the GPU routed by ``spec`` (already on the GPU): its outputs."""
+    p = _on_gpu(build_problem(T=t, E=e, k=k, H=64, I=32, routing="precomputed", seed=5))
+    p = dataclasses.replace(p, routing=spec)
+    run_problem(p)
+    torch.cuda.synchronize()
+    return [p.output.cpu(), p.topk_ids_out.cpu(), p.topk_weights_out.cpu(),
+            p.expanded_to_permuted_out.cpu()]  # fmt: skip
+
+
+@pytest.mark.parametrize("num_tokens", [40, 300], ids=["one_block", "chunked"])
+@pytest.mark.parametrize("form", ["strided_f16", "packed"])
+def test_gpu_layer_reads_precomputed_routing_directly(num_tokens, form, gen):
+    """The permutation decodes the caller's ids itself (strides, packed words, ids out of range
+    -> -1) and copies the weights (f16, or the packed bf16 half) for finalize and the routing
+    outputs: the layer must equal the same layer fed the clean int32 ids and fp32 weights."""
+    t, e, k = num_tokens, 16, 4  # 300 * 4 = 1200 slots: more than one 1024-slot chunk
+    ids = torch.randint(-3, e + 3, (t, k), generator=gen, dtype=torch.int32)
+    weights = (torch.rand(t, k, generator=gen) + 0.1).to(torch.float16)
+    valid = (ids >= 0) & (ids < e)
+    clean_ids = torch.where(valid, ids, torch.full_like(ids, -1)).cuda()
+    if form == "packed":
+        weights = weights.to(torch.bfloat16)
+        spec = RoutingSpec(topk_ids=pack_topk_ids(ids, weights).cuda(), packed=True)
+    else:  # every other column of wider tensors: both strides differ from the contiguous ones
+        wide_ids = torch.zeros(t, 2 * k, dtype=torch.int32)
+        wide_ids[:, ::2] = ids
+        wide_w = torch.zeros(t, 2 * k, dtype=torch.float16)
+        wide_w[:, ::2] = weights
+        spec = RoutingSpec(topk_ids=wide_ids.cuda()[:, ::2], topk_weights=wide_w.cuda()[:, ::2])
+    got = _layer_with_routing(spec, t, e, k)
+    clean = RoutingSpec(topk_ids=clean_ids, topk_weights=weights.float().cuda())
+    want = _layer_with_routing(clean, t, e, k)
+    for name, g, w in zip(("output", "topk_ids_out", "topk_weights_out", "map"), got, want):
+        assert torch.equal(g.view(torch.int8) if g.is_floating_point() else g,
+                           w.view(torch.int8) if w.is_floating_point() else w), name  # fmt: skip
+    assert torch.equal(got[1], clean_ids.cpu())
+    assert torch.equal(got[2], weights.float())

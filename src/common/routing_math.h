@@ -80,6 +80,30 @@ FIMOE_HOST_DEVICE inline int32_t topk_key_expert(uint64_t key) {
 }
 constexpr uint64_t kExcludedKey = 0;
 
+// The same order in 32 bits, for one-instruction warp reductions (__reduce_max_sync): the score
+// half of topk_key with NaN moved up to 1, so that 0 stays free for "excluded / already taken".
+// (Mapped values below -inf's 0x007FFFFF only come from NaN bit patterns, which map to 1 here.)
+// Equal keys mean equal scores; the lower expert index then wins, as with topk_key.
+FIMOE_HOST_DEVICE inline uint32_t topk_score_key(float score) {
+  if (score != score) return 1u;
+  uint32_t bits = formats::float_bits(score == 0.0f ? 0.0f : score);
+  return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+}
+constexpr uint32_t kExcludedScoreKey = 0;
+
+// Routing sums run as a fixed tree over the 32 lanes of a warp (the CUDA kernel's butterfly of
+// __shfl_xor_sync steps 16, 8, 4, 2, 1), never in one lane: this is the host mirror. Lane l
+// first sums its own terms (experts l, l + 32, l + 64, ... in that order, or slot l alone), then
+// step d adds lane l + d into lane l for l < d. fp32 addition is commutative bit for bit, so
+// every lane of the butterfly ends with lane 0's value and the two sides agree exactly.
+constexpr int kRoutingSumLanes = 32;
+inline float lane_tree_sum(float (&lane_value)[kRoutingSumLanes]) {
+  for (int d = kRoutingSumLanes / 2; d > 0; d /= 2) {
+    for (int l = 0; l < d; ++l) lane_value[l] = add(lane_value[l], lane_value[l + d]);
+  }
+  return lane_value[0];
+}
+
 }  // namespace routing_math
 
 }  // namespace flashinfer_moe

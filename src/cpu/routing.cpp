@@ -1,4 +1,6 @@
 // CPU routing: one token at a time, fp32 math, exactly as docs/semantics.md "Routing" reads.
+// Sums follow the CUDA kernel's lane tree (routing_math::lane_tree_sum) so that both give the
+// same bits; every other step is order-free (max, top-k) or elementwise.
 #include "cpu/routing.h"
 
 #include <algorithm>
@@ -52,22 +54,30 @@ void top_k_of(const float* key, Scratch& sc, int E, int k, int32_t* ids) {
   for (int j = 0; j < k; ++j) ids[j] = sc.cand[j];
 }
 
-// Softmax over the values v[ids[j]], j = 0..k-1 (max subtracted, sum in slot order).
+// Sum of value(0), ..., value(n - 1) as the CUDA kernel forms it: term i goes to lane i % 32,
+// each lane adds its terms in order starting from 0, then the lane tree. (Experts e = 0..E-1 and
+// the top-k slots j = 0..k-1 alike; the kernel has k <= 32, one slot per lane.)
+template <typename Value>
+float lane_strided_sum(int n, Value value) {
+  float lanes[routing_math::kRoutingSumLanes] = {};
+  for (int i = 0; i < n; ++i) {
+    float& lane = lanes[i % routing_math::kRoutingSumLanes];
+    lane = lane + value(i);
+  }
+  return routing_math::lane_tree_sum(lanes);
+}
+
+// Softmax over the values v[ids[j]], j = 0..k-1 (max subtracted, slot sum).
 void softmax_of_selected(const float* v, const int32_t* ids, int k, float* w) {
   float m = -std::numeric_limits<float>::infinity();
   for (int j = 0; j < k; ++j) m = std::max(m, v[ids[j]]);
-  float sum = 0.0f;
-  for (int j = 0; j < k; ++j) {
-    w[j] = routing_math::routing_expf(v[ids[j]] - m);
-    sum += w[j];
-  }
+  for (int j = 0; j < k; ++j) w[j] = routing_math::routing_expf(v[ids[j]] - m);
+  const float sum = lane_strided_sum(k, [&](int j) { return w[j]; });
   for (int j = 0; j < k; ++j) w[j] = w[j] / sum;
 }
 
 float sum_selected(const float* v, const int32_t* ids, int k) {
-  float sum = 0.0f;
-  for (int j = 0; j < k; ++j) sum += v[ids[j]];
-  return sum;
+  return lane_strided_sum(k, [&](int j) { return v[ids[j]]; });
 }
 
 // DeepSeekV3 group-limited selection: keep the topk_group groups with the best sum of their
@@ -110,11 +120,8 @@ void route_from_logits(const MoeProblem& p, int64_t t, Scratch& sc, int32_t* ids
     case RoutingMethod::Default: {
       float m = -std::numeric_limits<float>::infinity();
       for (int e = 0; e < E; ++e) m = std::max(m, s[e]);
-      float sum = 0.0f;
-      for (int e = 0; e < E; ++e) {
-        key[e] = routing_math::routing_expf(s[e] - m);
-        sum += key[e];
-      }
+      for (int e = 0; e < E; ++e) key[e] = routing_math::routing_expf(s[e] - m);
+      const float sum = lane_strided_sum(E, [&](int e) { return key[e]; });
       for (int e = 0; e < E; ++e) key[e] = key[e] / sum;
       top_k_of(key, sc, E, k, ids);
       for (int j = 0; j < k; ++j) w[j] = key[ids[j]];

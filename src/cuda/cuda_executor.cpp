@@ -8,6 +8,7 @@
 // When GEMM1 runs on the sm80 family, the gather and the activation are fused into it
 // (grouped_gemm.h) where the operands allow, and when both GEMMs use the same sm80 tile the
 // permutation writes their schedule: the decode path is then 5 launches instead of 12.
+// With precomputed routing there is no routing kernel: the permutation reads the caller's ids.
 // Host code only: it checks the problem, plans the workspace (cuda_workspace.h), picks a GEMM
 // family per GEMM (host/heuristics.h) and enqueues. The host never reads device memory (row
 // counts stay on the device; kernels size their grids from upper bounds), allocates nothing and
@@ -331,16 +332,33 @@ Status enqueue_pipeline(const MoeProblem& p, const CudaWorkspaceLayout& ws, int 
   const bool pdl = use_pdl(sm);
   run1.pdl = run2.pdl = pdl;
 
+  // Routing from logits runs its own kernel; precomputed routing is read by the permutation
+  // itself (which copies ids and weights into the workspace): one launch fewer.
   RoutingKernelParams routing = routing_kernel_params(p);
-  routing.ids_out = ws.topk_ids;
-  routing.ids_out_stride_t = p.top_k;
-  routing.ids_out_stride_k = 1;
-  routing.weights_out = ws.topk_weights;
-  routing.weights_out_stride_t = p.top_k;
-  routing.weights_out_stride_k = 1;
-  FIMOE_RETURN_IF_ERROR(launched(launch_routing_kernel(routing, stream), "routing kernel"));
-
   PermuteParams perm;
+  if (routing.logits != nullptr) {
+    routing.ids_out = ws.topk_ids;
+    routing.ids_out_stride_t = p.top_k;
+    routing.ids_out_stride_k = 1;
+    routing.weights_out = ws.topk_weights;
+    routing.weights_out_stride_t = p.top_k;
+    routing.weights_out_stride_k = 1;
+    FIMOE_RETURN_IF_ERROR(launched(launch_routing_kernel(routing, stream), "routing kernel"));
+  } else {
+    perm.routed_ids = routing.topk_ids;
+    perm.routed_ids_stride_t = routing.ids_stride_t;
+    perm.routed_ids_stride_k = routing.ids_stride_k;
+    perm.routed_packed = routing.packed;
+    perm.routed_weights = routing.topk_weights;
+    perm.routed_weights_dtype = routing.weights_dtype;
+    perm.routed_weights_stride_t = routing.weights_stride_t;
+    perm.routed_weights_stride_k = routing.weights_stride_k;
+    perm.top_k = p.top_k;
+    perm.num_experts = p.num_experts;
+    perm.ids_copy = ws.topk_ids;
+    perm.weights_copy = ws.topk_weights;
+  }
+
   perm.topk_ids = ws.topk_ids;
   perm.num_slots = ws.num_slots;
   perm.local_expert_offset = p.local_expert_offset;

@@ -3,15 +3,19 @@
 // Ranks inside a chunk come from one warp walking its slots 32 at a time in slot order: lanes
 // with the same expert find each other with __match_any_sync, take their rank from the number
 // of matching lanes below them, and the highest of them advances the expert's shared counter.
-// No atomics, so the order is the slot order on every run.
+// No atomics, so the order is the slot order on every run. With precomputed routing the first
+// kernel to touch each slot (count_chunk_kernel, or small_permute_kernel) also writes the
+// workspace copy of its id and weight; the ranking itself always decodes the caller's word.
 #include <cuda_runtime.h>
 
 #include <cub/block/block_scan.cuh>
 
+#include "common/formats.h"
 #include "cuda/cuda_workspace.h"
 #include "cuda/permute_kernel.h"
 #include "cuda/sm80_pdl.cuh"
 #include "cuda/sm80_schedule.cuh"
+#include "flashinfer_moe/types.h"
 
 namespace flashinfer_moe {
 namespace cuda {
@@ -22,10 +26,51 @@ constexpr int kScanThreads = 256;
 constexpr int kOffsetThreads = 256;
 constexpr int kSmallThreads = 256;
 
+// The caller's word for slot s = t * k + j of precomputed routing.
+__device__ __forceinline__ int32_t routed_word(const PermuteParams& p, int64_t s) {
+  const int64_t t = s / p.top_k, j = s % p.top_k;
+  return p.routed_ids[t * p.routed_ids_stride_t + j * p.routed_ids_stride_k];
+}
+
+// Global expert id of slot s: the routing kernel's, or the caller's decoded (-1 when out of
+// range, exactly as the CPU executor and the routing kernel pass precomputed ids through).
+__device__ __forceinline__ int32_t global_id_of(const PermuteParams& p, int64_t s) {
+  if (p.routed_ids == nullptr) return p.topk_ids[s];
+  const int32_t word = routed_word(p, s);
+  const int32_t id =
+      p.routed_packed ? static_cast<int16_t>(static_cast<uint32_t>(word) >> 16) : word;
+  return (id < 0 || id >= p.num_experts) ? -1 : id;
+}
+
+// Precomputed routing: the workspace copies of slot s's id and fp32 weight (the weight is kept
+// as given even when the id is skipped, as the routing kernel does).
+__device__ __forceinline__ void copy_routed_slot(const PermuteParams& p, int64_t s) {
+  float w;
+  if (p.routed_packed) {
+    w = formats::bf16_to_float(static_cast<uint16_t>(static_cast<uint32_t>(routed_word(p, s))));
+  } else {
+    const int64_t t = s / p.top_k, j = s % p.top_k;
+    const int64_t o = t * p.routed_weights_stride_t + j * p.routed_weights_stride_k;
+    switch (static_cast<DType>(p.routed_weights_dtype)) {
+      case DType::F16:
+        w = formats::fp16_to_float(static_cast<const uint16_t*>(p.routed_weights)[o]);
+        break;
+      case DType::BF16:
+        w = formats::bf16_to_float(static_cast<const uint16_t*>(p.routed_weights)[o]);
+        break;
+      default:
+        w = static_cast<const float*>(p.routed_weights)[o];
+        break;
+    }
+  }
+  p.ids_copy[s] = global_id_of(p, s);
+  p.weights_copy[s] = w;
+}
+
 // Local expert of slot s, or -1 when s is past the chunk's end or the expert is not local.
 __device__ __forceinline__ int32_t local_expert_of(const PermuteParams& p, int64_t s, int64_t end) {
   if (s >= end) return -1;
-  const int32_t id = p.topk_ids[s];
+  const int32_t id = global_id_of(p, s);
   const int64_t e = static_cast<int64_t>(id) - p.local_expert_offset;
   return (id < 0 || e < 0 || e >= p.local_num_experts) ? -1 : static_cast<int32_t>(e);
 }
@@ -40,6 +85,7 @@ __global__ void __launch_bounds__(kWarp) count_chunk_kernel(PermuteParams p) {
   const int64_t begin = chunk * kPermuteSlotsPerChunk;
   const int64_t end = min(p.num_slots, begin + kPermuteSlotsPerChunk);
   for (int64_t base = begin; base < end; base += kWarp) {
+    if (p.routed_ids != nullptr && base + lane < end) copy_routed_slot(p, base + lane);
     const int32_t e = local_expert_of(p, base + lane, end);
     const unsigned same = __match_any_sync(0xffffffffu, e);
     if (e >= 0 && lane == 31 - __clz(same)) count[e] += __popc(same);
@@ -153,6 +199,7 @@ __global__ void __launch_bounds__(kSmallThreads) small_permute_kernel(PermutePar
   pdl::pdl_trigger();  // GEMM1's CTAs may be scheduled (they wait for this kernel to finish)
   __syncthreads();
   for (int64_t s = tid; s < p.num_slots; s += kSmallThreads) {
+    if (p.routed_ids != nullptr) copy_routed_slot(p, s);
     const int32_t e = local_expert_of(p, s, p.num_slots);
     if (e >= 0) atomicAdd(&count[e], 1);
   }

@@ -13,6 +13,8 @@
 // Small problems (num_slots <= kPermuteSlotsPerChunk, i.e. one chunk, and at most
 // kSmallPermuteMaxExperts local experts; every decode batch) run all four phases in one block
 // instead: launches, not work, are what costs there.
+// With precomputed routing the kernels read the caller's ids directly (PermuteParams::routed_ids)
+// and copy ids and weights into the workspace on the way, so no routing kernel runs before them.
 // Either way the permutation can also write the sm80 GEMM schedule (sm80_schedule.cuh) from the
 // row_offsets it just computed, once for both GEMMs, instead of a schedule launch per GEMM.
 #pragma once
@@ -44,6 +46,20 @@ struct PermuteParams {
   int64_t max_rows = 0;
   // Launch the one-block permutation programmatically dependent on the routing (sm80_pdl.cuh).
   bool pdl = false;
+  // Precomputed routing, read straight from the caller's tensors instead of `topk_ids` (which
+  // is then ignored): this saves the routing launch on that path. The permutation then also
+  // writes the workspace copies ids_copy / weights_copy [num_slots] that the activation, the
+  // finalize and the routing outputs read. Ids outside [0, num_experts) count as -1.
+  const int32_t* routed_ids = nullptr;  // [T, k] plain ids, or packed (id << 16) | bf16 words
+  int64_t routed_ids_stride_t = 0, routed_ids_stride_k = 0;
+  bool routed_packed = false;
+  const void* routed_weights = nullptr;  // [T, k] F32 / F16 / BF16; unused when packed
+  int32_t routed_weights_dtype = 0;      // DType
+  int64_t routed_weights_stride_t = 0, routed_weights_stride_k = 0;
+  int32_t top_k = 0;
+  int32_t num_experts = 0;  // global
+  int32_t* ids_copy = nullptr;
+  float* weights_copy = nullptr;
 };
 
 // Largest local expert count of the one-block permutation (its per-expert arrays live in smem).

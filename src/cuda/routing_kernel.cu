@@ -1,21 +1,23 @@
 // The routing kernel: logits (or precomputed ids) -> top-k expert ids [T, k] and fp32 weights
 // [T, k], for every RoutingMethod of docs/semantics.md, in one launch.
 //
-// One warp routes one token. The warp keeps the per-expert selection score in shared memory,
-// picks the top k by k rounds of a warp-wide maximum of a 64-bit key (routing_math::topk_key:
-// score, then the lower expert index), and lane j writes slot j. A max and a top-k are exact, so
-// their parallel order cannot change the result; the only order-dependent steps are sums, and
-// those run sequentially in one lane in the same order as the CPU executor:
-//   * Default: the softmax denominator sums e^(s_e - max) over e = 0, 1, ..., E-1;
-//   * the renormalizations sum the k selected values over slots j = 0, 1, ..., k-1.
-// All float math goes through routing_math (routing_kernel.h), never expf/__expf or an fma, so
-// the bits equal the CPU's. NaN scores rank last (after -inf), as on the CPU.
+// One warp routes one token, several tokens per block. Candidate expert e = lane + 32 i lives in
+// register i of its lane (the kernel is instantiated for 1..64 registers, E <= 2048), so a token
+// costs one round of loads. The top k takes k rounds of two one-instruction warp reductions
+// (__reduce_max_sync of a 32-bit score key, then __reduce_min_sync of the expert index among the
+// lanes holding it); only the lane that owned the winner rescans its registers. A max and a top-k
+// are exact, so their parallel order cannot change the result. Sums (the Default softmax over
+// all experts, the renormalizations over the k slots) are the fixed lane tree of
+// routing_math::lane_tree_sum, which the CPU executor mirrors, so the bits agree.
+// All float math goes through routing_math, never expf/__expf or an fma. NaN scores rank last
+// (after -inf), as on the CPU.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdint>
 
 #include "cuda/routing_kernel.h"
+#include "cuda/sm80_pdl.cuh"
 #include "flashinfer_moe/types.h"
 
 namespace flashinfer_moe {
@@ -30,10 +32,10 @@ static_assert(kMaxCandidatesPerLane <= 64, "a lane's taken-mask is one uint64");
 constexpr int kSharedBytesPerBlock = 48 * 1024;  // no opt-in needed
 constexpr int kMaxWarpsPerBlock = 8;
 
-// Per-warp shared memory: selection scores [E], group scores [G], group kept flags [G], then the
-// chosen ids and their scores [kRoutingMaxTopK].
+// Per-warp shared memory, for the DeepSeekV3 group limit only: selection scores [E], group
+// scores [G], group kept flags [G].
 struct WarpSmemLayout {
-  int score_offset, group_score_offset, group_kept_offset, sel_id_offset, sel_score_offset, bytes;
+  int score_offset, group_score_offset, group_kept_offset, bytes;
 };
 
 __host__ __device__ inline int align16(int x) { return (x + 15) / 16 * 16; }
@@ -43,9 +45,7 @@ __host__ __device__ inline WarpSmemLayout warp_smem_layout(int score_count, int 
   l.score_offset = 0;
   l.group_score_offset = align16(score_count * 4);
   l.group_kept_offset = l.group_score_offset + align16(group_count * 4);
-  l.sel_id_offset = l.group_kept_offset + align16(group_count);
-  l.sel_score_offset = l.sel_id_offset + kRoutingMaxTopK * 4;
-  l.bytes = l.sel_score_offset + kRoutingMaxTopK * 4;
+  l.bytes = l.group_kept_offset + align16(group_count);
   return l;
 }
 
@@ -79,6 +79,13 @@ __device__ inline float warp_max_f32(float v) {
   return v;
 }
 
+// The fixed lane tree of routing_math::lane_tree_sum, as a butterfly: every lane ends with the
+// same bits (fp32 addition is commutative), equal to the CPU's mirror.
+__device__ inline float warp_tree_sum(float v) {
+  for (int d = kWarp / 2; d > 0; d /= 2) v = add(v, __shfl_xor_sync(kFullMask, v, d));
+  return v;
+}
+
 __device__ inline void write_slot(const RoutingKernelParams& p, int64_t t, int j, int32_t id,
                                   float w) {
   p.ids_out[t * p.ids_out_stride_t + j * p.ids_out_stride_k] = id;
@@ -104,8 +111,7 @@ __device__ void route_precomputed(const RoutingKernelParams& p, int64_t t, int l
 }
 
 // RoundRobin: slot j gets expert (t*k + j) mod E; weights = softmax of those k logits.
-__device__ void route_round_robin(const RoutingKernelParams& p, int64_t t, int lane,
-                                  float* sel_score) {
+__device__ void route_round_robin(const RoutingKernelParams& p, int64_t t, int lane) {
   const bool active = lane < p.top_k;
   int32_t id = 0;
   float s = -INFINITY;
@@ -114,16 +120,9 @@ __device__ void route_round_robin(const RoutingKernelParams& p, int64_t t, int l
     s = logit(p, t, id);
   }
   const float m = warp_max_f32(s);
-  float ex = active ? routing_expf(sub(s, m)) : 0.0f;
-  if (active) sel_score[lane] = ex;
-  __syncwarp();
-  float sum = 0.0f;
-  if (lane == 0) {
-    for (int j = 0; j < p.top_k; ++j) sum = add(sum, sel_score[j]);
-  }
-  sum = __shfl_sync(kFullMask, sum, 0);
+  const float ex = active ? routing_expf(sub(s, m)) : 0.0f;
+  const float sum = warp_tree_sum(active ? add(0.0f, ex) : 0.0f);
   if (active) write_slot(p, t, lane, id, div(ex, sum));
-  __syncwarp();  // sel_score is reused by the next token of this warp
 }
 
 // Selection score of expert e (the value the top-k orders by).
@@ -194,70 +193,147 @@ __device__ uint64_t exclude_unkept_groups(const RoutingKernelParams& p, int lane
   return taken;
 }
 
-// Routing from logits by selection (every method but RoundRobin).
+// Logits of candidates e = lane + 32 i (i < kPerLane) into registers: all loads are issued
+// before any is used, so a token costs one memory latency. Candidates past E read as 0.
+template <int kPerLane, typename Load>
+__device__ inline void load_candidates(const RoutingKernelParams& p, int64_t t, int lane, Load load,
+                                       float (&s)[kPerLane]) {
+  const int64_t row = t * p.logits_stride_t;
+#pragma unroll
+  for (int i = 0; i < kPerLane; ++i) {
+    const int e = lane + kWarp * i;
+    s[i] = e < p.num_experts ? load(row + e * p.logits_stride_e) : 0.0f;
+  }
+}
+
+template <int kPerLane>
+__device__ inline void load_logits(const RoutingKernelParams& p, int64_t t, int lane,
+                                   float (&s)[kPerLane]) {
+  switch (static_cast<DType>(p.logits_dtype)) {  // uniform: one branch per token, not per load
+    case DType::F16: {
+      const uint16_t* x = static_cast<const uint16_t*>(p.logits);
+      load_candidates(p, t, lane, [x](int64_t o) { return formats::fp16_to_float(x[o]); }, s);
+      break;
+    }
+    case DType::BF16: {
+      const uint16_t* x = static_cast<const uint16_t*>(p.logits);
+      load_candidates(p, t, lane, [x](int64_t o) { return formats::bf16_to_float(x[o]); }, s);
+      break;
+    }
+    default: {
+      const float* x = static_cast<const float*>(p.logits);
+      load_candidates(p, t, lane, [x](int64_t o) { return x[o]; }, s);
+      break;
+    }
+  }
+}
+
+// A lane's best remaining candidate (largest score key, then lowest index: i ascends with e).
+template <int kPerLane>
+__device__ inline void lane_best(const float (&score)[kPerLane], uint64_t taken, int lane, int E,
+                                 uint32_t* best_key, int* best_i, float* best_score) {
+  uint32_t bk = kExcludedScoreKey;
+  int bi = 0;
+  float bs = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kPerLane; ++i) {
+    const bool eligible = lane + kWarp * i < E && !(taken >> i & 1u);
+    const uint32_t k = eligible ? topk_score_key(score[i]) : kExcludedScoreKey;
+    if (k > bk) {
+      bk = k;
+      bi = i;
+      bs = score[i];
+    }
+  }
+  *best_key = bk;
+  *best_i = bi;
+  *best_score = bs;
+}
+
+// Routing from logits by selection (every method but RoundRobin). Candidate e = lane + 32 i
+// lives in register i of its lane; shared memory is used only by the DeepSeekV3 group limit.
+template <int kPerLane>
 __device__ void route_top_k(const RoutingKernelParams& p, int64_t t, int lane,
                             const WarpSmemLayout& l, char* smem) {
   const RoutingMethod method = static_cast<RoutingMethod>(p.method);
-  float* score = reinterpret_cast<float*>(smem + l.score_offset);
-  int32_t* sel_id = reinterpret_cast<int32_t*>(smem + l.sel_id_offset);
-  float* sel_score = reinterpret_cast<float*>(smem + l.sel_score_offset);
   const int E = p.num_experts;
 
+  float score[kPerLane];
+  load_logits<kPerLane>(p, t, lane, score);
   float local_max = -INFINITY;
-  for (int e = lane; e < E; e += kWarp) {
-    const float s = logit(p, t, e);
-    score[e] = selection_score(p, method, s, e);
-    local_max = fmaxf(local_max, s);
+#pragma unroll
+  for (int i = 0; i < kPerLane; ++i) {
+    const int e = lane + kWarp * i;
+    if (e < E) {
+      local_max = fmaxf(local_max, score[i]);
+      score[i] = selection_score(p, method, score[i], e);
+    }
   }
   if (method == RoutingMethod::Default) {
-    // p_e = e^(s_e - max) / sum_e' e^(s_e' - max), the sum in expert order by lane 0.
+    // p_e = e^(s_e - max) / sum_e' e^(s_e' - max); the sum is the lane tree (routing_math.h).
     const float m = warp_max_f32(local_max);
-    for (int e = lane; e < E; e += kWarp) score[e] = routing_expf(sub(score[e], m));
-    __syncwarp();
-    float sum = 0.0f;
-    if (lane == 0) {
-      for (int e = 0; e < E; ++e) sum = add(sum, score[e]);
+    float part = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kPerLane; ++i) {
+      if (lane + kWarp * i < E) {
+        score[i] = routing_expf(sub(score[i], m));
+        part = add(part, score[i]);
+      }
     }
-    sum = __shfl_sync(kFullMask, sum, 0);
-    for (int e = lane; e < E; e += kWarp) score[e] = div(score[e], sum);
+    const float sum = warp_tree_sum(part);
+#pragma unroll
+    for (int i = 0; i < kPerLane; ++i) score[i] = div(score[i], sum);
   }
-  __syncwarp();
 
   uint64_t taken = 0;  // bit i: candidate e = lane + 32 i is taken or excluded
   if (method == RoutingMethod::DeepSeekV3 && p.n_group > 1) {
-    taken =
-        exclude_unkept_groups(p, lane, score, reinterpret_cast<float*>(smem + l.group_score_offset),
-                              reinterpret_cast<uint8_t*>(smem + l.group_kept_offset));
+    float* by_expert = reinterpret_cast<float*>(smem + l.score_offset);
+#pragma unroll
+    for (int i = 0; i < kPerLane; ++i) {
+      if (lane + kWarp * i < E) by_expert[lane + kWarp * i] = score[i];
+    }
+    __syncwarp();
+    taken = exclude_unkept_groups(p, lane, by_expert,
+                                  reinterpret_cast<float*>(smem + l.group_score_offset),
+                                  reinterpret_cast<uint8_t*>(smem + l.group_kept_offset));
+    __syncwarp();  // shared memory is reused by the next token of this warp
   }
+
+  // k rounds: the warp's best key (one redux), the lowest expert holding it (another); only the
+  // owner lane rescans its registers. Lane j keeps slot j's id and score.
+  uint32_t best_key;
+  int best_i;
+  float best_score;
+  lane_best(score, taken, lane, E, &best_key, &best_i, &best_score);
+  int32_t id = -1;
+  float key = 0.0f;
   for (int r = 0; r < p.top_k; ++r) {
-    uint64_t best = kExcludedKey;
-    int i = 0;
-    for (int e = lane; e < E; e += kWarp, ++i) {
-      if (taken >> i & 1u) continue;
-      const uint64_t k = topk_key(score[e], e);
-      best = k > best ? k : best;
-    }
-    best = warp_max_u64(best);
+    const uint32_t top = __reduce_max_sync(kFullMask, best_key);
     // Fewer eligible experts than k (only possible with a group limit): the slot stays empty.
-    const int32_t e = best == kExcludedKey ? -1 : topk_key_expert(best);
-    if (e >= 0 && e % kWarp == lane) taken |= uint64_t{1} << (e / kWarp);
-    if (lane == 0) {
-      sel_id[r] = e;
-      sel_score[r] = e >= 0 ? score[e] : 0.0f;
+    if (top == kExcludedScoreKey) break;  // uniform
+    const unsigned mine = best_key == top ? static_cast<unsigned>(lane + kWarp * best_i) : ~0u;
+    const int32_t e = static_cast<int32_t>(__reduce_min_sync(kFullMask, mine));
+    const int owner = e % kWarp;
+    const float e_score = __shfl_sync(kFullMask, best_score, owner);
+    if (lane == r) {
+      id = e;
+      key = e_score;
+    }
+    if (lane == owner) {
+      taken |= uint64_t{1} << best_i;
+      lane_best(score, taken, lane, E, &best_key, &best_i, &best_score);
     }
   }
-  __syncwarp();
 
   // Weights. `value` is what slot j contributes to a renormalizing sum.
   const bool active = lane < p.top_k;
-  const int32_t id = active ? sel_id[lane] : -1;
-  const float key = active ? sel_score[lane] : 0.0f;
+  const float top_score = __shfl_sync(kFullMask, key, 0);  // slot 0: the largest
   float value = 0.0f;
   if (id >= 0) {
     switch (method) {
       case RoutingMethod::Renormalize:
       case RoutingMethod::RenormalizeNaive:
-        value = routing_expf(sub(key, sel_score[0]));  // slot 0 holds the largest logit
+        value = routing_expf(sub(key, top_score));
         break;
       case RoutingMethod::TopKSigmoid:
       case RoutingMethod::Llama4:
@@ -277,15 +353,8 @@ __device__ void route_top_k(const RoutingKernelParams& p, int64_t t, int lane,
       method == RoutingMethod::MiniMax2 || method == RoutingMethod::DeepSeekV3 ||
       (method == RoutingMethod::SigmoidRenorm && p.norm_topk_prob);
   float weight = value;
-  if (renormalizes) {
-    __syncwarp();
-    if (active) sel_score[lane] = value;  // reuse: the values, in slot order
-    __syncwarp();
-    float sum = 0.0f;
-    if (lane == 0) {
-      for (int j = 0; j < p.top_k; ++j) sum = add(sum, sel_score[j]);
-    }
-    sum = __shfl_sync(kFullMask, sum, 0);
+  if (renormalizes) {  // uniform
+    const float sum = warp_tree_sum(active ? add(0.0f, value) : 0.0f);
     switch (method) {
       case RoutingMethod::SigmoidRenorm:
         weight = div(value, fmaxf(sum, 1e-20f));
@@ -303,10 +372,15 @@ __device__ void route_top_k(const RoutingKernelParams& p, int64_t t, int lane,
   }
   if (id < 0) weight = 0.0f;
   if (active) write_slot(p, t, lane, id, weight);
-  __syncwarp();  // shared memory is reused by the next token of this warp
 }
 
-__global__ void routing_kernel(RoutingKernelParams p, WarpSmemLayout layout) {
+template <int kPerLane>
+__global__ void __launch_bounds__(kMaxWarpsPerBlock* kWarp)
+    routing_kernel(RoutingKernelParams p, WarpSmemLayout layout) {
+  // The permutation after us is launched programmatically dependent (sm80_pdl.cuh): let its
+  // block be scheduled now, so that it sits in its pdl_wait() (which still waits for all of
+  // this grid and its writes) instead of paying a launch after we finish.
+  cuda::pdl::pdl_trigger();
   extern __shared__ __align__(16) char smem[];
   const int lane = threadIdx.x % kWarp;
   const int warp = threadIdx.x / kWarp;
@@ -318,9 +392,9 @@ __global__ void routing_kernel(RoutingKernelParams p, WarpSmemLayout layout) {
     if (p.logits == nullptr) {
       route_precomputed(p, t, lane);
     } else if (method == RoutingMethod::RoundRobin) {
-      route_round_robin(p, t, lane, reinterpret_cast<float*>(my_smem + layout.sel_score_offset));
+      route_round_robin(p, t, lane);
     } else {
-      route_top_k(p, t, lane, layout, my_smem);
+      route_top_k<kPerLane>(p, t, lane, layout, my_smem);
     }
   }
 }
@@ -331,14 +405,39 @@ int launch_routing_kernel(const RoutingKernelParams& p, void* stream) {
   if (p.num_tokens == 0) return static_cast<int>(cudaSuccess);
   const bool selects =
       p.logits != nullptr && p.method != static_cast<int32_t>(RoutingMethod::RoundRobin);
-  const bool grouped = p.method == static_cast<int32_t>(RoutingMethod::DeepSeekV3) && p.n_group > 1;
+  const bool grouped =
+      selects && p.method == static_cast<int32_t>(RoutingMethod::DeepSeekV3) && p.n_group > 1;
+  // Only the group limit keeps per-expert scores in shared memory.
   const WarpSmemLayout layout =
-      warp_smem_layout(selects ? p.num_experts : 0, grouped ? p.n_group : 0);
-  const int warps = std::max(1, std::min(kMaxWarpsPerBlock, kSharedBytesPerBlock / layout.bytes));
+      grouped ? warp_smem_layout(p.num_experts, p.n_group) : WarpSmemLayout{0, 0, 0, 0};
+  const int warps =
+      layout.bytes == 0
+          ? kMaxWarpsPerBlock
+          : std::max(1, std::min(kMaxWarpsPerBlock, kSharedBytesPerBlock / layout.bytes));
   const int64_t blocks_needed = (p.num_tokens + warps - 1) / warps;
-  const int blocks = static_cast<int>(std::min<int64_t>(blocks_needed, 1 << 20));
-  routing_kernel<<<blocks, warps * kWarp, static_cast<size_t>(warps) * layout.bytes,
-                   static_cast<cudaStream_t>(stream)>>>(p, layout);
+  const dim3 grid(static_cast<unsigned>(std::min<int64_t>(blocks_needed, 1 << 20)));
+  const dim3 block(warps * kWarp);
+  const size_t smem = static_cast<size_t>(warps) * layout.bytes;
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  // Registers per lane for the candidates: the smallest power of two covering E / 32.
+  const int per_lane = selects ? (p.num_experts + kWarp - 1) / kWarp : 1;
+  if (per_lane <= 1) {
+    routing_kernel<1><<<grid, block, smem, s>>>(p, layout);
+  } else if (per_lane <= 2) {
+    routing_kernel<2><<<grid, block, smem, s>>>(p, layout);
+  } else if (per_lane <= 4) {
+    routing_kernel<4><<<grid, block, smem, s>>>(p, layout);
+  } else if (per_lane <= 8) {
+    routing_kernel<8><<<grid, block, smem, s>>>(p, layout);
+  } else if (per_lane <= 16) {
+    routing_kernel<16><<<grid, block, smem, s>>>(p, layout);
+  } else if (per_lane <= 32) {
+    routing_kernel<32><<<grid, block, smem, s>>>(p, layout);
+  } else if (per_lane <= 64) {
+    routing_kernel<64><<<grid, block, smem, s>>>(p, layout);
+  } else {
+    return static_cast<int>(cudaErrorInvalidValue);  // E > kRoutingMaxExperts: validated before
+  }
   return static_cast<int>(cudaGetLastError());
 }
 

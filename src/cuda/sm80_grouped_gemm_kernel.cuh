@@ -46,7 +46,15 @@ struct TileConfig {
 // decode 128x16x64/4 stages, 32x16x128/4 stages; prefill 256x128x32/3 stages, 8 warps of 64x64).
 // Decode, K-major B: 64 x 16 x 64, 6 stages (60 KB smem, three CTAs per SM, 5 stages = 40 KB of
 // weights in flight per CTA): 4.0-4.1 TB/s on E8 N28672 K4096 T=4..16 vs 3.7 for 64x16x128 x4.
-using DecodeTileKMajorB = TileConfig<64, 16, 64, 6, 4, 1, 3>;
+// FLASHINFER_MOE_SM80_DECODE_STAGES overrides the 6 for A/B runs of the standalone check only
+// (H100, GEMM alone, L2 flushed: 7 stages was within +-2% of 6 except +7% on E256 N4096 K7168 T=1).
+// Also measured there and dropped: a deeper pipeline for grids of fewer than 3 CTAs per SM (10
+// stages at 2 per SM: no change; 20 stages at 1 per SM: 28% slower on E8 N4096 K14336 T=1), so
+// small decode grids are not short of bytes in flight.
+#ifndef FLASHINFER_MOE_SM80_DECODE_STAGES
+#define FLASHINFER_MOE_SM80_DECODE_STAGES 6
+#endif
+using DecodeTileKMajorB = TileConfig<64, 16, 64, FLASHINFER_MOE_SM80_DECODE_STAGES, 4, 1, 3>;
 // Decode, N-major B (the seed form's transposed W_out): 64 x 16 x 128, 4 stages (80 KB, two CTAs
 // per SM). A weight smem row is only 64 n = 128 bytes here, and the deeper K tile won:
 // 3.8 TB/s vs 3.1 for the 64-deep, 6-stage shape (E8 N4096 K14336 T=16).

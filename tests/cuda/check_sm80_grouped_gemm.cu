@@ -5,10 +5,12 @@
 //      must match bit for bit; real-valued cases must stay within the fp32 accumulation bound.
 //      Padding and unused C rows are poisoned and must stay untouched.
 //   2. a CUDA-graph capture replay must reproduce a direct launch bit for bit;
-//   3. speed: decode and prefill shapes timed with cudaEvents (L2 flushed before each run),
-//      printing GB/s and TFLOP/s, each also checked on sampled outputs.
+//   3. speed: decode and prefill shapes timed with cudaEvents (L2 flushed before each run; the
+//      GEMM kernel alone, its schedule prebuilt), printing GB/s (all bytes, and the expert weights
+//      alone) and TFLOP/s, each also checked on sampled outputs.
 // Build: nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -I src/include -I src
 //          tests/cuda/check_sm80_grouped_gemm.cu src/cuda/sm80_grouped_gemm.cu -o /tmp/chk
+// -DFLASHINFER_MOE_SM80_DECODE_STAGES=N: another decode pipeline depth (A/B tuning runs).
 // Exit status 0 only when every check passed.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -28,13 +30,13 @@ using flashinfer_moe::DType;
 using flashinfer_moe::cuda::GroupedGemmArgs;
 namespace sm80 = flashinfer_moe::cuda::sm80;
 
-#define CHECK_CUDA(x)                                                                     \
-  do {                                                                                    \
-    cudaError_t e_ = (x);                                                                 \
-    if (e_ != cudaSuccess) {                                                              \
+#define CHECK_CUDA(x)                                                                      \
+  do {                                                                                     \
+    cudaError_t e_ = (x);                                                                  \
+    if (e_ != cudaSuccess) {                                                               \
       std::printf("CUDA error %s at %s:%d\n", cudaGetErrorString(e_), __FILE__, __LINE__); \
-      std::exit(2);                                                                       \
-    }                                                                                     \
+      std::exit(2);                                                                        \
+    }                                                                                      \
   } while (0)
 
 // ---- deterministic inputs, computable on host and device alike -------------------------------
@@ -213,8 +215,8 @@ int64_t verify(const Problem& p, double* worst_ratio) {
     *worst_ratio = std::max(*worst_ratio, std::isnan(got) ? INFINITY : ratio);
     const bool ok = p.c.ints ? (err == 0) : (ratio <= bound);
     if (!ok && bad < 3) {
-      std::printf("    mismatch at row %lld col %lld: got %g want %g\n", (long long)r,
-                  (long long)n, got, ref);
+      std::printf("    mismatch at row %lld col %lld: got %g want %g\n", (long long)r, (long long)n,
+                  got, ref);
     }
     bad += ok ? 0 : 1;
   };
@@ -238,8 +240,9 @@ int64_t verify(const Problem& p, double* worst_ratio) {
         uint32_t bits;
         std::memcpy(&bits, &got, 4);
         if (bits != 0xffffffffu) {
-          if (bad < 3) std::printf("    wrote outside the output at row %lld col %lld\n",
-                                   (long long)r, (long long)n);
+          if (bad < 3)
+            std::printf("    wrote outside the output at row %lld col %lld\n", (long long)r,
+                        (long long)n);
           ++bad;
         }
       }
@@ -308,6 +311,8 @@ std::vector<int64_t> round_robin_rows(int e, int k, int64_t t) {
   return rows;
 }
 
+// Times the GEMM kernel alone: the first (warm-up) launch builds the schedule, later ones reuse
+// it as prebuilt (as the fused pipeline does, where the permutation writes it).
 bool run_timing(const Case& c, int iters, float* flush, size_t flush_bytes) {
   Problem p = make_problem(c);
   std::vector<float> ms;
@@ -316,6 +321,7 @@ bool run_timing(const Case& c, int iters, float* flush, size_t flush_bytes) {
   CHECK_CUDA(cudaEventCreate(&stop));
   bool ok = true;
   for (int i = 0; i < iters + 1; ++i) {  // the first run warms up
+    p.args.schedule_prebuilt = i > 0;
     CHECK_CUDA(cudaMemsetAsync(flush, i, flush_bytes));
     CHECK_CUDA(cudaEventRecord(start));
     ok = ok && sm80::launch(c.tile, p.args, nullptr) == 0;
@@ -329,14 +335,15 @@ bool run_timing(const Case& c, int iters, float* flush, size_t flush_bytes) {
   const double sec = ms[ms.size() / 2] * 1e-3;
   int64_t active = 0;
   for (int64_t r : c.rows) active += r > 0 ? 1 : 0;
-  const double bytes = active * double(c.n) * c.k * 2 + double(p.total) * c.k * 2 +
-                       double(p.total) * c.n * 4;
+  const double bytes =
+      active * double(c.n) * c.k * 2 + double(p.total) * c.k * 2 + double(p.total) * c.n * 4;
   const double flops = 2.0 * p.total * c.n * c.k;
   double worst = 0;
   const int64_t bad = ok ? verify(p, &worst) : -1;
-  std::printf("%-44s rows %5lld %9.1f us %8.0f GB/s %7.1f TFLOP/s  check %s\n", c.name,
-              (long long)p.total, sec * 1e6, bytes / sec * 1e-9, flops / sec * 1e-12,
-              ok && bad == 0 ? "ok" : "FAIL");
+  const double weight_bytes = active * double(c.n) * c.k * 2;
+  std::printf("%-44s rows %5lld %9.1f us %8.0f GB/s (weights %5.0f) %7.1f TFLOP/s  check %s\n",
+              c.name, (long long)p.total, sec * 1e6, bytes / sec * 1e-9, weight_bytes / sec * 1e-9,
+              flops / sec * 1e-12, ok && bad == 0 ? "ok" : "FAIL");
   cudaEventDestroy(start), cudaEventDestroy(stop);
   free_problem(p);
   return ok && bad == 0;
@@ -356,28 +363,95 @@ int main(int argc, char** argv) {
   using T = sm80::Tile;
   bool all = true;
   std::vector<Case> cases = {
-      {"decode bf16 K-major ints, k%8!=0, padded", T::Decode, true, true, true, 200, 1410,
-       {3, 0, 16, 1, 21}, 6, 3, 6, 5},
+      {"decode bf16 K-major ints, k%8!=0, padded",
+       T::Decode,
+       true,
+       true,
+       true,
+       200,
+       1410,
+       {3, 0, 16, 1, 21},
+       6,
+       3,
+       6,
+       5},
       {"decode fp16 N-major ints", T::Decode, false, false, true, 200, 2880, {1, 7, 0, 16}},
       {"decode bf16 K-major real", T::Decode, true, true, false, 1408, 200, {2, 5, 9}},
-      {"decode fp16 K-major ints, A misaligned", T::Decode, false, true, true, 64, 77, {5, 3},
-       0, 0, 0, 0, 1},
-      {"decode bf16 N-major ints, B odd stride", T::Decode, true, false, true, 201, 300,
-       {4, 4, 4}},
+      {"decode fp16 K-major ints, A misaligned",
+       T::Decode,
+       false,
+       true,
+       true,
+       64,
+       77,
+       {5, 3},
+       0,
+       0,
+       0,
+       0,
+       1},
+      {"decode bf16 N-major ints, B odd stride", T::Decode, true, false, true, 201, 300, {4, 4, 4}},
       {"decode bf16 all experts empty", T::Decode, true, true, true, 64, 64, {0, 0, 0}, 0, 0, 0, 4},
-      {"prefill bf16 K-major ints, padded, slack", T::Prefill, true, true, true, 1408, 200,
-       {300, 0, 129}, 8, 4, 16, 7},
+      {"prefill bf16 K-major ints, padded, slack",
+       T::Prefill,
+       true,
+       true,
+       true,
+       1408,
+       200,
+       {300, 0, 129},
+       8,
+       4,
+       16,
+       7},
       {"prefill fp16 N-major ints", T::Prefill, false, false, true, 200, 1408, {130, 77}},
-      {"prefill bf16 N-major real, n%8!=0", T::Prefill, true, false, false, 517, 2880, {64, 200},
-       0, 0, 3},
-      {"prefill fp16 K-major ints, A misaligned", T::Prefill, false, true, true, 136, 333,
-       {150, 9}, 0, 0, 0, 0, 1},
-      {"prefill bf16 K-major ints, k%8!=0, padded", T::Prefill, true, true, true, 96, 1001,
-       {33, 140}, 7, 0, 7},
-      {"prefill bf16 K-major ints, odd strides", T::Prefill, true, true, true, 150, 1001,
-       {129, 1}},
-      {"decode fp16 N-major ints, n%8!=0, padded", T::Decode, false, false, true, 77, 515,
-       {16, 17}, 5, 0, 3},
+      {"prefill bf16 N-major real, n%8!=0",
+       T::Prefill,
+       true,
+       false,
+       false,
+       517,
+       2880,
+       {64, 200},
+       0,
+       0,
+       3},
+      {"prefill fp16 K-major ints, A misaligned",
+       T::Prefill,
+       false,
+       true,
+       true,
+       136,
+       333,
+       {150, 9},
+       0,
+       0,
+       0,
+       0,
+       1},
+      {"prefill bf16 K-major ints, k%8!=0, padded",
+       T::Prefill,
+       true,
+       true,
+       true,
+       96,
+       1001,
+       {33, 140},
+       7,
+       0,
+       7},
+      {"prefill bf16 K-major ints, odd strides", T::Prefill, true, true, true, 150, 1001, {129, 1}},
+      {"decode fp16 N-major ints, n%8!=0, padded",
+       T::Decode,
+       false,
+       false,
+       true,
+       77,
+       515,
+       {16, 17},
+       5,
+       0,
+       3},
   };
   std::printf("-- correctness vs float64 (ints: exact; real: within k * 6e-8 * sum|ab|)\n");
   for (const Case& c : cases) {
@@ -389,17 +463,34 @@ int main(int argc, char** argv) {
   const size_t flush_bytes = size_t{256} << 20;
   float* flush;
   CHECK_CUDA(cudaMalloc(&flush, flush_bytes));
-  struct Shape { const char* name; int e, topk; int64_t n, k; bool k_major; };
+  struct Shape {
+    const char* name;
+    int e, topk;
+    int64_t n, k;
+    bool k_major;
+  };
   const Shape mixtral{"E8 k2 H4096 N28672", 8, 2, 28672, 4096, true};
   const Shape fine{"E128 k8 H2048 N1536", 128, 8, 1536, 2048, true};
   const Shape w_out{"E8 k2 W_out N-major N4096 K14336", 8, 2, 4096, 14336, false};
-  struct Timed { T tile; const Shape* shape; int64_t tokens; };
+  // The fused pipeline's GEMM2 (K-major W2) of Mixtral and Qwen3-30B, and DeepSeek-V3's GEMMs.
+  const Shape mixtral2{"E8 k2 GEMM2 N4096 K14336", 8, 2, 4096, 14336, true};
+  const Shape fine2{"E128 k8 GEMM2 N2048 K768", 128, 8, 2048, 768, true};
+  const Shape dsv3_1{"E256 k8 GEMM1 N4096 K7168", 256, 8, 4096, 7168, true};
+  const Shape dsv3_2{"E256 k8 GEMM2 N7168 K2048", 256, 8, 7168, 2048, true};
+  struct Timed {
+    T tile;
+    const Shape* shape;
+    int64_t tokens;
+  };
   const Timed timed[] = {
-      {T::Decode, &mixtral, 1},    {T::Decode, &mixtral, 4},    {T::Decode, &mixtral, 16},
-      {T::Decode, &fine, 1},       {T::Decode, &fine, 4},       {T::Decode, &fine, 16},
-      {T::Decode, &w_out, 1},      {T::Decode, &w_out, 16},     {T::Decode, &mixtral, 64},
-      {T::Prefill, &mixtral, 64},  {T::Decode, &fine, 256},     {T::Prefill, &fine, 256},
-      {T::Prefill, &mixtral, 2048}, {T::Prefill, &fine, 2048},
+      {T::Decode, &mixtral, 1},  {T::Decode, &mixtral, 4},     {T::Decode, &mixtral, 16},
+      {T::Decode, &fine, 1},     {T::Decode, &fine, 4},        {T::Decode, &fine, 16},
+      {T::Decode, &w_out, 1},    {T::Decode, &w_out, 16},      {T::Decode, &mixtral, 64},
+      {T::Decode, &mixtral2, 1}, {T::Decode, &mixtral2, 4},    {T::Decode, &mixtral2, 16},
+      {T::Decode, &fine2, 1},    {T::Decode, &fine2, 4},       {T::Decode, &fine2, 16},
+      {T::Decode, &dsv3_1, 1},   {T::Decode, &dsv3_1, 16},     {T::Decode, &dsv3_2, 1},
+      {T::Decode, &dsv3_2, 16},  {T::Prefill, &mixtral, 64},   {T::Decode, &fine, 256},
+      {T::Prefill, &fine, 256},  {T::Prefill, &mixtral, 2048}, {T::Prefill, &fine, 2048},
   };
   char name[128];
   for (const Timed& t : timed) {

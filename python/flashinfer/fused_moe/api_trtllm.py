@@ -61,14 +61,14 @@ _SCALE_BYTES = tuple(
     d for d in (torch.uint8, E4M3, getattr(torch, "float8_e8m0fnu", None)) if d is not None
 )
 _ALL_ACTS = tuple(a for a in ActivationType.__members__.values() if a != ActivationType.InvalidType)
-_SEED_KEYWORDS = ("hidden_size", "x", "gating_output", "experts", "experts_scale")
+_SEED_KEYWORDS = frozenset(("hidden_size", "x", "gating_output", "experts", "experts_scale"))
 
 
 # ---- seed-form dispatch ----------------------------------------------------------------------
 
 
 def _is_seed_call(args, kwargs) -> bool:
-    if any(k in kwargs for k in _SEED_KEYWORDS):
+    if kwargs and not _SEED_KEYWORDS.isdisjoint(kwargs):
         return True
     if len(args) >= 3:
         third = args[2]
@@ -104,8 +104,7 @@ class _CallArgs:
     while it cannot trace ``types.SimpleNamespace``)."""
 
     def __init__(self, values: dict):
-        for name, value in values.items():
-            setattr(self, name, value)
+        self.__dict__.update(values)  # one C call, not ~30 setattr (the call is on the hot path)
 
 
 def _args(call_locals: dict, **absent) -> _CallArgs:

@@ -121,11 +121,13 @@ class MoeProblem:
         """The ``flashinfer._C.MoeProblem`` view of this problem (no copies).
 
         The returned object holds raw pointers: keep ``self`` (and so its tensors) alive until
-        the native call that uses it has finished.
+        the native call that uses it has finished. Built field by field with cached enum tables
+        and the cheap DLPack path of ``_view``; absent tensors keep the native default (an empty
+        view), so a typical problem costs a few microseconds here.
         """
-        from .. import _C
-
-        p = _C.MoeProblem()
+        C = native_module()
+        t = _native_tables()
+        p = C.MoeProblem()
         p.num_tokens = int(self.num_tokens)
         p.hidden_size = int(self.hidden_size)
         p.intermediate_size = int(self.intermediate_size)
@@ -134,27 +136,81 @@ class MoeProblem:
         p.local_num_experts = int(self.local_num_experts)
         p.top_k = int(self.top_k)
         p.expert_capacity = int(self.expert_capacity)
-        p.routing = _native_routing(self.routing)
-        p.input = _native_quant_tensor(self.input)
-        p.input_quant = _native_act_quant(self.input_quant)
-        p.w1 = _native_quant_tensor(self.w1)
-        p.w1_bias = _view(self.w1_bias)
-        p.w2 = _native_quant_tensor(self.w2)
-        p.w2_bias = _view(self.w2_bias)
-        p.inter_quant = _native_act_quant(self.inter_quant)
-        p.activation = _C.Activation(int(self.activation))
-        p.act_alpha = _view(self.act_alpha)
-        p.act_beta = _view(self.act_beta)
-        p.act_limit = _view(self.act_limit)
+        p.routing = _native_routing(self.routing, C, t)
+        p.input = _native_quant_tensor(self.input, C, t)
+        p.w1 = _native_quant_tensor(self.w1, C, t)
+        p.w2 = _native_quant_tensor(self.w2, C, t)
+        if not _is_default_act_quant(self.input_quant):
+            p.input_quant = _native_act_quant(self.input_quant, C, t)
+        if not _is_default_act_quant(self.inter_quant):
+            p.inter_quant = _native_act_quant(self.inter_quant, C, t)
+        p.activation = _enum(t, C.Activation, self.activation)
         p.routing_weight_on_input = bool(self.routing_weight_on_input)
         p.compute_dtype = _native_dtype(self.compute_dtype)
-        p.tactic = _C.GemmTactic(int(self.tactic))
-        p.output = _view(self.output)
-        p.permuted_output = _view(self.permuted_output)
-        p.topk_ids_out = _view(self.topk_ids_out)
-        p.topk_weights_out = _view(self.topk_weights_out)
-        p.expanded_to_permuted_out = _view(self.expanded_to_permuted_out)
+        if self.tactic:
+            p.tactic = _enum(t, C.GemmTactic, self.tactic)
+        # Optional tensors: only present ones are converted (the native default is empty).
+        for name in _OPTIONAL_TENSOR_FIELDS:
+            v = getattr(self, name)
+            if v is not None:
+                setattr(p, name, _view(v))
         return p
+
+
+# MoeProblem's optional top-level tensors, converted by to_native only when present.
+_OPTIONAL_TENSOR_FIELDS = (
+    "w1_bias",
+    "w2_bias",
+    "act_alpha",
+    "act_beta",
+    "act_limit",
+    "output",
+    "permuted_output",
+    "topk_ids_out",
+    "topk_weights_out",
+    "expanded_to_permuted_out",
+)
+
+_native = None  # flashinfer._C once imported (see native_module)
+_tables = None  # {native enum type: {int value: member}} (see _native_tables)
+# torch's C-level DLPack export: 5-7x cheaper than Tensor.__dlpack__'s Python checks, which
+# nanobind would otherwise call for every tensor of every problem.
+_to_dlpack = getattr(torch._C, "_to_dlpack", None)
+
+
+def native_module():
+    """``flashinfer._C``, imported on first use and cached (a failed import is retried, so the
+    error surfaces on every call that needs the extension)."""
+    global _native
+    if _native is None:
+        from .. import _C
+
+        _native = _C
+    return _native
+
+
+def _native_tables() -> dict:
+    """Per native enum type, its members by integer value (built once: a dict lookup is much
+    cheaper than constructing a nanobind enum from an int on every call)."""
+    global _tables
+    if _tables is None:
+        C = native_module()
+        kinds = (C.Activation, C.GemmTactic, C.ElemFormat, C.ScaleFormat, C.ScaleLayout)
+        kinds += (C.ActQuant, C.RoutingMethod)
+        _tables = {k: {m.value: m for m in k.__members__.values()} for k in kinds}
+        _tables["dtype"] = {
+            torch.float32: C.DType.F32,
+            torch.float16: C.DType.F16,
+            torch.bfloat16: C.DType.BF16,
+        }
+    return _tables
+
+
+def _enum(tables: dict, kind, v):
+    """``kind(int(v))`` through the cached table; an unknown value falls back to the
+    constructor, so it raises exactly as before."""
+    member = tables[kind].get(int(v))
+    return kind(int(v)) if member is None else member
 
 
 def as_storage(t: Tensor) -> Tensor:
@@ -165,65 +221,85 @@ def as_storage(t: Tensor) -> Tensor:
 
 
 def _view(t: Tensor | None):
-    from .. import _C
-
+    C = native_module()
     if t is None:
-        return _C.TensorView()
-    return _C.TensorView.of(as_storage(t).detach())
+        return C.TensorView()
+    t = as_storage(t)
+    if t.requires_grad:
+        t = t.detach()  # DLPack refuses tensors that require grad; the view is read-only data
+    if _to_dlpack is not None:
+        try:
+            return C.TensorView.of(_to_dlpack(t))
+        except Exception:  # an unusual tensor (layout, conj bit): let the generic path decide
+            pass
+    return C.TensorView.of(t)
 
 
 def _native_dtype(dtype: torch.dtype):
-    from .. import _C
-
-    table = {
-        torch.float32: _C.DType.F32,
-        torch.float16: _C.DType.F16,
-        torch.bfloat16: _C.DType.BF16,
-    }
+    table = _native_tables()["dtype"]
     if dtype not in table:
         raise TypeError(f"compute_dtype must be float32, float16 or bfloat16, got {dtype}")
     return table[dtype]
 
 
-def _native_quant_tensor(q: QuantTensor):
-    from .. import _C
-
-    n = _C.QuantTensor()
+def _native_quant_tensor(q: QuantTensor, C=None, t=None):
+    C = C or native_module()
+    t = t or _native_tables()
+    n = C.QuantTensor()
     n.data = _view(q.data)
-    n.format = _C.ElemFormat(int(q.format))
-    n.scale = _view(q.scale)
-    n.scale_format = _C.ScaleFormat(int(q.scale_format))
-    n.scale_layout = _C.ScaleLayout(int(q.scale_layout))
-    n.block_rows = int(q.block_rows)
-    n.block_cols = int(q.block_cols)
-    n.global_scale = _view(q.global_scale)
+    # A fresh native struct already holds the defaults (Float, Float, Linear, 0, 0, no scales),
+    # which are the Python defaults too: only fields that differ are converted and set.
+    if q.format:
+        n.format = _enum(t, C.ElemFormat, q.format)
+    if q.scale is not None:
+        n.scale = _view(q.scale)
+    if q.scale_format:
+        n.scale_format = _enum(t, C.ScaleFormat, q.scale_format)
+    if q.scale_layout:
+        n.scale_layout = _enum(t, C.ScaleLayout, q.scale_layout)
+    if q.block_rows:
+        n.block_rows = int(q.block_rows)
+    if q.block_cols:
+        n.block_cols = int(q.block_cols)
+    if q.global_scale is not None:
+        n.global_scale = _view(q.global_scale)
     return n
 
 
-def _native_act_quant(a: ActQuantSpec):
-    from .. import _C
-
-    n = _C.ActQuantSpec()
-    n.mode = _C.ActQuant(int(a.mode))
+def _native_act_quant(a: ActQuantSpec, C=None, t=None):
+    C = C or native_module()
+    t = t or _native_tables()
+    n = C.ActQuantSpec()
+    n.mode = _enum(t, C.ActQuant, a.mode)
     n.group_size = int(a.group_size)
-    n.static_scale = _view(a.static_scale)
+    if a.static_scale is not None:
+        n.static_scale = _view(a.static_scale)
     return n
 
 
-def _native_routing(r: RoutingSpec):
-    from .. import _C
+def _is_default_act_quant(a: ActQuantSpec) -> bool:
+    """True when ``a`` equals a fresh native ActQuantSpec (no quantization, group 128)."""
+    return not a.mode and a.group_size == 128 and a.static_scale is None
 
-    n = _C.RoutingSpec()
-    n.method = _C.RoutingMethod(int(r.method))
-    n.logits = _view(r.logits)
-    n.bias = _view(r.bias)
+
+def _native_routing(r: RoutingSpec, C=None, t=None):
+    C = C or native_module()
+    t = t or _native_tables()
+    n = C.RoutingSpec()
+    n.method = _enum(t, C.RoutingMethod, r.method)
+    if r.logits is not None:
+        n.logits = _view(r.logits)
+    if r.bias is not None:
+        n.bias = _view(r.bias)
     n.n_group = int(r.n_group or 0)
     n.topk_group = int(r.topk_group or 0)
     n.routed_scaling_factor = float(
         1.0 if r.routed_scaling_factor is None else r.routed_scaling_factor
     )
     n.norm_topk_prob = bool(r.norm_topk_prob)
-    n.topk_ids = _view(r.topk_ids)
-    n.topk_weights = _view(r.topk_weights)
+    if r.topk_ids is not None:
+        n.topk_ids = _view(r.topk_ids)
+    if r.topk_weights is not None:
+        n.topk_weights = _view(r.topk_weights)
     n.packed = bool(r.packed)
     return n

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 
 from .enums import ActivationType, RoutingMethodType
-from .problem import MoeProblem, QuantTensor, RoutingSpec
+from .problem import RoutingSpec, _native_routing, _native_tables, _view, native_module
+from .runner import current_stream_handle
 from .validation import (
     FLOAT_DTYPES,
     check_bool,
@@ -26,12 +27,6 @@ Tensor = torch.Tensor
 
 # Size of the placeholder GEMM operands of a routing-only problem (never read: stride-0 views).
 _DUMMY_DIM = 128
-
-
-def _placeholder(shape, device) -> Tensor:
-    """A stride-0 view of one element: satisfies shape checks without allocating the full tensor.
-    Never read, so left uninitialized (a fill would cost a kernel launch per call)."""
-    return torch.empty(1, dtype=torch.float32, device=device).expand(*shape)
 
 
 def check_routing_args(
@@ -102,6 +97,10 @@ def route(
     if num_tokens == 0:
         return ids, weights
 
+    # The routing-only problem is built natively (not as a MoeProblem then to_native): the GEMM
+    # operands are stride-0 placeholders of one shared element that the router never reads.
+    C = native_module()
+    tables = _native_tables()
     spec = RoutingSpec(
         method=method,
         logits=logits,
@@ -112,33 +111,33 @@ def route(
         norm_topk_prob=norm,
     )
     h = i = _DUMMY_DIM
-    problem = MoeProblem(
-        num_tokens=num_tokens,
-        hidden_size=h,
-        intermediate_size=i,
-        num_experts=num_experts,
-        local_expert_offset=0,
-        local_num_experts=num_experts,
-        top_k=top_k,
-        routing=spec,
-        input=QuantTensor(_placeholder((num_tokens, h), device)),
-        w1=QuantTensor(_placeholder((num_experts, 2 * i, h), device)),
-        w2=QuantTensor(_placeholder((num_experts, h, i), device)),
-        activation=ActivationType.Swiglu,
-        compute_dtype=torch.float32,
-        topk_ids_out=ids,
-        topk_weights_out=weights,
-    )
-    from .. import _C
-
-    native = problem.to_native()
+    one = torch.empty(1, dtype=torch.float32, device=device)  # never read, so not filled
+    native = C.MoeProblem()
+    native.num_tokens = num_tokens
+    native.hidden_size = h
+    native.intermediate_size = i
+    native.num_experts = num_experts
+    native.local_expert_offset = 0
+    native.local_num_experts = num_experts
+    native.top_k = int(top_k)
+    native.routing = _native_routing(spec, C, tables)
+    for field, shape in (
+        ("input", (num_tokens, h)),
+        ("w1", (num_experts, 2 * i, h)),
+        ("w2", (num_experts, h, i)),
+    ):
+        q = C.QuantTensor()
+        q.data = _view(one.expand(*shape))
+        setattr(native, field, q)
+    native.activation = tables[C.Activation][int(ActivationType.Swiglu)]
+    native.compute_dtype = tables["dtype"][torch.float32]
+    native.topk_ids_out = _view(ids)
+    native.topk_weights_out = _view(weights)
     if device.type == "cpu":
-        _C.route_cpu(native, 0)
+        C.route_cpu(native, 0)
     else:
-        with torch.cuda.device(device):
-            stream = torch.cuda.current_stream(device).cuda_stream
-        _C.route_cuda(native, stream)
-    del native, problem
+        C.route_cuda(native, current_stream_handle(device))
+    del native  # holds raw pointers into logits, bias, ids, weights and `one` (all still alive)
     return ids, weights
 
 
@@ -147,6 +146,9 @@ def pack_topk_ids(topk_ids: Tensor, topk_weights: Tensor) -> Tensor:
 
     ``topk_ids`` is an integer tensor with values in [-32768, 32767] (negative ids mean "skip");
     ``topk_weights`` a float tensor of the same shape, rounded to bf16 (round to nearest even).
+    The id range is checked on CPU tensors only (``ValueError``). On other devices checking would
+    read the ids on the host (a device sync, and impossible while capturing a CUDA graph), so it
+    is not done: an out-of-range id is truncated to its low 16 bits, read as a signed int16.
     """
     check_tensor("topk_ids", topk_ids, dtypes=(torch.int32, torch.int64, torch.int16))
     check_tensor(
@@ -156,10 +158,8 @@ def pack_topk_ids(topk_ids: Tensor, topk_weights: Tensor) -> Tensor:
         shape=tuple(topk_ids.shape),
         device=topk_ids.device,
     )
-    # The range check reads the ids on the host; skip it while a CUDA graph is being captured.
-    capturing = topk_ids.is_cuda and torch.cuda.is_current_stream_capturing()
-    if topk_ids.numel() > 0 and not capturing:
-        lo, hi = int(topk_ids.min()), int(topk_ids.max())
+    if topk_ids.device.type == "cpu" and topk_ids.dtype != torch.int16 and topk_ids.numel() > 0:
+        lo, hi = (int(v) for v in torch.aminmax(topk_ids))  # one reduction, not two
         if lo < -(2**15) or hi >= 2**15:
             raise ValueError(
                 f"topk_ids: expected values in [-32768, 32767], got range [{lo}, {hi}]"

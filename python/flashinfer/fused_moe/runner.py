@@ -29,7 +29,7 @@ import os
 import torch
 
 from .enums import GemmTactic
-from .problem import MoeProblem
+from .problem import MoeProblem, _native_tables, _to_dlpack, _view, native_module
 from .validation import FLOAT_DTYPES, check_dtype_arg, check_tensor
 
 WORKSPACE_ARG = "workspace_buffer"
@@ -65,23 +65,21 @@ def with_env_tactic(problem: MoeProblem) -> MoeProblem:
 
 def native_device_kind(device: torch.device):
     """The ``_C.DeviceKind`` for a torch device (CPU or CUDA only)."""
-    from .. import _C
-
     if device.type == "cpu":
-        return _C.DeviceKind.CPU
+        return native_module().DeviceKind.CPU
     if device.type == "cuda":
-        return _C.DeviceKind.CUDA
+        return native_module().DeviceKind.CUDA
     raise ValueError(f"input: expected a tensor on the CPU or a CUDA device, got one on {device}")
 
 
 def workspace_bytes(problem: MoeProblem) -> int:
     """Scratch bytes the executor of ``problem``'s device needs (0 when there are no tokens)."""
-    from .. import _C
-
     problem = with_env_tactic(problem)  # also rejects a bad variable before any sizing
     if problem.num_tokens == 0:
         return 0
-    return int(_C.workspace_size(problem.to_native(), native_device_kind(problem.device)))
+    return int(
+        native_module().workspace_size(problem.to_native(), native_device_kind(problem.device))
+    )
 
 
 def _check_workspace(ws, device: torch.device, required: int) -> torch.Tensor:
@@ -108,26 +106,33 @@ def run_problem(
     ``FLASHINFER_MOE_GEMM_TACTIC`` replaces an ``Auto`` tactic (module docstring). Returns the
     output (``problem.permuted_output`` when only that was requested).
     """
-    device = problem.device
+    device = problem.input.data.device
     kind = native_device_kind(device)
-    problem = with_env_tactic(problem)
-    if problem.output is None and problem.permuted_output is None:
-        dtype = check_dtype_arg("output_dtype", output_dtype or problem.compute_dtype, FLOAT_DTYPES)
-        out = torch.empty((problem.num_tokens, problem.hidden_size), dtype=dtype, device=device)
-        problem = dataclasses.replace(problem, output=out)
+    forced = tactic_from_env()  # also rejects a bad variable before anything else
     result = problem.output if problem.output is not None else problem.permuted_output
+    if result is None:
+        dtype = check_dtype_arg("output_dtype", output_dtype or problem.compute_dtype, FLOAT_DTYPES)
+        result = torch.empty((problem.num_tokens, problem.hidden_size), dtype=dtype, device=device)
+        allocated = True
+    else:
+        allocated = False
 
     if problem.num_tokens == 0:
         if workspace is not None:
             _check_workspace(workspace, device, 0)
         return result
 
-    from .. import _C
-
-    # `native` holds raw pointers into `problem`'s tensors: `problem` stays referenced by this
-    # frame until the native call has returned.
+    # The output and the forced tactic are set on the native view rather than on a copy of the
+    # dataclass (dataclasses.replace costs more than the rest of the call). `native` holds raw
+    # pointers into `problem`'s tensors and `result`: both stay referenced by this frame until
+    # the native call has returned.
     native = problem.to_native()
-    required = int(_C.workspace_size(native, kind))
+    if allocated:
+        native.output = _view(result)
+    if forced != GemmTactic.Auto and int(problem.tactic) == int(GemmTactic.Auto):
+        native.tactic = _native_tables()[native_module().GemmTactic][int(forced)]
+    C = native_module()
+    required = int(C.workspace_size(native, kind))
     if workspace is not None:
         ws = _check_workspace(workspace, device, required)
     elif required > 0:
@@ -135,11 +140,23 @@ def run_problem(
     else:
         ws = None
 
+    # The workspace goes as a DLPack capsule (nanobind then skips Tensor.__dlpack__'s Python
+    # checks). The capsule's tensor reference is dropped once its pointer is read, so `ws`
+    # itself stays referenced here until the native call has returned.
+    ws_arg = _to_dlpack(ws) if ws is not None and _to_dlpack is not None else ws
     if device.type == "cpu":
-        _C.run_cpu(native, ws, 0)
+        C.run_cpu(native, ws_arg, 0)
     else:
-        with torch.cuda.device(device):
-            stream = torch.cuda.current_stream(device).cuda_stream
-        _C.run_cuda(native, ws, stream)
-    del native
+        C.run_cuda(native, ws_arg, current_stream_handle(device))
+    del native, ws_arg, ws
     return result
+
+
+def current_stream_handle(device: torch.device) -> int:
+    """The raw ``cudaStream_t`` of torch's current stream on ``device`` (read without entering a
+    device context: ``torch.cuda.device(...)`` + ``current_stream`` cost several microseconds)."""
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    if raw is not None and device.index is not None:
+        return int(raw(device.index))
+    with torch.cuda.device(device):
+        return torch.cuda.current_stream(device).cuda_stream

@@ -47,13 +47,16 @@ def check_tensor(
     """
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    # Hot path: every public call checks a dozen tensors, so each test below is written to cost
+    # one comparison when it passes; the error text is only built when it fails.
     if dtypes is not None:
-        allowed = (
-            (dtypes,)
-            if isinstance(dtypes, torch.dtype)
-            else tuple(d for d in dtypes if d is not None)
-        )
-        if t.dtype not in allowed:
+        ok = t.dtype == dtypes if isinstance(dtypes, torch.dtype) else t.dtype in dtypes
+        if not ok:
+            allowed = (
+                (dtypes,)
+                if isinstance(dtypes, torch.dtype)
+                else tuple(d for d in dtypes if d is not None)
+            )
             raise TypeError(
                 f"{name}: expected dtype {_dtypes_text(allowed)}, got {dtype_name(t.dtype)}"
             )
@@ -63,13 +66,13 @@ def check_tensor(
         raise ValueError(f"{name}: expected a {ndim}-D tensor, got shape {tuple(t.shape)}")
     if shape is not None:
         for want, got in zip(shape, t.shape):
-            if want is not None and int(want) != got:
+            if want is not None and want != got and int(want) != got:
                 expected = tuple("*" if s is None else int(s) for s in shape)
                 raise ValueError(f"{name}: expected shape {expected}, got {tuple(t.shape)}")
-    if device is not None and t.device != torch.device(device):
-        raise ValueError(
-            f"{name}: expected a tensor on {torch.device(device)}, got one on {t.device}"
-        )
+    if device is not None and t.device != device:
+        want_device = device if isinstance(device, torch.device) else torch.device(device)
+        if t.device != want_device:
+            raise ValueError(f"{name}: expected a tensor on {want_device}, got one on {t.device}")
     if contiguous and not t.is_contiguous():
         raise ValueError(f"{name}: expected a contiguous tensor, got strides {t.stride()}")
     return t
@@ -84,6 +87,8 @@ def check_optional_tensor(name: str, t, **kwargs) -> Tensor | None:
 
 def check_int(name: str, v, lo: int | None = None, hi: int | None = None) -> int:
     """Check an integer argument in the closed range [lo, hi] (either bound optional)."""
+    if type(v) is int and (lo is None or v >= lo) and (hi is None or v <= hi):
+        return v  # the common case, without the ABC isinstance checks below
     if isinstance(v, torch.Tensor) and v.dim() == 0 and not v.is_floating_point():
         v = int(v)
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
@@ -111,6 +116,12 @@ def check_bool(name: str, v) -> bool:
 
 def check_enum(name: str, v, enum_cls):
     """Coerce an enum member or its integer value to ``enum_cls``."""
+    if type(v) is enum_cls:
+        return v  # already a member (the common case)
+    if type(v) is int:  # a plain value: the enum's own value table, no ABC checks
+        member = enum_cls._value2member_map_.get(v)
+        if member is not None:
+            return member
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         raise TypeError(f"{name}: expected a {enum_cls.__name__}, got {type(v).__name__} {v!r}")
     try:
