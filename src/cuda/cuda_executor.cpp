@@ -173,6 +173,9 @@ Status pick_tactic(const MoeProblem& p, const GroupedGemmArgs& args, int sm, con
   q.local_experts = p.local_num_experts;
   q.capacity = p.expert_capacity;
   q.sm90_supported = grouped_gemm_supports(GemmTactic::Sm90, args, sm, nullptr);
+  // Both GEMMs decide on the whole expert (W1 + W2) so that they agree: 2-byte elements.
+  const int64_t m1 = is_gated(p.activation) ? 2 * p.intermediate_size : p.intermediate_size;
+  q.expert_weight_bytes = 2 * (m1 + p.intermediate_size) * p.hidden_size;
   const GemmTactic choice = choose_gemm_tactic(q);
   if (grouped_gemm_supports(choice, args, sm, &why)) {
     *out = choice;

@@ -2,6 +2,7 @@
 #include "host/heuristics.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace flashinfer_moe {
 
@@ -10,11 +11,22 @@ int64_t expected_rows_per_expert(const GemmTacticQuery& q) {
   return q.capacity > 0 ? std::min(rows, q.capacity) : rows;
 }
 
+double expected_active_experts(const GemmTacticQuery& q) {
+  const double e = std::max<int32_t>(q.local_experts, 1);
+  return e * (1.0 - std::pow(1.0 - 1.0 / e, static_cast<double>(q.num_slots)));
+}
+
 GemmTactic choose_gemm_tactic(const GemmTacticQuery& q) {
   const int64_t rows = expected_rows_per_expert(q);
-  if (rows <= kDecodeMaxRowsPerExpert) return GemmTactic::Sm80Decode;
-  if (q.sm >= 90 && q.sm90_supported) return GemmTactic::Sm90;
-  return GemmTactic::Sm80Prefill;
+  const bool sm90 = q.sm >= 90 && q.sm90_supported;
+  if (rows <= kDecodeMaxRowsPerExpert) {
+    const double active = expected_active_experts(q);
+    const bool large =
+        active >= kSm90DecodeMinActiveExperts &&
+        active * static_cast<double>(q.expert_weight_bytes) >= kSm90DecodeMinTouchedBytes;
+    return sm90 && large ? GemmTactic::Sm90 : GemmTactic::Sm80Decode;
+  }
+  return sm90 ? GemmTactic::Sm90 : GemmTactic::Sm80Prefill;
 }
 
 const char* gemm_tactic_name(GemmTactic t) {

@@ -4,13 +4,18 @@
 // executor asks each family whether it can run the GEMM (grouped_gemm_supports) and passes the
 // answer in; the heuristic only weighs the shape. The rule:
 //   rows = expected rows per local expert = T * k / E_local (at most the capacity, when set)
-//   rows <= 16                          -> Sm80Decode (small row tiles streaming the weights,
+//   rows <= 16, and on sm >= 90 the touched weights are small (fewer than 6 experts expected to
+//     be hit, or under 300 MB of expert weights)
+//                                       -> Sm80Decode (16-row tiles streaming the weights,
 //                                          with gather and activation fused into GEMM1: the
 //                                          fewest launches, which dominate at this size)
 //   sm >= 90 and Sm90 can run it        -> Sm90 (TMA + WGMMA; swap-AB configs up to 128 rows,
 //                                          the 128 x 256 prefill tile beyond)
 //   otherwise                           -> Sm80Prefill
-// The thresholds come from H200 measurements (docs/bench/); `bench --tactics` re-measures them.
+// The thresholds come from an H100 sweep of all presets (docs/bench/): at <= 16 rows the fused
+// sm80 path wins by 2-24% while few or small experts are hit (its fewer launches matter), and
+// the sm90 swap-AB GEMM wins by 2-12% once many large experts are streamed.
+// `python -m flashinfer.fused_moe.bench --tactics ...` re-measures them.
 #pragma once
 
 #include <cstdint>
@@ -20,12 +25,20 @@
 namespace flashinfer_moe {
 
 struct GemmTacticQuery {
-  int sm = 0;                   // compute capability, e.g. 90
-  int64_t num_slots = 0;        // T * k
-  int32_t local_experts = 0;    // E_local
-  int64_t capacity = 0;         // 0 = unlimited
-  bool sm90_supported = false;  // grouped_gemm_supports(Sm90, ...) for this GEMM
+  int sm = 0;                       // compute capability, e.g. 90
+  int64_t num_slots = 0;            // T * k
+  int32_t local_experts = 0;        // E_local
+  int64_t capacity = 0;             // 0 = unlimited
+  bool sm90_supported = false;      // grouped_gemm_supports(Sm90, ...) for this GEMM
+  int64_t expert_weight_bytes = 0;  // bytes of one expert's W1 + W2
 };
+
+// Past these, the decode-sized problem streams enough weights for the sm90 GEMM to win.
+constexpr double kSm90DecodeMinActiveExperts = 6.0;
+constexpr double kSm90DecodeMinTouchedBytes = 300e6;
+
+// Expected number of distinct local experts hit by T * k uniformly routed slots.
+double expected_active_experts(const GemmTacticQuery& q);
 
 constexpr int64_t kDecodeMaxRowsPerExpert = 16;
 
