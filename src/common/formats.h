@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "flashinfer_moe/types.h"
+
 #if defined(__CUDACC__)
 #define FIMOE_HOST_DEVICE __host__ __device__
 #else
@@ -179,6 +181,19 @@ FIMOE_HOST_DEVICE inline int64_t swizzled_matrix_bytes(int64_t rows, int64_t col
 FIMOE_HOST_DEVICE inline int64_t swizzled_128x4_offset(int64_t r, int64_t c, int64_t cols) {
   const int64_t col_tiles = round_up(cols, 4) / 4;
   return ((r / 128) * col_tiles + c / 4) * 512 + (r % 32) * 16 + ((r % 128) / 32) * 4 + c % 4;
+}
+
+// Element `offset` of a float buffer stored as F16, BF16 or (anything else) F32, as fp32.
+// `dtype` is a DType value; used for optional per-expert tensors (biases) of any float type.
+FIMOE_HOST_DEVICE inline float load_any_float(const void* base, int32_t dtype, int64_t offset) {
+  switch (static_cast<DType>(dtype)) {
+    case DType::F16:
+      return fp16_to_float(static_cast<const uint16_t*>(base)[offset]);
+    case DType::BF16:
+      return bf16_to_float(static_cast<const uint16_t*>(base)[offset]);
+    default:
+      return static_cast<const float*>(base)[offset];
+  }
 }
 
 }  // namespace formats

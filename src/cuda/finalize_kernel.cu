@@ -23,17 +23,6 @@ constexpr int kVec = 4;
 constexpr int kMaxTopK = 32;
 constexpr int64_t kMaxRowBlocks = 16384;
 
-__device__ __forceinline__ float load_any_float(const void* base, int32_t dtype, int64_t offset) {
-  switch (static_cast<DType>(dtype)) {
-    case DType::F16:
-      return formats::fp16_to_float(static_cast<const uint16_t*>(base)[offset]);
-    case DType::BF16:
-      return formats::bf16_to_float(static_cast<const uint16_t*>(base)[offset]);
-    default:
-      return static_cast<const float*>(base)[offset];
-  }
-}
-
 // Columns [col, col + 4) of GEMM2 row r (of expert e) plus the bias; `count` of them are valid.
 __device__ __forceinline__ void gemm2_row(const Gemm2Rows& g, int64_t r, int32_t e, int64_t col,
                                           int count, float v[kVec]) {
@@ -50,7 +39,8 @@ __device__ __forceinline__ void gemm2_row(const Gemm2Rows& g, int64_t r, int32_t
 #pragma unroll
     for (int i = 0; i < kVec; ++i) {
       if (i >= count) continue;
-      v[i] = __fadd_rn(v[i], load_any_float(g.bias, g.bias_dtype, first + i * g.bias_stride_n));
+      v[i] = __fadd_rn(v[i],
+                       formats::load_any_float(g.bias, g.bias_dtype, first + i * g.bias_stride_n));
     }
   }
 }
