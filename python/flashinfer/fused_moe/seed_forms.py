@@ -178,6 +178,15 @@ def bf16_seed_problem(
     )
 
 
+def _check_e4m3_seed_call(x, gating_output, experts, **kwargs):
+    """``check_seed_call`` of an fp8 seed form, with the weights as e4m3 (see ``_as_e4m3``)."""
+    s, w_a, w_b = check_seed_call(x, gating_output, experts, **kwargs)
+    w_a = _as_e4m3("experts" if s.two_matrix else "experts[0] (fc1)", w_a)
+    if w_b is not None:
+        w_b = _as_e4m3("experts[1] (fc2)", w_b)
+    return s, w_a, w_b
+
+
 def fp8_block_scale_seed_problem(
     x,
     gating_output,
@@ -199,7 +208,7 @@ def fp8_block_scale_seed_problem(
     (saturating at +-448) on each call, with a one-time warning. Scales: the block rule of the
     module docstring. Activations: dynamic e4m3 per token and group of 128 columns before each GEMM.
     """
-    s, w_a, w_b = check_seed_call(
+    s, w_a, w_b = _check_e4m3_seed_call(
         x,
         gating_output,
         experts,
@@ -212,14 +221,15 @@ def fp8_block_scale_seed_problem(
         expert_capacity=expert_capacity,
         output=output,
     )
-    w_a = _as_e4m3("experts" if s.two_matrix else "experts[0] (fc1)", w_a)
-    if w_b is not None:
-        w_b = _as_e4m3("experts[1] (fc2)", w_b)
     d1, d2 = canonical_weight_views(s, w_a, w_b)
     w1, w2 = attach_block_scales(s, experts_scale, d1, ElemFormat.E4M3, d2, ElemFormat.E4M3)
-    group = ActQuantSpec(mode=ActQuant.Fp8PerGroup, group_size=128)
     return seed_problem(
-        s, x, w1, w2, group, ActQuantSpec(mode=ActQuant.Fp8PerGroup, group_size=128)
+        s,
+        x,
+        w1,
+        w2,
+        ActQuantSpec(mode=ActQuant.Fp8PerGroup, group_size=128),
+        ActQuantSpec(mode=ActQuant.Fp8PerGroup, group_size=128),
     )
 
 
@@ -244,7 +254,7 @@ def fp8_per_tensor_scale_seed_problem(
     (column 0 for W_in / fc1, column 1 for W_out / fc2); with a pair of experts a pair of [E]
     tensors is accepted too. Activations: dynamic e4m3 with one scale per token before each GEMM.
     """
-    s, w_a, w_b = check_seed_call(
+    s, w_a, w_b = _check_e4m3_seed_call(
         x,
         gating_output,
         experts,
@@ -257,9 +267,6 @@ def fp8_per_tensor_scale_seed_problem(
         expert_capacity=expert_capacity,
         output=output,
     )
-    w_a = _as_e4m3("experts" if s.two_matrix else "experts[0] (fc1)", w_a)
-    if w_b is not None:
-        w_b = _as_e4m3("experts[1] (fc2)", w_b)
     d1, d2 = canonical_weight_views(s, w_a, w_b)
     e = s.num_experts
     if isinstance(experts_scale, (tuple, list)) and not s.two_matrix:
