@@ -29,55 +29,25 @@
 #include "cuda/sm90_grouped_gemm_variants.h"
 
 #if defined(FLASHINFER_MOE_WITH_CUTLASS)
-#include "cuda/sm90_grouped_gemm_launch.cuh"
+#include "cuda/sm90_swap_ab_gemm.cuh"
 
 namespace flashinfer_moe {
 namespace cuda {
 namespace sm90 {
 namespace {
 
-// Types at namespace scope: g++ (nvcc's host compiler) misparses the builders inside templates.
-using SwapTileShape = cute::Shape<cute::_128, cute::_64, cute::_128>;
-using SwapClusterShape = cute::Shape<cute::_1, cute::_1, cute::_1>;
-using SwapLayoutD = cutlass::layout::ColumnMajor;  // D'[n, rows] == C[rows, n] row-major
-constexpr int kSwapAlignD = 128 / cutlass::sizeof_bits<float>::value;
-using SwapEpilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
-    cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, SwapTileShape, SwapClusterShape,
-    cutlass::epilogue::collective::EpilogueTileAuto, float, float, void, SwapLayoutD*, kSwapAlignD,
-    float, SwapLayoutD*, kSwapAlignD, cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative,
-    cutlass::epilogue::fusion::LinearCombination<float, float, void, float>>::CollectiveOp;
-constexpr int kSwapEpilogueSmemBytes = static_cast<int>(sizeof(SwapEpilogue::SharedStorage));
-
-struct SwapABGemm {
-  using ElementA = cutlass::bfloat16_t;  // weights
-  using ElementB = cutlass::bfloat16_t;  // the expert's rows
-  static constexpr int kAlignAB = 8;     // 16-byte TMA rows
-  using CollectiveMainloop = typename cutlass::gemm::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, ElementA, cutlass::layout::RowMajor*,
-      kAlignAB, ElementB, cutlass::layout::ColumnMajor*, kAlignAB, float, SwapTileShape,
-      SwapClusterShape, cutlass::gemm::collective::StageCountAutoCarveout<kSwapEpilogueSmemBytes>,
-      cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative>::CollectiveOp;
-  using Kernel =
-      cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, SwapEpilogue>;
-  using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
-  using StrideA = typename Kernel::InternalStrideA;  // (b_stride_n, _1, _0)
-  using StrideB = typename Kernel::InternalStrideB;  // (lda, _1, _0)
-  using StrideD = typename Kernel::InternalStrideD;  // (_1, ldc, _0)
-  static constexpr bool kSwapAB = true;
-  static constexpr bool kRasterAlongN = true;
-};
+using TileGemm = SwapABGemm<128, 64, 128>;
 
 }  // namespace
 
 namespace variants {
 
 size_t swap_ab_bf16_scratch_bytes(int32_t groups) {
-  return detail::scratch_bytes<SwapABGemm>(groups);
+  return detail::scratch_bytes<TileGemm>(groups);
 }
 
 int swap_ab_bf16_launch(const GroupedGemmArgs& args, void* stream, int device, int sm_count) {
-  return detail::launch_typed<SwapABGemm>(args, static_cast<cudaStream_t>(stream), device,
-                                          sm_count);
+  return detail::launch_typed<TileGemm>(args, static_cast<cudaStream_t>(stream), device, sm_count);
 }
 
 }  // namespace variants
