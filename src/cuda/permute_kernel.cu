@@ -148,6 +148,36 @@ __global__ void __launch_bounds__(kOffsetThreads) expert_offsets_kernel(PermuteP
   }
 }
 
+// Gives each kept slot of [begin, end) its permuted row, walking the slots in order with one
+// warp: next_rank[e] (shared memory) is the rank the next slot of local expert e gets and is
+// advanced here. A slot is kept when that rank is below the expert's kept count (row_offsets).
+// Shared by scatter_kernel and small_permute_kernel.
+__device__ __forceinline__ void assign_rows_in_order(const PermuteParams& p, int64_t begin,
+                                                     int64_t end, int32_t* next_rank, int lane) {
+  const unsigned lanes_below = (1u << lane) - 1u;
+  for (int64_t base = begin; base < end; base += kWarp) {
+    const int64_t s = base + lane;
+    const int32_t e = local_expert_of(p, s, end);
+    const unsigned same = __match_any_sync(0xffffffffu, e);
+    if (s < end) {
+      int32_t row = -1;
+      if (e >= 0) {
+        const int64_t rank = next_rank[e] + __popc(same & lanes_below);
+        const int64_t first = p.row_offsets[e];
+        if (rank < p.row_offsets[e + 1] - first) {
+          row = static_cast<int32_t>(first + rank);
+          p.permuted_to_expanded[row] = static_cast<int32_t>(s);
+          p.row_expert[row] = e;
+        }
+      }
+      p.expanded_to_permuted[s] = row;
+    }
+    __syncwarp();  // every lane has read next_rank[e] before the leader advances it
+    if (e >= 0 && lane == 31 - __clz(same)) next_rank[e] += __popc(same);
+    __syncwarp();
+  }
+}
+
 // Phase 4: final rows. A slot is kept when its rank within its expert is below the expert's kept
 // count, i.e. it is among the first `capacity` assignments in (token, slot) order.
 __global__ void __launch_bounds__(kWarp) scatter_kernel(PermuteParams p) {
@@ -159,29 +189,7 @@ __global__ void __launch_bounds__(kWarp) scatter_kernel(PermuteParams p) {
   }
   __syncwarp();
   const int64_t begin = chunk * kPermuteSlotsPerChunk;
-  const int64_t end = min(p.num_slots, begin + kPermuteSlotsPerChunk);
-  const unsigned lanes_below = (1u << lane) - 1u;
-  for (int64_t base = begin; base < end; base += kWarp) {
-    const int64_t s = base + lane;
-    const int32_t e = local_expert_of(p, s, end);
-    const unsigned same = __match_any_sync(0xffffffffu, e);
-    if (s < end) {
-      int32_t row = -1;
-      if (e >= 0) {
-        const int64_t rank = rank_base[e] + __popc(same & lanes_below);
-        const int64_t first = p.row_offsets[e];
-        if (rank < p.row_offsets[e + 1] - first) {
-          row = static_cast<int32_t>(first + rank);
-          p.permuted_to_expanded[row] = static_cast<int32_t>(s);
-          p.row_expert[row] = e;
-        }
-      }
-      p.expanded_to_permuted[s] = row;
-    }
-    __syncwarp();  // every lane has read rank_base[e] before the leader advances it
-    if (e >= 0 && lane == 31 - __clz(same)) rank_base[e] += __popc(same);
-    __syncwarp();
-  }
+  assign_rows_in_order(p, begin, min(p.num_slots, begin + kPermuteSlotsPerChunk), rank_base, lane);
 }
 
 // All four phases in one block, for one chunk (num_slots <= kPermuteSlotsPerChunk) and at most
@@ -222,29 +230,7 @@ __global__ void __launch_bounds__(kSmallThreads) small_permute_kernel(PermutePar
                                p.schedule_capacity, p.schedule, tile_start);
   }
   if (tid >= kWarp) return;
-  const int lane = tid;
-  const unsigned lanes_below = (1u << lane) - 1u;
-  for (int64_t base = 0; base < p.num_slots; base += kWarp) {
-    const int64_t s = base + lane;
-    const int32_t e = local_expert_of(p, s, p.num_slots);
-    const unsigned same = __match_any_sync(0xffffffffu, e);
-    if (s < p.num_slots) {
-      int32_t row = -1;
-      if (e >= 0) {
-        const int64_t rank = count[e] + __popc(same & lanes_below);
-        const int64_t first = p.row_offsets[e];
-        if (rank < p.row_offsets[e + 1] - first) {
-          row = static_cast<int32_t>(first + rank);
-          p.permuted_to_expanded[row] = static_cast<int32_t>(s);
-          p.row_expert[row] = e;
-        }
-      }
-      p.expanded_to_permuted[s] = row;
-    }
-    __syncwarp();  // every lane has read count[e] before the leader advances it
-    if (e >= 0 && lane == 31 - __clz(same)) count[e] += __popc(same);
-    __syncwarp();
-  }
+  assign_rows_in_order(p, 0, p.num_slots, count, tid);
 }
 
 }  // namespace
