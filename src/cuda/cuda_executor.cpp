@@ -26,6 +26,7 @@
 #include "cuda/gather_kernel.h"
 #include "cuda/grouped_gemm.h"
 #include "cuda/permute_kernel.h"
+#include "cuda/routing_entry.h"
 #include "cuda/routing_kernel.h"
 #include "flashinfer_moe/moe.h"
 #include "host/heuristics.h"
@@ -35,11 +36,6 @@
 
 namespace flashinfer_moe {
 namespace cuda {
-
-// Defined in cuda_entry.cpp (shared with route_cuda).
-Status check_on_current_device(const MoeProblem& p, const char* caller);
-Status check_routing_kernel_limits(const MoeProblem& p);
-RoutingKernelParams routing_kernel_params(const MoeProblem& p);
 
 namespace {
 
