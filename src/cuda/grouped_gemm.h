@@ -23,6 +23,7 @@
 #include <cstdint>
 
 #include "cuda/activation_kernel.h"
+#include "cuda/fp8_operands.h"
 #include "flashinfer_moe/types.h"
 
 namespace flashinfer_moe {
@@ -62,6 +63,17 @@ struct GroupedGemmArgs {
   // max_rows are unused) and leaves c untouched. Needs K-major B.
   const ActivationParams* activation = nullptr;
   bool schedule_prebuilt = false;
+
+  // FP8 operands (fp8_operands.h). A and B then hold e4m3 codes, one byte each (lda and the b
+  // strides still count elements) and `dtype` is unused. C is the fp32 sum of code products,
+  // times the scales that vary along K, per K slice s:
+  //   C[r, n] = sum_s (sum_{k in s} A[r, k] B_e[n, k]) * a_kscale(r, s) * b_kscale(e, n, s)
+  // a_kscale.data == nullptr means A's scale is constant along K and is not applied here (the
+  // consumer applies it, GemmDequant); likewise b_kscale. When both are present their slices
+  // are equal: a_kscale.group == b_kscale.block_cols.
+  bool fp8 = false;
+  ActScales a_kscale;
+  WeightScales b_kscale;
   // May launch programmatically dependent on the previous kernel (sm80 family, sm_90+; see
   // sm80_pdl.cuh); the other families launch normally whatever it says.
   bool pdl = false;
@@ -79,6 +91,10 @@ size_t grouped_gemm_workspace_size(GemmTactic tactic, int32_t num_experts, int64
 // capability `sm` (e.g. 90); when not, `why` (if given) says why in one line.
 bool grouped_gemm_supports(GemmTactic tactic, const GroupedGemmArgs& args, int sm,
                            const char** why);
+
+// Whether the family reads K-varying activation scales (GroupedGemmArgs::a_kscale) in the
+// rows_fastest order (fp8_operands.h ActScales); the quantizing kernel then writes that order.
+bool grouped_gemm_wants_rows_fastest_scales(GemmTactic tactic, const GroupedGemmArgs& args);
 
 // Launches on `stream` (a cudaStream_t). Returns a CUDA error code (0 = success).
 int launch_grouped_gemm(GemmTactic tactic, const GroupedGemmArgs& args, void* stream);

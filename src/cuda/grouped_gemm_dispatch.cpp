@@ -3,10 +3,13 @@
 // TMA + WGMMA family, whose configuration is picked here from the average rows per expert.
 // Auto is resolved by the caller (host/heuristics.h) before it gets here.
 // The optional fusions of GroupedGemmArgs are sm80-only: the sm90 family refuses them here.
+// FP8 operands (args.fp8) on Sm90 go to the FP8 configurations (sm90_fp8_grouped_gemm.h), which
+// share the tactic and its workspace.
 #include <cuda_runtime_api.h>
 
 #include "cuda/grouped_gemm.h"
 #include "cuda/sm80_grouped_gemm.h"
+#include "cuda/sm90_fp8_grouped_gemm.h"
 #include "cuda/sm90_grouped_gemm.h"
 
 namespace flashinfer_moe {
@@ -33,8 +36,12 @@ size_t grouped_gemm_workspace_size(GemmTactic tactic, int32_t num_experts, int64
       return sm80::workspace_size(sm80::Tile::Decode, num_experts, max_rows);
     case GemmTactic::Sm80Prefill:
       return sm80::workspace_size(sm80::Tile::Prefill, num_experts, max_rows);
-    case GemmTactic::Sm90:
-      return sm90::workspace_size(num_experts, max_rows);
+    case GemmTactic::Sm90: {
+      // One workspace for whichever operand type the launch brings.
+      const size_t bf16 = sm90::workspace_size(num_experts, max_rows);
+      const size_t fp8 = sm90_fp8::workspace_size(num_experts, max_rows);
+      return bf16 > fp8 ? bf16 : fp8;
+    }
     default:
       return 0;
   }
@@ -52,6 +59,7 @@ bool grouped_gemm_supports(GemmTactic tactic, const GroupedGemmArgs& args, int s
         if (why) *why = "sm90 grouped GEMM: no fused gather, activation or prebuilt schedule";
         return false;
       }
+      if (args.fp8) return sm90_fp8::supports(sm90_fp8::config_for(args), args, sm, why);
       return sm90::supports(sm90_config_for(args), args, sm, why);
     default:
       if (why) *why = "Auto is not a GEMM family (resolve it with the heuristic first)";
@@ -71,6 +79,11 @@ bool grouped_gemm_schedule_layout(GemmTactic tactic, int32_t num_experts, int64_
   }
 }
 
+// Every family reads activation scales row-major: the sm80 kernels index them per row, and
+// CUTLASS's grouped blockwise kernel rebuilds a packed per-expert layout, which only the
+// row-major (K-major) order maps onto with one shared leading dimension.
+bool grouped_gemm_wants_rows_fastest_scales(GemmTactic, const GroupedGemmArgs&) { return false; }
+
 int launch_grouped_gemm(GemmTactic tactic, const GroupedGemmArgs& args, void* stream) {
   switch (tactic) {
     case GemmTactic::Sm80Decode:
@@ -81,6 +94,7 @@ int launch_grouped_gemm(GemmTactic tactic, const GroupedGemmArgs& args, void* st
       if (args.a_row_index != nullptr || args.activation != nullptr || args.schedule_prebuilt) {
         return static_cast<int>(cudaErrorInvalidValue);
       }
+      if (args.fp8) return sm90_fp8::launch(sm90_fp8::config_for(args), args, stream);
       return sm90::launch(sm90_config_for(args), args, stream);
     default:
       return static_cast<int>(cudaErrorInvalidValue);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "cuda/sm80_fp8_grouped_gemm_kernel.cuh"
 #include "cuda/sm80_grouped_gemm.h"
 #include "cuda/sm80_grouped_gemm_kernel.cuh"
 
@@ -37,18 +38,51 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 
 bool b_is_k_major(const GroupedGemmArgs& a) { return a.b_stride_k == 1; }
 
+// Elements per 16 bytes: 16 e4m3 codes or 8 bf16 / fp16 values.
+int64_t elems_per_16_bytes(const GroupedGemmArgs& a) { return a.fp8 ? 16 : 8; }
+
 // Whether B's contiguous lines start on 16-byte boundaries (the expert stride matters only when
 // there is more than one expert).
 bool b_lines_aligned16(const GroupedGemmArgs& a) {
   const int64_t line_stride = b_is_k_major(a) ? a.b_stride_n : a.b_stride_k;
-  return aligned16(a.b) && line_stride % 8 == 0 && (a.num_experts <= 1 || a.b_stride_e % 8 == 0);
+  const int64_t v = elems_per_16_bytes(a);
+  return aligned16(a.b) && line_stride % v == 0 && (a.num_experts <= 1 || a.b_stride_e % v == 0);
+}
+
+// The K slice of the fp8 K-varying scales (0 when there are none), or -1 with `why` set when
+// the kernel cannot apply them: a slice must be a whole number of mma K steps (16) unless it
+// spans all of K, and both scales must share it.
+int64_t fp8_scale_slice(const GroupedGemmArgs& a, const char** why) {
+  const bool has_a = a.a_kscale.data != nullptr, has_b = a.b_kscale.data != nullptr;
+  if (!has_a && !has_b) return 0;
+  if (has_a && (a.a_kscale.group <= 0 || a.a_kscale.ld <= 0)) {
+    *why = "sm80 grouped GEMM: fp8 a_kscale needs group > 0 and ld > 0";
+    return -1;
+  }
+  if (has_b && (a.b_kscale.block_cols <= 0 || a.b_kscale.block_rows <= 0)) {
+    *why = "sm80 grouped GEMM: fp8 b_kscale needs block_rows, block_cols >= 1";
+    return -1;
+  }
+  if (has_a && has_b && a.a_kscale.group != a.b_kscale.block_cols) {
+    *why = "sm80 grouped GEMM: fp8 a_kscale.group and b_kscale.block_cols differ";
+    return -1;
+  }
+  const int64_t slice = has_a ? a.a_kscale.group : a.b_kscale.block_cols;
+  if (slice % 16 != 0 && slice < a.k) {
+    *why = "sm80 grouped GEMM: fp8 K scale slice is not a multiple of 16 (the mma K)";
+    return -1;
+  }
+  return slice;
 }
 
 // Everything supports() checks except the device; nullptr when fine.
 const char* check_args(Tile tile, const GroupedGemmArgs& a) {
   if (tile != Tile::Decode && tile != Tile::Prefill) return "sm80 grouped GEMM: unknown tile";
-  if (a.dtype != DType::BF16 && a.dtype != DType::F16) {
-    return "sm80 grouped GEMM: A and B must be bf16 or fp16";
+  if (!a.fp8 && a.dtype != DType::BF16 && a.dtype != DType::F16) {
+    return "sm80 grouped GEMM: A and B must be bf16 or fp16 (or fp8 e4m3 codes)";
+  }
+  if (a.fp8 && (a.a_row_index != nullptr || a.activation != nullptr)) {
+    return "sm80 grouped GEMM: fp8 runs without the a_row_index / activation fusions";
   }
   if (a.n < 0 || a.k < 0 || a.max_rows < 0 || a.num_experts < 0) {
     return "sm80 grouped GEMM: negative size";
@@ -67,6 +101,10 @@ const char* check_args(Tile tile, const GroupedGemmArgs& a) {
   }
   if (schedule_capacity(tile, a.num_experts, a.max_rows) > INT32_MAX) {
     return "sm80 grouped GEMM: max_rows too large for the grid";
+  }
+  if (a.fp8) {
+    const char* why = nullptr;
+    if (fp8_scale_slice(a, &why) < 0) return why;
   }
   if (a.a_row_index != nullptr && (a.a_row_index_div < 1 || !aligned16(a.a) || a.lda % 8 != 0)) {
     return "sm80 grouped GEMM: a_row_index needs a positive divisor and 16-byte aligned A rows";
@@ -134,6 +172,58 @@ cudaError_t launch_gemm(const GroupedGemmArgs& a, const GemmParams& params, int6
               : launch_gemm_kernel<CfgN, false, false, kS>(params, capacity, n_tiles, stream, pdl);
 }
 
+template <class Cfg, bool kKMajorB, bool kScaled>
+cudaError_t launch_fp8_kernel(const Fp8GemmParams& params, int64_t capacity, int64_t n_tiles,
+                              cudaStream_t stream, bool pdl) {
+  auto kernel = fp8_grouped_gemm_kernel<Cfg, kKMajorB, kScaled>;
+  cudaError_t err =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
+  if (err != cudaSuccess) return err;
+  const dim3 grid(static_cast<unsigned>(capacity), static_cast<unsigned>(n_tiles));
+  return pdl::launch_kernel(kernel, grid, dim3(Cfg::kThreads), Cfg::kSmemBytes, stream, pdl,
+                            params);
+}
+
+// CfgPlain / CfgScaled: the tile without / with K-slice scales (same kBW and kBT).
+template <class CfgPlain, class CfgScaled>
+cudaError_t launch_fp8(const GroupedGemmArgs& a, const Fp8GemmParams& p, int64_t capacity,
+                       cudaStream_t stream) {
+  const int64_t n_tiles = (a.n + CfgPlain::kBW - 1) / CfgPlain::kBW;
+  const bool scaled = p.slice > 0, k_major = b_is_k_major(a), pdl = a.pdl;
+  if (scaled) {
+    return k_major ? launch_fp8_kernel<CfgScaled, true, true>(p, capacity, n_tiles, stream, pdl)
+                   : launch_fp8_kernel<CfgScaled, false, true>(p, capacity, n_tiles, stream, pdl);
+  }
+  return k_major ? launch_fp8_kernel<CfgPlain, true, false>(p, capacity, n_tiles, stream, pdl)
+                 : launch_fp8_kernel<CfgPlain, false, false>(p, capacity, n_tiles, stream, pdl);
+}
+
+int launch_fp8_gemm(Tile tile, const GroupedGemmArgs& a, int64_t capacity, cudaStream_t stream) {
+  const char* unused = nullptr;
+  Fp8GemmParams p;
+  p.a = static_cast<const uint8_t*>(a.a);
+  p.lda = a.lda;
+  p.b = static_cast<const uint8_t*>(a.b);
+  p.b_stride_e = a.b_stride_e;
+  p.b_stride_n = a.b_stride_n;
+  p.b_stride_k = a.b_stride_k;
+  p.c = a.c;
+  p.ldc = a.ldc;
+  p.n = a.n;
+  p.k = a.k;
+  p.schedule = a.scratch;
+  p.a_vec16 = aligned16(a.a) && a.lda % 16 == 0;
+  p.b_vec16 = b_lines_aligned16(a);
+  p.a_scale = a.a_kscale;
+  p.b_scale = a.b_kscale;
+  p.slice = a.k > 0 ? fp8_scale_slice(a, &unused) : 0;  // >= 0: check_args passed
+  const cudaError_t err =
+      tile == Tile::Decode
+          ? launch_fp8<Fp8DecodeTile, Fp8DecodeTileScaled>(a, p, capacity, stream)
+          : launch_fp8<Fp8PrefillTile, Fp8PrefillTileScaled>(a, p, capacity, stream);
+  return static_cast<int>(err);
+}
+
 }  // namespace
 
 size_t workspace_size(Tile tile, int32_t num_experts, int64_t max_rows) {
@@ -170,6 +260,8 @@ int launch(Tile tile, const GroupedGemmArgs& a, void* stream_ptr) {
     err = cudaGetLastError();
     if (err != cudaSuccess) return static_cast<int>(err);
   }
+
+  if (a.fp8) return launch_fp8_gemm(tile, a, capacity, stream);
 
   GemmParams p;
   p.a = static_cast<const uint16_t*>(a.a);

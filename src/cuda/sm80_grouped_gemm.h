@@ -3,6 +3,10 @@
 //     C[r, n] = sum_k A[r, k] * B_e[n, k]   for the rows r of each local expert e,
 // bf16 or fp16 inputs, fp32 accumulation and output, B K-major (b_stride_k == 1) or N-major
 // (b_stride_n == 1), any n and k.
+// FP8 (GroupedGemmArgs::fp8): e4m3 codes widened to fp16 in registers for the same mma.sync
+// (exact; sm80_fp8_grouped_gemm_kernel.cuh), both tiles, both B layouts, any n and k, with the
+// optional K-slice scales a_kscale / b_kscale (slice a multiple of 16 or all of K, equal when
+// both are given). Not combined with the a_row_index / activation fusions.
 //
 // A launch is two kernels on the caller's stream (one when the permutation prebuilt the schedule):
 // a one-CTA schedule kernel reads the device-side row ranges and writes the list of (expert,

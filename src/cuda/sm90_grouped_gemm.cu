@@ -133,6 +133,7 @@ size_t workspace_size(int32_t num_experts, int64_t max_rows) {
 
 bool supports(Config config, const GroupedGemmArgs& args, int sm, const char** why) {
   const char* reason = unsupported_reason(args);
+  if (reason == nullptr && args.fp8) reason = "sm90 grouped GEMM: FP8 runs on sm90_fp8_grouped_gemm";
   if (reason == nullptr && config != Config::Prefill && args.dtype != DType::BF16) {
     // Each configuration is a ~50 s, ~3 GB compile; only Prefill is built for fp16 too.
     reason = "sm90 grouped GEMM: this configuration is built for BF16 only";

@@ -198,7 +198,7 @@ int launch_typed(const GroupedGemmArgs& args, cudaStream_t stream, int device, i
   p.b_stride_e = args.b_stride_e;
   p.b_stride_n = args.b_stride_n;
   p.ldc = args.ldc;
-  p.elem_bytes = 2;
+  p.elem_bytes = sizeof(typename Cfg::ElementA);  // 2 (bf16/fp16) or 1 (e4m3); A and B alike
   p.n = static_cast<int32_t>(args.n);
   p.k = static_cast<int32_t>(args.k);
   constexpr int kThreads = 128;
