@@ -20,6 +20,13 @@ using activation_math::activate;
 using activation_math::activate_gated;
 using activation_math::ExpertParams;
 
+// GEMM1 output C1[r, m] as a value: times the K-constant dequantization factor when C1 holds
+// FP8 code products (fp8_operands.h GemmDequant), unchanged otherwise.
+__device__ __forceinline__ float dequantized(const ActivationParams& p, float c, int64_t r,
+                                             int32_t e, int64_t m) {
+  return p.dequant.active ? __fmul_rn(c, dequant_factor(p.dequant, r, e, m)) : c;
+}
+
 // GEMM1 accumulator column m of row r after the routing weight and the bias (semantics step 3).
 __device__ __forceinline__ float pre_activation(const ActivationParams& p, float acc, float w,
                                                 int32_t e, int64_t m) {

@@ -6,9 +6,16 @@
 //   A2[r, :] = round_to_compute_dtype(h)
 // The fp32 formulas are those of src/cpu/activation.h, evaluated without fused multiply-adds so
 // that results differ from the CPU only by the ulps of expf / erff / tanhf.
+//
+// FP8 (fp8_operands.h): with dequant.active, C1 holds GEMM1's code products and each value is
+// first dequantized, acc = C1[r, m] * dequant_factor(dequant, r, e, m), before the routing
+// weight and the bias. With an FP8 quant.mode, h is quantized (inter_quant, semantics step 5)
+// into quant.codes / quant.scales instead of being rounded into a2.
 #pragma once
 
 #include <cstdint>
+
+#include "cuda/fp8_operands.h"
 
 namespace flashinfer_moe {
 namespace cuda {
@@ -37,6 +44,11 @@ struct ActivationParams {
   void* a2 = nullptr;    // [max_rows, lda2] compute dtype
   int32_t a2_dtype = 0;  // DType: BF16 or F16
   int64_t lda2 = 0;      // multiple of 8
+
+  // FP8 (see the top of the file). m in dequant_factor is GEMM1's output column, 0..M1-1 (the
+  // gate half of a gated row at I + i). Either one switches to the block-per-row FP8 kernel.
+  GemmDequant dequant;
+  ActQuantOut quant;  // mode None: a2 in a2_dtype; FP8 modes: codes + scales (a2 unused)
 };
 
 // Enqueues the activation on `stream` (a cudaStream_t). Returns a cudaError_t as int.

@@ -23,7 +23,8 @@ constexpr int kVec = 4;
 constexpr int kMaxTopK = 32;
 constexpr int64_t kMaxRowBlocks = 16384;
 
-// Columns [col, col + 4) of GEMM2 row r (of expert e) plus the bias; `count` of them are valid.
+// Columns [col, col + 4) of GEMM2 row r (of expert e), dequantized, plus the bias; `count` of
+// them are valid.
 __device__ __forceinline__ void gemm2_row(const Gemm2Rows& g, int64_t r, int32_t e, int64_t col,
                                           int count, float v[kVec]) {
   const float* row = g.c2 + r * g.ldc2 + col;
@@ -34,6 +35,17 @@ __device__ __forceinline__ void gemm2_row(const Gemm2Rows& g, int64_t r, int32_t
 #pragma unroll
     for (int i = 0; i < kVec; ++i) v[i] = i < count ? row[i] : 0.0f;
   }
+  if (g.dequant.active) {
+    // Without per-column weight scales the factor is the row's: one evaluation, same bits.
+    const bool per_column = g.dequant.weight.data != nullptr;
+    const float row_factor = per_column ? 1.0f : dequant_factor(g.dequant, r, e, col);
+#pragma unroll
+    for (int i = 0; i < kVec; ++i) {
+      if (i >= count) continue;
+      const float f = per_column ? dequant_factor(g.dequant, r, e, col + i) : row_factor;
+      v[i] = __fmul_rn(v[i], f);
+    }
+  }
   if (g.bias != nullptr) {
     const int64_t first = e * g.bias_stride_e + col * g.bias_stride_n;
 #pragma unroll
@@ -43,6 +55,14 @@ __device__ __forceinline__ void gemm2_row(const Gemm2Rows& g, int64_t r, int32_t
                        formats::load_any_float(g.bias, g.bias_dtype, first + i * g.bias_stride_n));
     }
   }
+}
+
+// The row's local expert, read only when the bias or the dequantization depends on it.
+__device__ __forceinline__ int32_t row_expert_if_needed(const Gemm2Rows& g, int64_t r) {
+  const bool per_expert =
+      g.bias != nullptr ||
+      (g.dequant.active && (g.dequant.weight.data != nullptr || g.dequant.global != nullptr));
+  return per_expert ? g.row_expert[r] : 0;
 }
 
 // Stores `count` values at columns [col, col + count) of an output row, rounded to its dtype.
@@ -102,7 +122,7 @@ __global__ void __launch_bounds__(kThreads) finalize_kernel(FinalizeParams p, bo
         const int32_t r = slot_row[j];
         if (r < 0) continue;
         float v[kVec];
-        const int32_t e = p.rows.bias != nullptr ? p.rows.row_expert[r] : 0;
+        const int32_t e = row_expert_if_needed(p.rows, r);
         gemm2_row(p.rows, r, e, col, count, v);
 #pragma unroll
         for (int i = 0; i < kVec; ++i) sum[i] = __fadd_rn(sum[i], __fmul_rn(slot_weight[j], v[i]));
@@ -122,7 +142,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int64_t r = blockIdx.x; r < p.num_rows; r += gridDim.x) {
     float v[kVec] = {0.0f, 0.0f, 0.0f, 0.0f};
     if (r < kept) {
-      const int32_t e = p.rows.bias != nullptr ? p.rows.row_expert[r] : 0;
+      const int32_t e = row_expert_if_needed(p.rows, r);
       gemm2_row(p.rows, r, e, col, count, v);
     }
     store_row<DType::F32>(p.out, r * p.out_stride_r, p.out_stride_n, vector_out, col, count, v);

@@ -8,9 +8,15 @@
 //   routing outputs: topk_ids_out, topk_weights_out, expanded_to_permuted_out (any strides).
 // Each token's sum runs in one thread per column, so the order is fixed and results are
 // bitwise reproducible.
+//
+// FP8: with rows.dequant.active, C2 holds GEMM2's code products and every value is first
+// dequantized, C2[r, n] * dequant_factor(dequant, r, e, n), then the bias is added (one rounding
+// each, as above) before it enters the weighted sum or the permuted output.
 #pragma once
 
 #include <cstdint>
+
+#include "cuda/fp8_operands.h"
 
 namespace flashinfer_moe {
 namespace cuda {
@@ -24,6 +30,7 @@ struct Gemm2Rows {
   const void* bias = nullptr;  // optional [E_local, H], any float dtype
   int32_t bias_dtype = 0;
   int64_t bias_stride_e = 0, bias_stride_n = 0;
+  GemmDequant dequant;  // K-constant part of GEMM2's dequantization (inactive: C2 is values)
 };
 
 struct FinalizeParams {
