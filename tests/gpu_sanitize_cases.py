@@ -11,9 +11,10 @@ the caching allocator it would usually land inside a neighbouring cached block).
 every GEMM tactic and is checked like tests/test_gpu_moe.py (reference, CPU executor), so a
 sanitizer-clean run is also a correct one. The shapes are tiny because the sanitizers slow
 kernels down by orders of magnitude; they still cover one and many rows per expert, odd sizes
-(unaligned rows), an EP window with capacity, a transposed W2 view and the unfinalized output.
+(unaligned rows), FP8 block and per-tensor scales, an EP window with capacity, a transposed W2
+view and the unfinalized output.
 ``FLASHINFER_MOE_TEST_DEVICE=cpu`` runs them on the CPU executor (a dry run of the script).
-``--quick`` runs the first three cases only (racecheck is the slowest tool).
+``--quick`` runs the first three cases only (racecheck is the slowest tool), one of them FP8.
 Exit status 0 when every case passed, 1 otherwise (the sanitizer's own exit code wins when it
 found an error).
 """
@@ -30,8 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # moe_builders, 
 import torch  # noqa: E402
 from flashinfer.fused_moe.enums import ActivationType as Act  # noqa: E402
 from flashinfer.fused_moe.problem import QuantTensor  # noqa: E402
-from moe_builders import build_problem  # noqa: E402
-from test_gpu_moe import ON_GPU, check_all_tactics  # noqa: E402
+from gpu_cases import ON_GPU, check_all_tactics  # noqa: E402
+from moe_builders import build_problem, make_weights  # noqa: E402
 
 
 def _transposed_w2():
@@ -40,9 +41,24 @@ def _transposed_w2():
     return p
 
 
+def _fp8(w, q1, q2, **kw):
+    """An e4m3 problem: weights of format ``w``, activation quantization q1 / q2."""
+    p = build_problem(input_quant=q1, inter_quant=q2, **kw)
+    m1 = 2 * p.intermediate_size
+    p.w1 = make_weights(w, p.local_num_experts, m1, p.hidden_size, kw["seed"] + 20)
+    p.w2 = make_weights(w, p.local_num_experts, p.hidden_size, p.intermediate_size, kw["seed"] + 30)
+    return p
+
+
 CASES = [
     ("decode T=1", lambda: build_problem(T=1, E=8, k=2, H=200, I=72, seed=1)),
     ("odd sizes T=33 H=201 I=37", lambda: build_problem(T=33, E=8, k=3, H=201, I=37, seed=2)),
+    ("fp8 block T=20 H=256 I=200",
+     lambda: _fp8("e4m3:128x128", "fp8_group:128", "fp8_group:128", T=20, E=4, k=2, H=256,
+                  I=200, seed=8)),
+    ("fp8 per-tensor odd T=9 H=72 I=40",
+     lambda: _fp8("e4m3:0x0", "fp8_static_per_expert", "fp8_token", T=9, E=4, k=2, H=72, I=40,
+                  seed=9)),
     ("sm90-friendly T=130 H=256 I=128",
      lambda: build_problem(T=130, E=4, k=2, H=256, I=128, seed=3)),
     ("EP window + capacity",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 from flashinfer import _C
-from flashinfer.fused_moe.enums import ActQuant
+from flashinfer.fused_moe.enums import ActQuant, ElemFormat
 from flashinfer.fused_moe.problem import MoeProblem
 from flashinfer.fused_moe.reference import reference_moe, reference_routing
 from numeric import assert_close_to_reference, assert_exact, assert_within_budget, error_budget
@@ -26,7 +26,14 @@ def run_native(p: MoeProblem, num_threads: int = 0) -> int:
     return need
 
 
-def budget_for(p: MoeProblem):
+# Relative error per GEMM of Hopper's FP8 tensor cores (see numeric.error_budget): a 128-deep
+# K chunk summed with ~14 significant bits, truncated, over 4 instructions of 32 products.
+FP8_MMA_ACCUMULATOR_REL = 2.0**-11
+
+
+def budget_for(p: MoeProblem, fp8_tensor_cores: bool = False):
+    """The error budget of ``p``; ``fp8_tensor_cores`` when a GEMM family that accumulates in
+    Hopper's FP8 MMAs (the Sm90 family on e4m3 operands) may have run it."""
     fmt = {
         ActQuant.Fp8Static: "e4m3",
         ActQuant.Fp8PerToken: "e4m3",
@@ -44,12 +51,14 @@ def budget_for(p: MoeProblem):
     elif p.compute_dtype != torch.float32:
         requant.append((p.compute_dtype, count))
     out_dtype = p.output.dtype if p.output is not None else torch.float32
+    fp8 = p.w1.format == ElemFormat.E4M3
     return error_budget(
         out_dtype=out_dtype,
         k1=p.hidden_size,
         k2=p.intermediate_size,
         top_k=p.top_k,
         requant=requant,
+        gemm_accumulator_rel=FP8_MMA_ACCUMULATOR_REL if fp8_tensor_cores and fp8 else 0.0,
     )
 
 

@@ -159,6 +159,7 @@ def error_budget(
     top_k: int = 1,
     requant: Sequence[tuple] = (),
     safety: float = 2.0,
+    gemm_accumulator_rel: float = 0.0,
 ) -> Budget:
     """Relative-L2 budget of an executor output against the float64 reference.
 
@@ -189,6 +190,10 @@ def error_budget(
       the same probability. GEMM2 with random weights carries the intermediate's relative error
       to the output unchanged on average.
 
+    * ``gemm_accumulator_rel``: tensor cores whose accumulator keeps fewer bits than fp32 (Hopper's
+      FP8 WGMMA sums each K chunk of up to 128 with about 14 significant bits before the kernel
+      promotes it to fp32; DeepSeek-V3 report, section 3.3.2) add this relative error per GEMM.
+
     The sum of the terms times ``safety`` (default 2, the FlashAttention-3 convention of
     "within twice the error of a same-precision computation") is the budget. The terms model
     random, independently signed data as the tests generate it; they are not worst-case bounds
@@ -197,7 +202,7 @@ def error_budget(
     u32 = UNIT_ROUNDOFF[torch.float32]
     terms = {}
     terms["out"] = UNIT_ROUNDOFF[out_dtype]
-    accumulate = (k1 + k2 + top_k + 16) * u32
+    accumulate = (k1 + k2 + top_k + 16) * u32 + 2.0 * gemm_accumulator_rel
     terms["accumulate"] = accumulate
     row_rel = safety * (terms["out"] + accumulate)
     expected_flips = 0.0

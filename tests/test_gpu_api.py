@@ -20,12 +20,14 @@ import dataclasses
 import flashinfer
 import pytest
 import torch
+import trtllm_math
 from flashinfer.fused_moe import api_cutlass, runner, seed_forms
 from flashinfer.fused_moe.enums import GatedActType, GemmTactic, RoutingMethodType
 from flashinfer.fused_moe.reference import reference_moe
+from gpu_cases import DEVICE, ON_GPU, prepare, run_on_device
 from moe_builders import build_problem, routing_inputs
 from numeric import assert_close_to_reference, error_budget, poison, rand_float
-from test_gpu_moe import DEVICE, ON_GPU, prepare, run_on_device
+from trtllm_math import common, deepseek_case, fp8_per_tensor_case
 
 # GPU tests; in the CPU dry run (ON_GPU False) they run unmarked on the CPU executor.
 gpu = pytest.mark.gpu if ON_GPU else (lambda fn: fn)
@@ -192,47 +194,72 @@ def test_trtllm_bf16_seed_form():
                 _budget(BF16, h, i, k, t), "trtllm_bf16_moe seed")  # fmt: skip
 
 
-# ---- FP8 / FP4 on CUDA: not implemented yet, never a CPU fallback ---------------------------------
+# ---- FP8 forms on the GPU; FP4 not implemented yet, never a CPU fallback ----------------------
 
 
-def _quantized_calls():
-    """(name, thunk) of FP8 / FP4 calls on DEVICE tensors, each valid on the CPU executor."""
+def _fp8_calls():
+    """(name, fn, args, kwargs) of every FP8 public form, on inputs valid for both executors."""
     t, e, k, h, i = 8, 4, 2, 128, 64
-    x = rand_float((t, h), F16, 50).to(DEVICE)
-    gating = rand_float((t, e), F16, 51).to(DEVICE)
-    fp8 = rand_float((e, 2, i, h), torch.float32, 52, scale=8.0).to(torch.float8_e4m3fn).to(DEVICE)
-    codes = torch.randint(0, 16, (e, 2, i, h), dtype=torch.uint8).to(DEVICE)
-    scale16 = (torch.rand(e, 2, i // 16) * 0.1 + 0.01).half().to(DEVICE)
-    per_tensor = (torch.rand(e, 2) * 0.1 + 0.01).half().to(DEVICE)
+    x = rand_float((t, h), F16, 50)
+    gating = rand_float((t, e), F16, 51)
+    fp8 = rand_float((e, 2, i, h), torch.float32, 52, scale=8.0).to(torch.float8_e4m3fn)
+    scale16 = (torch.rand(e, 2, i // 16) * 0.1 + 0.01).half()
+    per_tensor = (torch.rand(e, 2) * 0.1 + 0.01).half()
     seed_kw = dict(num_experts=e, top_k=k, hidden_size=h, intermediate_size=i)
-    ids, w = (v.to(DEVICE) for v in routing_inputs(t, e, k, 53))
-    xq = rand_float((t, h), torch.float32, 54, scale=8.0).to(torch.float8_e4m3fn).to(DEVICE)
-    w1q = rand_float((e, 2 * i, h), torch.float32, 55, scale=8.0).to(torch.float8_e4m3fn).to(DEVICE)
-    w2q = rand_float((e, h, i), torch.float32, 56, scale=8.0).to(torch.float8_e4m3fn).to(DEVICE)
-    s = torch.full((e,), 0.01, device=DEVICE)
-    w8a8 = [s, torch.tensor(2.0, device=DEVICE), s, torch.tensor(0.05, device=DEVICE)]
-    xb = x.to(BF16)
-    blocks = [
-        torch.full((e, 1, 1), 0.01, device=DEVICE),
-        torch.full((e, 1, 1), 0.01, device=DEVICE),
-    ]
+    ids, w = routing_inputs(t, e, k, 53)
+    xq = rand_float((t, h), torch.float32, 54, scale=8.0).to(torch.float8_e4m3fn)
+    w1q = rand_float((e, 2 * i, h), torch.float32, 55, scale=8.0).to(torch.float8_e4m3fn)
+    w2q = rand_float((e, h, i), torch.float32, 56, scale=8.0).to(torch.float8_e4m3fn)
+    s = torch.full((e,), 0.01)
+    w8a8 = [s, torch.tensor(2.0), s, torch.tensor(0.05)]
+    blocks = [torch.rand(e, 1, 1) * 0.01 + 0.005, torch.rand(e, 1, 1) * 0.01 + 0.005]
+    pt = fp8_per_tensor_case(57, gated=True)  # flashinfer's recipes, T x 128 x 64
+    ds = deepseek_case(58)  # T x 128 x 128
+    logits = rand_float((pt[0].shape[0], trtllm_math.E), torch.float32, 59)
+    full = dict(common(), routing_method_type=RoutingMethodType.Renormalize)
     return [
-        ("trtllm_fp8_per_tensor seed", lambda: flashinfer.trtllm_fp8_per_tensor_scale_moe(
-            x, gating, fp8, per_tensor, **seed_kw)),
-        ("trtllm_fp8_block seed", lambda: flashinfer.trtllm_fp8_block_scale_moe(
-            x, gating, fp8, scale16, **seed_kw)),
-        ("trtllm_fp4_block seed", lambda: flashinfer.trtllm_fp4_block_scale_moe(
-            x, gating, codes, scale16, **seed_kw)),
-        ("cutlass W8A8", lambda: flashinfer.cutlass_fused_moe(
-            xq, ids, w, w1q, w2q, BF16, w8a8)),
-        ("cutlass DeepSeek FP8 block", lambda: flashinfer.cutlass_fused_moe(
-            xb, ids, w, w1q, w2q, BF16, blocks, use_deepseek_fp8_block_scale=True)),
+        ("trtllm_fp8_per_tensor seed", flashinfer.trtllm_fp8_per_tensor_scale_moe,
+         (x, gating, fp8, per_tensor), seed_kw),
+        ("trtllm_fp8_block seed", flashinfer.trtllm_fp8_block_scale_moe,
+         (x, gating, fp8, scale16), seed_kw),
+        ("cutlass W8A8", flashinfer.cutlass_fused_moe, (xq, ids, w, w1q, w2q, BF16, w8a8), {}),
+        ("cutlass DeepSeek FP8 block", flashinfer.cutlass_fused_moe,
+         (x.to(BF16), ids, w, w1q, w2q, BF16, blocks), dict(use_deepseek_fp8_block_scale=True)),
+        ("trtllm_fp8_per_tensor full", flashinfer.trtllm_fp8_per_tensor_scale_moe,
+         (logits, None, pt[0], pt[1], pt[3], pt[4], pt[2], pt[5]),
+         dict(full, use_routing_scales_on_input=False)),
+        ("trtllm_fp8_block full", flashinfer.trtllm_fp8_block_scale_moe,
+         (logits, None, ds[0], ds[1].t().contiguous(), *ds[2:]), dict(common(i=128),
+         routing_method_type=RoutingMethodType.Renormalize)),
     ]  # fmt: skip
 
 
 @gpu
-def test_quantized_forms_on_cuda_raise_not_implemented():
-    for name, call in _quantized_calls():
+def test_fp8_forms_on_cuda_match_the_cpu_executor():
+    """Every FP8 public form runs on CUDA and agrees with the CPU executor (itself checked
+    against the float64 math in test_api_trtllm_fp8.py / test_api_cutlass.py)."""
+    for name, fn, args, kw in _fp8_calls():
+        budget = error_budget(out_dtype=BF16, k1=128, k2=128, top_k=2, requant=[("e4m3", 1024)])
+        _gpu_vs_cpu(fn, args, kw, budget, name)
+
+
+def _fp4_calls():
+    """(name, thunk) of FP4 calls on DEVICE tensors, each valid on the CPU executor."""
+    t, e, k, h, i = 8, 4, 2, 128, 64
+    x = rand_float((t, h), F16, 50).to(DEVICE)
+    gating = rand_float((t, e), F16, 51).to(DEVICE)
+    codes = torch.randint(0, 16, (e, 2, i, h), dtype=torch.uint8).to(DEVICE)
+    scale16 = (torch.rand(e, 2, i // 16) * 0.1 + 0.01).half().to(DEVICE)
+    seed_kw = dict(num_experts=e, top_k=k, hidden_size=h, intermediate_size=i)
+    return [
+        ("trtllm_fp4_block seed", lambda: flashinfer.trtllm_fp4_block_scale_moe(
+            x, gating, codes, scale16, **seed_kw)),
+    ]  # fmt: skip
+
+
+@gpu
+def test_fp4_forms_on_cuda_raise_not_implemented():
+    for name, call in _fp4_calls():
         if ON_GPU:
             with pytest.raises(NotImplementedError):
                 call()
@@ -333,6 +360,41 @@ def test_cuda_graph_of_trtllm_bf16_moe_routing_from_logits():
         graph.replay()
         torch.cuda.synchronize()
         eager = flashinfer.trtllm_bf16_moe(logits, None, x, w1, w2, **kw)
+        assert torch.equal(out.view(torch.uint8), eager.view(torch.uint8)), f"replay {r}"
+
+
+@gpu_only
+@pytest.mark.parametrize("t", [1, 300])
+def test_cuda_graph_of_trtllm_fp8_block_scale_moe(t):
+    """The DeepSeek FP8 form (quantized input + 1x128 scales, 128x128 weight blocks, grouped
+    requantization) captured and replayed with fresh inputs: the eager result, bit for bit."""
+    e, h, i = 8, 256, 128
+    w1 = rand_float((e, 2 * i, h), torch.float32, 110, scale=16.0).to(torch.float8_e4m3fn)
+    w2 = rand_float((e, h, i), torch.float32, 111, scale=16.0).to(torch.float8_e4m3fn)
+    s1 = rand_float((e, 2 * i // 128, h // 128), torch.float32, 112).abs() / 256
+    s2 = rand_float((e, h // 128, i // 128), torch.float32, 113).abs() / 256
+    w1, w2, s1, s2 = (v.to(DEVICE) for v in (w1, w2, s1, s2))
+
+    def inputs(seed):
+        xq = rand_float((t, h), torch.float32, seed, scale=16.0).to(torch.float8_e4m3fn)
+        xs = rand_float((h // 128, t), torch.float32, seed + 1).abs() / 32
+        logits = rand_float((t, e), torch.float32, seed + 2)
+        return [v.to(DEVICE) for v in (logits, xq, xs)]
+
+    logits, xq, xs = inputs(120)
+    kw = dict(_trtllm_sizes(e, 2, i), routing_method_type=RENORM)
+
+    def call(lg, x, sx):
+        return flashinfer.trtllm_fp8_block_scale_moe(lg, None, x, sx, w1, s1, w2, s2, **kw)
+
+    graph, out = _capture(lambda: call(logits, xq, xs))
+    for r in range(2):
+        fresh = inputs(130 + 10 * r)
+        for dst, src in zip((logits, xq, xs), fresh):
+            dst.copy_(src)
+        graph.replay()
+        torch.cuda.synchronize()
+        eager = call(*fresh)
         assert torch.equal(out.view(torch.uint8), eager.view(torch.uint8)), f"replay {r}"
 
 

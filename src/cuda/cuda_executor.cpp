@@ -1,4 +1,4 @@
-// run_cuda: the fused MoE layer on the GPU for BF16 / F16 weights (flashinfer_moe/moe.h).
+// run_cuda: the fused MoE layer on the GPU for BF16 / F16 and e4m3 weights (flashinfer_moe/moe.h).
 //
 // The pipeline mirrors the CPU executor (src/cpu/executor.cpp) phase by phase, one or more
 // kernels each, all on the caller's stream:
@@ -23,6 +23,7 @@
 #include "cuda/activation_kernel.h"
 #include "cuda/cuda_workspace.h"
 #include "cuda/finalize_kernel.h"
+#include "cuda/fp8_plan.h"
 #include "cuda/gather_kernel.h"
 #include "cuda/grouped_gemm.h"
 #include "cuda/permute_kernel.h"
@@ -76,6 +77,22 @@ Status not_on_cuda_yet(const char* field, const char* value) {
                      field, value);
 }
 
+Status check_index_limits(const MoeProblem& p) {
+  // Slot and row indices are int32 on the device (expanded_to_permuted_out is I32 anyway).
+  if (p.num_tokens * p.top_k >= (int64_t{1} << 31)) {
+    return make_status(StatusCode::InvalidValue,
+                       "num_tokens * top_k: the CUDA executor supports fewer than 2^31 slots, got "
+                       "%lld",
+                       static_cast<long long>(p.num_tokens * p.top_k));
+  }
+  if (p.local_num_experts > kPermuteMaxLocalExperts) {
+    return make_status(StatusCode::InvalidValue,
+                       "local_num_experts: the CUDA permutation supports at most %d, got %d",
+                       kPermuteMaxLocalExperts, p.local_num_experts);
+  }
+  return ok_status();
+}
+
 Status check_weight_scope(const char* name, const QuantTensor& w, DType compute) {
   char field[32];
   if (w.format != ElemFormat::Float) {
@@ -99,9 +116,14 @@ Status check_weight_scope(const char* name, const QuantTensor& w, DType compute)
   return ok_status();
 }
 
-// What the CUDA engine covers today: unquantized BF16 / F16 GEMMs. Everything else is
-// NotImplemented naming the field; never a silent fallback to the CPU.
+// What the CUDA engine covers today: unquantized BF16 / F16 GEMMs, and e4m3 weights with e4m3
+// activations (fp8_plan.h). Everything else is NotImplemented naming the field; never a silent
+// fallback to the CPU.
 Status check_scope(const MoeProblem& p) {
+  FIMOE_RETURN_IF_ERROR(check_index_limits(p));
+  // The FP8 path never rounds to the compute dtype (both GEMM inputs are e4m3), so any float
+  // compute dtype works there.
+  if (is_fp8_problem(p)) return check_fp8_scope(p);
   if (p.compute_dtype != DType::BF16 && p.compute_dtype != DType::F16) {
     return not_on_cuda_yet("compute_dtype", dtype_name(p.compute_dtype));
   }
@@ -115,18 +137,6 @@ Status check_scope(const MoeProblem& p) {
   FIMOE_RETURN_IF_ERROR(check_weight_scope("w2", p.w2, p.compute_dtype));
   if (p.inter_quant.mode != ActQuant::None) {
     return not_on_cuda_yet("inter_quant.mode", act_quant_name(p.inter_quant.mode));
-  }
-  // Slot and row indices are int32 on the device (expanded_to_permuted_out is I32 anyway).
-  if (p.num_tokens * p.top_k >= (int64_t{1} << 31)) {
-    return make_status(StatusCode::InvalidValue,
-                       "num_tokens * top_k: the CUDA executor supports fewer than 2^31 slots, got "
-                       "%lld",
-                       static_cast<long long>(p.num_tokens * p.top_k));
-  }
-  if (p.local_num_experts > kPermuteMaxLocalExperts) {
-    return make_status(StatusCode::InvalidValue,
-                       "local_num_experts: the CUDA permutation supports at most %d, got %d",
-                       kPermuteMaxLocalExperts, p.local_num_experts);
   }
   return ok_status();
 }
@@ -169,9 +179,11 @@ Status pick_tactic(const MoeProblem& p, const GroupedGemmArgs& args, int sm, con
   q.local_experts = p.local_num_experts;
   q.capacity = p.expert_capacity;
   q.sm90_supported = grouped_gemm_supports(GemmTactic::Sm90, args, sm, nullptr);
-  // Both GEMMs decide on the whole expert (W1 + W2) so that they agree: 2-byte elements.
+  // Both GEMMs decide on the whole expert (W1 + W2) so that they agree.
   const int64_t m1 = is_gated(p.activation) ? 2 * p.intermediate_size : p.intermediate_size;
-  q.expert_weight_bytes = 2 * (m1 + p.intermediate_size) * p.hidden_size;
+  const int64_t elem = is_fp8_problem(p) ? 1 : 2;
+  q.expert_weight_bytes = elem * (m1 + p.intermediate_size) * p.hidden_size;
+  q.fp8 = args.fp8;
   const GemmTactic choice = choose_gemm_tactic(q);
   if (grouped_gemm_supports(choice, args, sm, &why)) {
     *out = choice;
@@ -201,6 +213,14 @@ GroupedGemmArgs gemm_args(const MoeProblem& p, const CudaWorkspaceLayout& ws, co
   g.max_rows = ws.max_rows;
   g.scratch = ws.gemm_scratch;
   g.scratch_bytes = ws.gemm_scratch_bytes;
+  return g;
+}
+
+// An FP8 GEMM's arguments: e4m3 codes on both sides and the scales that vary along K.
+GroupedGemmArgs fp8_gemm_args(GroupedGemmArgs g, const Fp8GemmPlan& plan) {
+  g.fp8 = true;
+  g.a_kscale = plan.a_kscale;
+  g.b_kscale = plan.b_kscale;
   return g;
 }
 
@@ -262,6 +282,8 @@ bool fuse_into_gemm1(const MoeProblem& p, const CudaWorkspaceLayout& ws, GemmTac
                      const GroupedGemmArgs& gemm1, const ActivationParams* act, int sm,
                      GroupedGemmArgs* out) {
   if (tactic != GemmTactic::Sm80Decode && tactic != GemmTactic::Sm80Prefill) return false;
+  // FP8 needs the gather's quantization and the activation kernel's requantization.
+  if (gemm1.fp8) return false;
   GroupedGemmArgs g = gemm1;
   if (input_feeds_gemm1(p)) {
     g.a = p.input.data.data;
@@ -285,8 +307,10 @@ bool use_pdl(int sm) {
   return sm >= 90 && !disabled;
 }
 
-// GEMM1's input rows copied (and rounded) into the workspace, when GEMM1 cannot read them.
-Status enqueue_gather(const MoeProblem& p, const CudaWorkspaceLayout& ws, void* stream) {
+// GEMM1's input rows copied (and rounded, or quantized to e4m3) into the workspace, when GEMM1
+// cannot read them.
+Status enqueue_gather(const MoeProblem& p, const CudaWorkspaceLayout& ws, const Fp8Plan* fp8,
+                      void* stream) {
   GatherParams gather;
   gather.input = p.input.data.data;
   gather.input_dtype = static_cast<int32_t>(p.input.data.dtype);
@@ -300,6 +324,13 @@ Status enqueue_gather(const MoeProblem& p, const CudaWorkspaceLayout& ws, void* 
   gather.a = ws.gemm1_input;
   gather.a_dtype = static_cast<int32_t>(p.compute_dtype);
   gather.lda = ws.ld_gemm1_input;
+  gather.row_expert = ws.row_expert;
+  if (fp8 != nullptr) {
+    gather.quant = fp8->gemm1_input;
+    gather.input_format = fp8->input_format;
+    gather.input_scale = fp8->input_scale;
+    gather.input_global = fp8->input_global;
+  }
   return launched(launch_gather(gather, stream), "gather");
 }
 
@@ -311,14 +342,34 @@ Status enqueue_pipeline(const MoeProblem& p, const CudaWorkspaceLayout& ws, int 
   const int64_t* row_count = ws.row_offsets + E;
 
   // GEMM families first: a tactic that cannot run is reported before anything is enqueued.
-  const GroupedGemmArgs gemm1 =
+  GroupedGemmArgs gemm1 =
       gemm_args(p, ws, ws.gemm1_input, ws.ld_gemm1_input, p.w1.data, ws.ld_gemm1_output, M1, H);
-  const GroupedGemmArgs gemm2 =
+  GroupedGemmArgs gemm2 =
       gemm_args(p, ws, ws.gemm2_input, ws.ld_gemm2_input, p.w2.data, ws.ld_gemm2_output, H, I);
+  Fp8Plan fp8;
+  if (ws.fp8) {
+    plan_fp8(p, ws, false, false, &fp8);
+    gemm1 = fp8_gemm_args(gemm1, fp8.gemm1);
+    gemm2 = fp8_gemm_args(gemm2, fp8.gemm2);
+  }
   GemmTactic tactic1 = GemmTactic::Auto, tactic2 = GemmTactic::Auto;
   FIMOE_RETURN_IF_ERROR(pick_tactic(p, gemm1, sm, "GEMM1", &tactic1));
   FIMOE_RETURN_IF_ERROR(pick_tactic(p, gemm2, sm, "GEMM2", &tactic2));
-  const ActivationParams act = activation_params(p, ws);
+  if (ws.fp8) {
+    // The family that reads an input's K-varying scales picks their storage order.
+    const bool fastest1 = grouped_gemm_wants_rows_fastest_scales(tactic1, gemm1);
+    const bool fastest2 = grouped_gemm_wants_rows_fastest_scales(tactic2, gemm2);
+    if (fastest1 || fastest2) {
+      plan_fp8(p, ws, fastest1, fastest2, &fp8);
+      gemm1 = fp8_gemm_args(gemm1, fp8.gemm1);
+      gemm2 = fp8_gemm_args(gemm2, fp8.gemm2);
+    }
+  }
+  ActivationParams act = activation_params(p, ws);
+  if (ws.fp8) {
+    act.dequant = fp8.gemm1.dequant;
+    act.quant = fp8.gemm2_input;
+  }
   GroupedGemmArgs run1 = gemm1, run2 = gemm2;
   fuse_into_gemm1(p, ws, tactic1, gemm1, &act, sm, &run1);
   // One schedule for both GEMMs, written by the permutation, when they use the same sm80 tile.
@@ -378,7 +429,9 @@ Status enqueue_pipeline(const MoeProblem& p, const CudaWorkspaceLayout& ws, int 
   perm.pdl = pdl;
   FIMOE_RETURN_IF_ERROR(launched(launch_permute(perm, stream), "permutation"));
 
-  if (run1.a_row_index == nullptr) FIMOE_RETURN_IF_ERROR(enqueue_gather(p, ws, stream));
+  if (run1.a_row_index == nullptr) {
+    FIMOE_RETURN_IF_ERROR(enqueue_gather(p, ws, ws.fp8 ? &fp8 : nullptr, stream));
+  }
   FIMOE_RETURN_IF_ERROR(launched(launch_grouped_gemm(tactic1, run1, stream), "GEMM1"));
   if (run1.activation == nullptr) {
     FIMOE_RETURN_IF_ERROR(launched(launch_activation(act, stream), "activation"));
@@ -392,6 +445,7 @@ Status enqueue_pipeline(const MoeProblem& p, const CudaWorkspaceLayout& ws, int 
   rows.ldc2 = ws.ld_gemm2_output;
   rows.hidden = H;
   rows.row_expert = ws.row_expert;
+  if (ws.fp8) rows.dequant = fp8.gemm2.dequant;
   if (p.w2_bias.present()) {
     rows.bias = p.w2_bias.data;
     rows.bias_dtype = static_cast<int32_t>(p.w2_bias.dtype);

@@ -42,6 +42,13 @@ struct CudaWorkspaceLayout {
   int64_t ld_gemm1_input = 0, ld_gemm2_input = 0, ld_gemm1_output = 0, ld_gemm2_output = 0;
   void* gemm_scratch = nullptr;  // the GEMM family's device-side schedule
   size_t gemm_scratch_bytes = 0;
+  // FP8 problems (e4m3 weights): the GEMM inputs above hold e4m3 codes (one byte, row strides
+  // multiples of 16) and these their fp32 scales, one per row and K group (fp8_operands.h
+  // ActScales), sized for either storage order: groups * round_up(max_rows, 4) floats.
+  bool fp8 = false;
+  float* gemm1_input_scales = nullptr;
+  float* gemm2_input_scales = nullptr;
+  int64_t gemm1_scale_groups = 0, gemm2_scale_groups = 0;
   int64_t num_slots = 0;   // S = T * k
   int64_t max_rows = 0;    // upper bound of the kept row count
   int64_t num_chunks = 0;  // permutation chunks
@@ -49,6 +56,34 @@ struct CudaWorkspaceLayout {
 };
 
 inline int64_t round_up_to(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// Whether run_cuda takes the FP8 path: e4m3 weights (validation makes both stacks agree or the
+// scope check rejects the mix).
+inline bool is_fp8_problem(const MoeProblem& p) {
+  return p.w1.format == ElemFormat::E4M3 || p.w2.format == ElemFormat::E4M3;
+}
+
+// K columns per activation scale of a GEMM input of `k` columns: the quantization group of
+// `q`, or, for an input that arrives quantized (GEMM1 with an E4M3 `input`), its block columns.
+// One group (== k) means the scale is constant along K.
+inline int64_t fp8_input_group(const ActQuantSpec& q, int64_t k) {
+  switch (q.mode) {
+    case ActQuant::Fp8PerGroup:
+      return std::min<int64_t>(std::max<int64_t>(q.group_size, 1), k);
+    case ActQuant::MxFp8:
+      return std::min<int64_t>(32, k);
+    default:
+      return k;
+  }
+}
+inline int64_t fp8_gemm1_group(const MoeProblem& p) {
+  const int64_t h = p.hidden_size;
+  if (p.input.format == ElemFormat::E4M3) {
+    const int64_t bc = p.input.scale.present() ? p.input.block_cols : 0;
+    return bc > 0 ? std::min(bc, h) : h;
+  }
+  return fp8_input_group(p.input_quant, h);
+}
 
 // Most rows the permutation can keep: every slot, or capacity rows per local expert.
 inline int64_t cuda_max_rows(const MoeProblem& p) {
@@ -69,20 +104,26 @@ inline size_t cuda_gemm_scratch_bytes(int32_t num_experts, int64_t max_rows) {
   return bytes;
 }
 
-// Fills `layout` for problem `p` (validated, compute dtype BF16 or F16) carved from `base`
+// Fills `layout` for problem `p` (validated and within run_cuda's scope) carved from `base`
 // (nullptr: only the size and the strides are computed).
 inline void plan_cuda_workspace(const MoeProblem& p, void* base, CudaWorkspaceLayout* layout) {
   CudaWorkspaceLayout& l = *layout;
   const int64_t E = p.local_num_experts;
   const int64_t H = p.hidden_size, I = p.intermediate_size;
   const int64_t M1 = is_gated(p.activation) ? 2 * I : I;
-  const int64_t elem = 2;  // BF16 / F16 compute dtype
+  l.fp8 = is_fp8_problem(p);
+  const int64_t elem = l.fp8 ? 1 : 2;  // e4m3 codes, or the BF16 / F16 compute dtype
   l.num_slots = std::max<int64_t>(p.num_tokens, 0) * p.top_k;
   l.max_rows = cuda_max_rows(p);
   l.num_chunks = (l.num_slots + kPermuteSlotsPerChunk - 1) / kPermuteSlotsPerChunk;
-  // 8 compute elements or 4 fp32 = 16 bytes per row step.
-  l.ld_gemm1_input = round_up_to(H, 8);
-  l.ld_gemm2_input = round_up_to(I, 8);
+  // 16 codes, 8 compute elements or 4 fp32 = 16 bytes per row step.
+  l.ld_gemm1_input = round_up_to(H, 16 / elem);
+  l.ld_gemm2_input = round_up_to(I, 16 / elem);
+  if (l.fp8) {
+    const int64_t g1 = fp8_gemm1_group(p), g2 = fp8_input_group(p.inter_quant, I);
+    l.gemm1_scale_groups = g1 > 0 ? (H + g1 - 1) / g1 : 1;
+    l.gemm2_scale_groups = g2 > 0 ? (I + g2 - 1) / g2 : 1;
+  }
   l.ld_gemm1_output = round_up_to(M1, 4);
   l.ld_gemm2_output = round_up_to(H, 4);
   l.gemm_scratch_bytes = cuda_gemm_scratch_bytes(p.local_num_experts, l.max_rows);
@@ -110,6 +151,11 @@ inline void plan_cuda_workspace(const MoeProblem& p, void* base, CudaWorkspaceLa
   l.gemm2_input = take(elem * R * l.ld_gemm2_input);
   l.gemm_output = static_cast<float*>(take(4 * R * std::max(l.ld_gemm1_output, l.ld_gemm2_output)));
   l.gemm_scratch = take(static_cast<int64_t>(l.gemm_scratch_bytes));
+  if (l.fp8) {
+    const int64_t rows = round_up_to(R, 4);
+    l.gemm1_input_scales = static_cast<float*>(take(4 * l.gemm1_scale_groups * rows));
+    l.gemm2_input_scales = static_cast<float*>(take(4 * l.gemm2_scale_groups * rows));
+  }
   l.bytes = offset;
 }
 

@@ -9,6 +9,8 @@
 //                                       -> Sm80Decode (16-row tiles streaming the weights,
 //                                          with gather and activation fused into GEMM1: the
 //                                          fewest launches, which dominate at this size)
+//   FP8, sm >= 90 and Sm90 can run it   -> Sm90 at every size (no fused sm80 decode path for
+//                                          FP8, so nothing offsets the slower mma.sync path)
 //   sm >= 90 and Sm90 can run it        -> Sm90 (TMA + WGMMA; swap-AB configs up to 128 rows,
 //                                          the 128 x 256 prefill tile beyond)
 //   otherwise                           -> Sm80Prefill
@@ -31,6 +33,7 @@ struct GemmTacticQuery {
   int64_t capacity = 0;             // 0 = unlimited
   bool sm90_supported = false;      // grouped_gemm_supports(Sm90, ...) for this GEMM
   int64_t expert_weight_bytes = 0;  // bytes of one expert's W1 + W2
+  bool fp8 = false;                 // e4m3 weights and activations
 };
 
 // Past these, the decode-sized problem streams enough weights for the sm90 GEMM to win.

@@ -1,0 +1,49 @@
+// How run_cuda executes an FP8 problem (e4m3 weights): which kernel applies each scale.
+//
+// Host-only. From the validated problem and its workspace this builds the device views of
+// fp8_operands.h for the four places scales meet data:
+//   gather      quantizes GEMM1's input (or copies an e4m3 input) into codes + fp32 scales;
+//   GEMM1/2     apply the scales that vary along K (activation groups, weight blocks narrower
+//               than K) per K slice;
+//   activation  applies GEMM1's K-constant scales, then quantizes GEMM2's input;
+//   finalize    applies GEMM2's K-constant scales.
+// The split is decided once here, so the GEMM families and the surrounding kernels never
+// disagree about who multiplies what.
+#pragma once
+
+#include <cstdint>
+
+#include "cuda/cuda_workspace.h"
+#include "cuda/fp8_operands.h"
+#include "flashinfer_moe/moe.h"
+
+namespace flashinfer_moe {
+namespace cuda {
+
+struct Fp8GemmPlan {
+  ActScales a_kscale;    // data null: A's scale is K-constant (in dequant.row_scale instead)
+  WeightScales b_kscale;  // data null: B's scale is K-constant (in dequant.weight) or absent
+  GemmDequant dequant;   // applied by the kernel reading the GEMM's output
+};
+
+struct Fp8Plan {
+  // GEMM1's input: how the gather writes it.
+  ActQuantOut gemm1_input;
+  int32_t input_format = 0;  // ElemFormat of the caller's input: Float or E4M3
+  WeightScales input_scale;  // an E4M3 input's scale view (expert index unused)
+  const float* input_global = nullptr;
+  Fp8GemmPlan gemm1, gemm2;
+  ActQuantOut gemm2_input;  // how the activation kernel writes GEMM2's input
+};
+
+// Whether run_cuda's FP8 path covers `p` (e4m3 weights); NotImplemented naming the field if not.
+Status check_fp8_scope(const MoeProblem& p);
+
+// Fills `plan` for a problem that passed check_fp8_scope, with its workspace carved. The
+// *_rows_fastest flags pick the storage order of each GEMM input's scales (ActScales): the
+// GEMM family that will read them decides.
+void plan_fp8(const MoeProblem& p, const CudaWorkspaceLayout& ws, bool gemm1_rows_fastest,
+              bool gemm2_rows_fastest, Fp8Plan* plan);
+
+}  // namespace cuda
+}  // namespace flashinfer_moe

@@ -1,0 +1,199 @@
+"""The CUDA executor on e4m3 (FP8) MoeProblems, every GEMM tactic, against the float64 reference.
+
+Same method as test_gpu_moe.py (tests/gpu_cases.py): each problem is built on the CPU with
+poisoned outputs, run on the device with Auto, Sm80Decode, Sm80Prefill and Sm90, and checked
+against the float64 reference, which dequantizes exactly the codes and scales the kernels see
+and requantizes where they do (docs/semantics.md), and against the CPU executor. The portable
+sm80 families (and Auto) must run every problem; Sm90 may refuse one it was not compiled for,
+with a ValueError naming ``tactic``.
+
+Covered: every activation scale kind (static scalar and per expert, per token, per group of 128,
+MXFP8 groups of 32) for GEMM1's input and the intermediate; every weight scale granularity
+(per matrix, per row, row blocks of 16 as the seed form makes them, 128x128 blocks, 1x32);
+pre-quantized e4m3 inputs with and without 1x128 scales; I and H not multiples of 128; tiny
+weight scales (about 1e-8, flashinfer issue 2356); EP and capacity; the transposed W_out of the
+seed form; the exact small-integer tier; determinism.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from flashinfer.fused_moe.enums import ActivationType as Act
+from flashinfer.fused_moe.enums import ElemFormat, GemmTactic
+from flashinfer.fused_moe.problem import QuantTensor
+from gpu_cases import ON_GPU, OUTPUTS, TACTICS, check, check_all_tactics, prepare, run_on_device
+from moe_builders import build_problem, make_weights
+from numeric import rand_float
+
+pytestmark = [pytest.mark.gpu] if ON_GPU else []
+
+E4M3 = torch.float8_e4m3fn
+
+
+def fp8_problem(w="e4m3:128x128", input_quant="fp8_group:128", inter_quant="fp8_group:128",
+                **kw):  # fmt: skip
+    """build_problem with e4m3 weights of format ``w`` for both stacks."""
+    kw = dict(dict(T=16, H=256, I=128, E=8, k=2, seed=0), **kw)
+    p = build_problem(input_quant=input_quant, inter_quant=inter_quant, **kw)
+    local, h, i = p.local_num_experts, p.hidden_size, p.intermediate_size
+    m1 = 2 * i if Act(p.activation).is_gated else i
+    exact = kw.get("exact", False)
+    p.w1 = make_weights(w, local, m1, h, kw["seed"] + 20, exact)
+    p.w2 = make_weights(w, local, h, i, kw["seed"] + 30, exact)
+    return p
+
+
+# (weights, input_quant, inter_quant): every scale kind, K-varying ones paired with equal slices.
+SCALES = [
+    ("e4m3:128x128", "fp8_group:128", "fp8_group:128"),  # DeepSeek block FP8
+    ("e4m3:128x128", "fp8_token", "fp8_token"),  # K-varying weights, per-row activations
+    ("e4m3:0x0", "fp8_static", "fp8_static"),  # per-tensor (W8A8)
+    ("e4m3:0x0", "fp8_static_per_expert", "fp8_static_per_expert"),
+    ("e4m3:1x0", "fp8_token", "fp8_group:128"),  # per-channel weights
+    ("e4m3:16x0", "fp8_token", "fp8_token"),  # the seed form's row blocks
+    ("e4m3:1x32", "mxfp8", "mxfp8"),  # MXFP8-shaped slices of 32
+    ("e4m3:0x0", "fp8_group:128", "fp8_static"),
+]
+
+
+@pytest.mark.parametrize("w,q1,q2", SCALES, ids=["-".join(s) for s in SCALES])
+def test_scale_kinds(w, q1, q2):
+    check_all_tactics(fp8_problem(w, q1, q2, T=64, seed=1))
+
+
+@pytest.mark.parametrize("w,q1,q2", SCALES[:3], ids=["-".join(s) for s in SCALES[:3]])
+def test_exact_small_integers(w, q1, q2):
+    """Small-integer codes and power-of-two scales: every sum is exact in fp32, so an indexing
+    slip in codes or scales is a large error, not noise."""
+    check_all_tactics(fp8_problem(w, q1, q2, T=33, exact=True, seed=2))
+
+
+# (T, E, k, H, I, extra): decode and prefill, H / I not multiples of 128 (ragged last block).
+SHAPES = [
+    (1, 8, 2, 256, 128, {}),
+    (3, 16, 8, 512, 384, {}),
+    (64, 256, 8, 256, 128, dict(routing="DeepSeekV3")),
+    (64, 8, 2, 384, 200, {}),  # I = 200: GEMM2's last K slice is 72 wide
+    (64, 8, 2, 200, 128, {}),  # H = 200: GEMM1's last K slice is 72 wide
+    (1000, 8, 2, 512, 256, {}),
+    (1000, 64, 8, 256, 128, dict(activation=Act.Relu2)),
+]
+
+
+@pytest.mark.parametrize("T,E,k,H,I,extra", SHAPES,
+                         ids=["T{}-E{}-k{}-H{}-I{}".format(*s[:5]) for s in SHAPES])  # fmt: skip
+def test_shapes(T, E, k, H, I, extra):  # noqa: E741
+    check_all_tactics(fp8_problem(T=T, E=E, k=k, H=H, I=I, seed=T + E + H, **extra))
+
+
+def test_large_prefill():
+    p = fp8_problem(T=4096, E=8, k=2, H=1024, I=512, seed=3)
+    check_all_tactics(p, cpu_executor=False)
+
+
+def _quantized_input(p, block_cols):
+    """Replaces ``p``'s float input by e4m3 codes (with [T, H/block_cols] fp32 scales when
+    block_cols > 0, else none) and drops input_quant: the input arrives quantized."""
+    t, h = p.num_tokens, p.hidden_size
+    codes = rand_float((t, h), torch.float32, 70, scale=16.0).clamp(-448, 448).to(E4M3)
+    if block_cols:
+        scale = rand_float((t, -(-h // block_cols)), torch.float32, 71).abs() / 64
+        p.input = QuantTensor(codes, ElemFormat.E4M3, scale=scale, block_rows=1,
+                              block_cols=block_cols)  # fmt: skip
+    else:
+        p.input = QuantTensor(codes, ElemFormat.E4M3)
+    p.input_quant = type(p.input_quant)()
+    return p
+
+
+@pytest.mark.parametrize("w,block", [("e4m3:128x128", 128), ("e4m3:0x0", 0)])
+def test_prequantized_input(w, block):
+    p = fp8_problem(w, "none", "fp8_group:128" if block else "fp8_static", T=64, seed=4)
+    check_all_tactics(_quantized_input(p, block))
+
+
+def test_prequantized_input_with_transposed_scales():
+    """trtllm's hidden_states_scale is [H/128, T] (token fastest): a transposed view."""
+    p = _quantized_input(fp8_problem(T=64, seed=5), 128)
+    p.input.scale = p.input.scale.t().contiguous().t()
+    assert p.input.scale.stride(0) == 1
+    check_all_tactics(p)
+
+
+def test_tiny_weight_scales():
+    """Weight scales around 1e-8 (flashinfer issue 2356): dynamic activation scales follow the
+    tiny magnitudes down; nothing underflows to zero or saturates."""
+    p = fp8_problem(T=64, seed=6)
+    for w in (p.w1, p.w2):
+        w.scale = w.scale * 1e-8 / w.scale.mean()
+    check_all_tactics(p)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(capacity=3, T=64), dict(E=16, offset=8, local=4, k=4, T=64),
+     dict(E=16, offset=4, local=8, k=4, T=64, capacity=5)],
+    ids=["cap3", "ep_middle", "ep_cap"],
+)  # fmt: skip
+def test_capacity_and_expert_parallel_window(kw):
+    check_all_tactics(fp8_problem(seed=7, **kw))
+
+
+@pytest.mark.parametrize("activation", [Act.Swiglu, Act.SwigluBias, Act.Gelu, Act.Identity])
+def test_activations_biases_and_weight_on_input(activation):
+    params = activation == Act.SwigluBias
+    p = fp8_problem(T=64, activation=activation, act_params=params, biases=True, seed=8,
+                    routing="Llama4", k=1, rw_on_input=True)  # fmt: skip
+    check_all_tactics(p)
+
+
+def test_transposed_w2_view():
+    """The seed form's W_out: a transposed view of a stored [E, I, H] code tensor."""
+    p = fp8_problem("e4m3:16x0", "fp8_token", "fp8_token", T=64, activation=Act.Silu, seed=9)
+    stored = p.w2.data.transpose(1, 2).contiguous()
+    p.w2.data = stored.transpose(1, 2)
+    assert p.w2.data.stride()[1] == 1
+    check_all_tactics(p)
+
+
+def test_fp32_compute_dtype_and_output():
+    """FP8 problems never round to the compute dtype, so a float32 one runs too."""
+    p = fp8_problem(T=64, seed=10, compute=torch.float32, out_dtype=torch.float32,
+                    in_dtype=torch.float32)  # fmt: skip
+    check_all_tactics(p)
+
+
+def test_permuted_output_without_finalize():
+    check_all_tactics(fp8_problem(T=64, k=3, permuted=True, seed=11))
+
+
+def test_repeated_calls_are_bitwise_identical():
+    case = prepare(fp8_problem(T=1000, E=64, k=8, seed=12), cpu_executor=False)
+    for tactic in TACTICS:
+        first = run_on_device(case, tactic)
+        if first is None:
+            continue
+        again = run_on_device(case, tactic)
+        for name in OUTPUTS:
+            a, b = getattr(first, name), getattr(again, name)
+            if a is not None:
+                assert torch.equal(a.view(torch.uint8) if a.is_floating_point() else a,
+                                   b.view(torch.uint8) if b.is_floating_point() else b), (
+                    f"{tactic!r}: {name} differs between identical calls")  # fmt: skip
+
+
+def test_sm90_runs_the_deepseek_and_per_tensor_shapes_on_hopper():
+    """Guards against the sm90 FP8 family silently never running where it should."""
+    if not ON_GPU or torch.cuda.get_device_capability() != (9, 0):
+        pytest.skip("needs a Hopper GPU")
+    from flashinfer import _C
+
+    if "90a" not in _C.cuda_architectures().split(";"):
+        pytest.skip("built without 90a")
+    for args in (("e4m3:128x128", "fp8_group:128", "fp8_group:128"),
+                 ("e4m3:0x0", "fp8_static", "fp8_static")):  # fmt: skip
+        case = prepare(fp8_problem(*args, T=256, seed=13))
+        got = run_on_device(case, GemmTactic.Sm90)
+        assert got is not None, f"Sm90 refused {args}"
+        check(case, got, f"Sm90 {args}")
