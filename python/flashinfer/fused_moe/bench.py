@@ -16,6 +16,12 @@ comparison meaningless, so its relative error is printed.
 ``--tactics auto,sm80_decode,sm80_prefill,sm90`` also times ours once per forced GEMM family
 (FLASHINFER_MOE_GEMM_TACTIC), one column each ("n/a" where the family cannot run the point), plus
 the fastest one; each forced family is checked against ours like a peer.
+``--dtype fp8`` runs the FP8 presets instead (``all``: both tables; bench_fp8.py): ours is
+``trtllm_fp8_block_scale_moe`` (DeepSeekFp8) or ``trtllm_fp8_per_tensor_scale_moe`` on e4m3
+weights, next to our bf16 engine on the same (dequantized) weights, the FP8 torch pipeline
+(``torch._scaled_grouped_mm``, CUDA only) and the bf16 eager loop; the floor counts 1 byte per
+weight plus the scales and the datasheet FP8 rate. A point ours cannot run (e.g. the FP8 engine
+raising NotImplementedError) shows "n/a" with the reason, and the run goes on.
 Without a GPU the CPU executor and the eager peer run on shrunk "CPU smoke" shapes.
 Results: a table on stdout, and <prefix>results.json, .md and .png under ``--out``
 (``--out-prefix``, default empty). Benchmarks measure; they never assert.
@@ -35,13 +41,16 @@ from collections.abc import Callable
 
 import torch
 
-from .bench_peers import Layer, check_peers, parse_tactics
+from .bench_fp8 import make_layer
+from .bench_peers import check_peers, parse_tactics
 from .bench_presets import (
     CPU_SMOKE_TOKENS,
     DEFAULT_TOKENS,
+    DTYPES,
     Preset,
     cpu_smoke,
     datasheet_for,
+    dense_flops_for,
     find_presets,
 )
 
@@ -121,8 +130,23 @@ def time_ms(fn: Callable, device: torch.device, num_tokens: int, graph: str):
 # ---- device characterization ---------------------------------------------------------------------
 
 
+def _fp8_gemm_rate(device: torch.device, n: int = 8192) -> float | None:
+    """Dense e4m3 GEMM rate: ``torch._scaled_mm`` on n^3 random codes, tensorwise fp32 scales,
+    bf16 out, fp32 accumulation (no fast accumulation, like block-scaled FP8 kernels that promote
+    their sums). None where the op or the card's FP8 tensor cores are missing (A100)."""
+    try:
+        a = torch.randn(n, n, device=device).to(torch.float8_e4m3fn)
+        b = torch.randn(n, n, device=device).to(torch.float8_e4m3fn).t()  # column-major operand
+        one = torch.ones((), device=device)
+        fn = functools.partial(torch._scaled_mm, a, b, one, one, out_dtype=torch.bfloat16)
+        fn()
+        return 2 * n**3 / (_median_ms_events(fn, reps=10) * 1e-3)
+    except (AttributeError, RuntimeError):
+        return None
+
+
 def measure_card(device: torch.device) -> dict[str, float]:
-    """Copy bandwidth (bytes read + written per second) and bf16 GEMM rate, measured once."""
+    """Copy bandwidth (bytes read + written per second), bf16 and FP8 GEMM rates, measured once."""
     if device.type != "cuda":
         return {}
     n_bytes, n = 1 << 30, 8192
@@ -132,18 +156,22 @@ def measure_card(device: torch.device) -> dict[str, float]:
     src = dst = None  # free the 2 GiB before the GEMM operands
     a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
     gemm_ms = _median_ms_events(functools.partial(torch.matmul, a, torch.randn_like(a)), reps=10)
+    a = None  # free the bf16 operand before the FP8 GEMM's
     return {
         "copy_bytes_per_s": 2 * n_bytes / (copy_ms * 1e-3),
         "bf16_flops_per_s": 2 * n**3 / (gemm_ms * 1e-3),
+        "fp8_flops_per_s": _fp8_gemm_rate(device, n),
     }
 
 
 def floor_ms(p: Preset, num_tokens: int, experts_touched: int, sheet) -> float | None:
-    if sheet is None:
+    """max(touched experts' weight bytes in the preset's format / datasheet bandwidth, FLOPs /
+    datasheet dense rate of the format); None where the card or its rate is not listed."""
+    flops = dense_flops_for(sheet, p.quant)
+    if flops is None:
         return None
-    _, bandwidth, flops = sheet
-    weight_bytes = experts_touched * p.expert_weight_elems() * 2  # bf16
-    return max(weight_bytes / bandwidth, p.flops(num_tokens) / flops) * 1e3
+    weight_bytes = experts_touched * p.expert_weight_bytes()
+    return max(weight_bytes / sheet[1], p.flops(num_tokens) / flops) * 1e3
 
 
 # ---- the run --------------------------------------------------------------------------------------
@@ -151,10 +179,8 @@ def floor_ms(p: Preset, num_tokens: int, experts_touched: int, sheet) -> float |
 
 def run_preset(p: Preset, tokens, device, sheet, rows: list[dict], tactics=()):
     """Times every point of one preset; ``tactics``: forced GEMM families timed besides ours."""
-    layer = Layer(p, device)
-    peers = {"eager": layer.eager}
-    if hasattr(torch, "_grouped_mm"):
-        peers["grouped_mm"] = layer.grouped_mm
+    layer = make_layer(p, device)
+    peers = layer.peers()
     forced = {f"tactic_{t}": layer.ours_forced(t) for t in tactics}
     check_tokens = min(4 if device.type == "cuda" else 16, max(tokens))
     # A forced family must agree with ours as closely as a peer: checked the same way, once.
@@ -168,6 +194,7 @@ def run_preset(p: Preset, tokens, device, sheet, rows: list[dict], tactics=()):
         touched = int(torch.unique(ids).numel())
         row = {
             "preset": p.name,
+            "quant": p.quant,
             "tokens": t,
             "experts_touched": touched,
             "floor_ms": floor_ms(p, t, touched, sheet),
@@ -203,14 +230,38 @@ BASE_COLUMNS = (
 )
 
 
-def columns(tactics=()) -> tuple[str, ...]:
-    """The table's header: the base columns, with one column per forced tactic after "ours us"
-    and the fastest tactic with its floor ratio at the end (only when ``--tactics`` is given)."""
+# The FP8 table: "ours bf16" is our bf16 engine on the same (dequantized) weights, bf16/ours its
+# time over ours (> 1: FP8 is faster); err bf16 / err scaled / err eager: each one's relative L2
+# difference from ours (FP8 quantization error included).
+FP8_COLUMNS = (
+    "preset",
+    "T",
+    "touched",
+    "floor us",
+    "ours us",
+    "ours bf16 us",
+    "route us",
+    "scaled_grouped_mm us",
+    "eager us",
+    "floor/ours",
+    "bf16/ours",
+    "floor/scaled",
+    "err bf16",
+    "err scaled",
+    "err eager",
+)
+
+
+def columns(tactics=(), fp8: bool = False) -> tuple[str, ...]:
+    """The table's header (``fp8``: the FP8 table's): the base columns, with one column per
+    forced tactic after "ours us" and the fastest tactic with its floor ratio at the end (only
+    when ``--tactics`` is given)."""
+    base = FP8_COLUMNS if fp8 else BASE_COLUMNS
     if not tactics:
-        return BASE_COLUMNS
-    at = BASE_COLUMNS.index("ours us") + 1
+        return base
+    at = base.index("ours us") + 1
     extra = tuple(f"{t} us" for t in tactics)
-    return BASE_COLUMNS[:at] + extra + BASE_COLUMNS[at:] + ("best tactic", "floor/best")
+    return base[:at] + extra + base[at:] + ("best tactic", "floor/best")
 
 
 def _us(ms, how=None) -> str:
@@ -241,7 +292,38 @@ def best_tactic(r: dict, tactics) -> tuple[str, float | None]:
     return name, ms
 
 
+def _is_fp8(r: dict) -> bool:
+    return r.get("quant", "bf16") != "bf16"
+
+
+def _format_fp8_row(r: dict, tactics=()) -> list[str]:
+    no_op = "skipped (no torch._scaled_grouped_mm on CUDA)"
+    return [
+        r["preset"],
+        str(r["tokens"]),
+        str(r["experts_touched"]),
+        _us(r["floor_ms"]),
+        _us(r["ours_ms"], r["ours_how"]),
+        *(_tactic_cell(r, t) for t in tactics),
+        _us(r["ours_bf16_ms"], r["ours_bf16_how"]),
+        _us(r["route_ms"], r["route_how"]),
+        _us(r.get("scaled_grouped_mm_ms"), r.get("scaled_grouped_mm_how", no_op)),
+        _us(r["eager_ms"], r["eager_how"]),
+        _ratio(r["floor_ms"], r["ours_ms"]),
+        _ratio(r["ours_bf16_ms"], r["ours_ms"]),
+        _ratio(r["floor_ms"], r.get("scaled_grouped_mm_ms")),
+        *(str(r.get(f"{k}_rel_err") or "n/a") for k in ("ours_bf16", "scaled_grouped_mm", "eager")),
+    ]
+
+
 def format_row(r: dict, tactics=()) -> str:
+    """One table row (the FP8 table's columns for an FP8 preset's row)."""
+    if _is_fp8(r):
+        cells = _format_fp8_row(r, tactics)
+        if tactics:
+            name, ms = best_tactic(r, tactics)
+            cells += [name, _ratio(r["floor_ms"], ms)]
+        return " | ".join(cells)
     cells = [
         r["preset"],
         str(r["tokens"]),
@@ -289,7 +371,6 @@ def save(out_dir: str, meta: dict, rows: list[dict], prefix: str = "", tactics=(
     os.makedirs(out_dir, exist_ok=True)
     with open(paths["json"], "w") as f:
         json.dump({"meta": meta, "rows": rows}, f, indent=1)
-    cols = columns(tactics)
     with open(paths["md"], "w") as f:
         f.write(f"# fused MoE benchmark\n\n{json.dumps(meta, indent=1)}\n\n")
         f.write(
@@ -301,10 +382,42 @@ def save(out_dir: str, meta: dict, rows: list[dict], prefix: str = "", tactics=(
                 "Tactic columns: ours with FLASHINFER_MOE_GEMM_TACTIC forced; n/a = that family "
                 "cannot run the point (reason in results.json).\n\n"
             )
-        f.write("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n")
-        for r in rows:
-            f.write("| " + format_row(r, tactics) + " |\n")
+        for fp8 in (False, True):
+            table = [r for r in rows if _is_fp8(r) == fp8]
+            if not table:
+                continue
+            if fp8:
+                f.write(FP8_TABLE_NOTE + "\n\n")
+            cols = columns(tactics, fp8)
+            f.write("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n")
+            for r in table:
+                f.write("| " + format_row(r, tactics) + " |\n")
+            f.write("\n" + (fp8_summary(table) + "\n\n" if fp8 else ""))
     plot(paths["png"], rows, tactics)
+
+
+FP8_TARGET_TOKENS = 4096  # issue 4: FP8 must beat our bf16 engine from this many tokens on
+
+
+def fp8_summary(rows: list[dict]) -> str:
+    """The issue's FP8 target over the FP8 rows: ours faster than our bf16 engine at T >= 4096."""
+    big = [r for r in rows if _is_fp8(r) and r["tokens"] >= FP8_TARGET_TOKENS]
+    timed = [r for r in big if r["ours_ms"] is not None and r.get("ours_bf16_ms") is not None]
+    faster = sum(r["ours_ms"] < r["ours_bf16_ms"] for r in timed)
+    return (
+        f"FP8 target (ours faster than our bf16 engine at T >= {FP8_TARGET_TOKENS}): met at "
+        f"{faster} of {len(big)} points ({len(big) - len(timed)} without both times)."
+    )
+
+
+FP8_TABLE_NOTE = (
+    "FP8 presets: ours = trtllm_fp8_block_scale_moe (DeepSeekFp8) or "
+    "trtllm_fp8_per_tensor_scale_moe on e4m3 weights; floor = max(touched experts' e4m3 weight "
+    "+ scale bytes / datasheet bandwidth, FLOPs / datasheet FP8 rate); ours bf16 = our bf16 "
+    "engine on the dequantized weights, bf16/ours > 1 = FP8 faster; scaled_grouped_mm = torch "
+    "FP8 pipeline (rowwise scales); eager = bf16 per-expert loop; err = relative L2 difference "
+    "from ours (FP8 quantization included)."
+)
 
 
 def plot(path: str, rows: list[dict], tactics=()) -> None:
@@ -328,7 +441,9 @@ def plot(path: str, rows: list[dict], tactics=()) -> None:
         ("floor_ms", "floor", "--"),
         ("ours_ms", "ours", "-"),
         *((f"tactic_{t}_ms", f"ours, {t} forced", ":") for t in tactics),
+        ("ours_bf16_ms", "ours, bf16 engine", "-."),
         ("grouped_mm_ms", "torch grouped_mm", "-"),
+        ("scaled_grouped_mm_ms", "torch scaled_grouped_mm (FP8)", "-"),
         ("eager_ms", "torch eager", "-"),
         ("route_ms", "ours: routing only", "-"),
     )
@@ -347,6 +462,10 @@ def plot(path: str, rows: list[dict], tactics=()) -> None:
     print(f"plot: {path}")
 
 
+def _tflops(rate: float | None, what: str) -> str:
+    return f"{what} n/a" if rate is None else f"{rate / 1e12:.0f} TFLOP/s {what}"
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(
         prog="python -m flashinfer.fused_moe.bench", description=__doc__.split("\n")[0]
@@ -360,6 +479,13 @@ def main(argv=None) -> None:
         "--out-prefix",
         default="",
         help="prefix of the result file names: <out>/<prefix>results.json/.md/.png",
+    )
+    ap.add_argument(
+        "--dtype",
+        choices=tuple(DTYPES),
+        default="bf16",
+        help="weight format of the presets: bf16 (default), fp8 (the '-fp8' presets: block and "
+        "per-tensor e4m3) or all; also the pool --presets name prefixes are looked up in",
     )
     ap.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
     ap.add_argument(
@@ -375,7 +501,10 @@ def main(argv=None) -> None:
 
     use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     device = torch.device("cuda") if use_cuda else torch.device("cpu")
-    presets = find_presets(args.presets)
+    try:
+        presets = find_presets(args.presets, args.dtype)
+    except ValueError as e:
+        ap.error(str(e))
     if args.tokens:
         tokens = [int(t) for t in args.tokens.split(",") if t.strip()]
     else:
@@ -391,7 +520,12 @@ def main(argv=None) -> None:
     meta = {
         "card": card,
         "datasheet": sheet
-        and {"label": sheet[0], "bytes_per_s": sheet[1], "bf16_flops_per_s": sheet[2]},
+        and {
+            "label": sheet[0],
+            "bytes_per_s": sheet[1],
+            "bf16_flops_per_s": sheet[2],
+            "fp8_flops_per_s": dense_flops_for(sheet, "fp8_block"),
+        },
         "measured": measured,
         "git_commit": git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -404,12 +538,14 @@ def main(argv=None) -> None:
         print("datasheet: card not listed (H100/H200/A100): no floor column")
     elif sheet:
         print(
-            f"datasheet {sheet[0]}: {sheet[1] / 1e12:.2f} TB/s, {sheet[2] / 1e12:.0f} TFLOP/s bf16"
+            f"datasheet {sheet[0]}: {sheet[1] / 1e12:.2f} TB/s, {sheet[2] / 1e12:.0f} TFLOP/s bf16, "
+            + _tflops(dense_flops_for(sheet, "fp8_block"), "FP8")
         )
     if measured:
         print(
             f"measured: copy {measured['copy_bytes_per_s'] / 1e12:.2f} TB/s (read+write), "
-            f"bf16 GEMM {measured['bf16_flops_per_s'] / 1e12:.0f} TFLOP/s (8192^3)"
+            f"bf16 GEMM {measured['bf16_flops_per_s'] / 1e12:.0f} TFLOP/s (8192^3), "
+            + _tflops(measured["fp8_flops_per_s"], "FP8 GEMM (torch._scaled_mm, 8192^3)")
         )
     if not use_cuda:
         print(
@@ -420,13 +556,18 @@ def main(argv=None) -> None:
     )
     if tactics and not use_cuda:
         print("--tactics: the CPU executor ignores the GEMM tactic (the columns repeat ours)")
-    print(" | ".join(columns(tactics)))
     rows: list[dict] = []
+    header = None
     for p in presets:
+        if columns(tactics, p.is_fp8) != header:  # each table (bf16, FP8) gets its header
+            header = columns(tactics, p.is_fp8)
+            print(" | ".join(header))
         run_preset(p, tokens, device, sheet, rows, tactics)
         if use_cuda:
             torch.cuda.empty_cache()  # the preset's weights are gone: free them for the next one
     save(args.out, meta, rows, args.out_prefix, tactics)
+    if any(_is_fp8(r) for r in rows):
+        print(fp8_summary(rows))
     paths = result_paths(args.out, args.out_prefix)
     print(f"results: {paths['json']}, {paths['md']}")
 

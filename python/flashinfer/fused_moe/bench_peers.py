@@ -8,7 +8,8 @@ scripts (``scripts/profile_pipeline.py``).
     activation, ``torch._grouped_mm`` GEMM2, weighted combine (graph-capturable);
   * peer "eager": the PyTorch per-expert loop (host syncs inside).
 ``check_peers`` compares each peer (or a forced tactic) with ours once, outside any timing: a wrong
-peer would make a timing comparison meaningless.
+peer would make a timing comparison meaningless. The FP8 presets' layer (``bench_fp8.Fp8Layer``)
+extends ``Layer`` and overrides ``ours``, ``inputs``, ``peers`` and ``ours_on_cpu``.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ def parse_tactics(text: str | None) -> list[str]:
 
 class Layer:
     """One preset's weights and inputs on one device (weights N(0, 1/fan_in) so outputs stay O(1))."""
+
+    # Relative L2 error up to which a peer agrees with ours (see check_peers).
+    peer_tolerance = PEER_TOLERANCE
 
     def __init__(self, p: Preset, device: torch.device, seed: int = 0):
         self.p, self.device = p, device
@@ -129,7 +133,18 @@ class Layer:
             **kw,
         )[0]
 
+    def ours_on_cpu(self, x, logits):
+        """Our CPU executor on the tokens' experts: the reference while our GPU path is missing."""
+        return _ours_on_cpu(self, x, logits)
+
     # peers ---------------------------------------------------------------------------------------
+    def peers(self) -> dict[str, Callable]:
+        """The peers this machine can run, by column name (the bench times and checks each)."""
+        peers = {"eager": self.eager}
+        if hasattr(torch, "_grouped_mm"):
+            peers["grouped_mm"] = self.grouped_mm
+        return peers
+
     def route_torch(self, logits):
         """The preset's routing in plain torch ops (fp32), graph-capturable."""
         p, s = self.p, logits.float()
@@ -207,12 +222,12 @@ def check_peers(layer: Layer, peers: dict[str, Callable], num_tokens: int) -> di
     try:
         ours, against = layer.ours(x, logits), "ours"
     except NotImplementedError:
-        ours, against = _ours_on_cpu(layer, x, logits), "ours (CPU executor)"
+        ours, against = layer.ours_on_cpu(x, logits), "ours (CPU executor)"
     result = {}
     for name, fn in peers.items():
         try:
             err = rel_err(fn(x, logits), ours)
-            flag = "" if err <= PEER_TOLERANCE else " MISMATCH"
+            flag = "" if err <= layer.peer_tolerance else " MISMATCH"
             result[name] = f"{err:.1e}{flag}"
         except Exception as e:  # noqa: BLE001  (a peer this machine cannot run)
             result[name] = f"n/a ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:40]})"

@@ -1,9 +1,12 @@
 """Model presets, token counts and datasheet rates for the benchmark CLI (``bench.py``).
 
 A preset is one MoE layer of a public model: expert count, top-k, hidden and (per-expert)
-intermediate size, the gated activation and the routing the model uses, all in bf16. Without a
-GPU the benchmark runs "CPU smoke" versions of the presets (``cpu_smoke``): the same routing and
-activation on experts scaled down so that a run of every preset takes about a minute on 2 cores.
+intermediate size, the gated activation, the routing the model uses and the weight format:
+bf16 (``PRESETS``, the default table) or FP8 e4m3 (``FP8_PRESETS``, names ending in "-fp8":
+128x128 block scales through ``trtllm_fp8_block_scale_moe``, or per-tensor scales through
+``trtllm_fp8_per_tensor_scale_moe``). Without a GPU the benchmark runs "CPU smoke" versions of the
+presets (``cpu_smoke``): the same routing and activation on experts scaled down so that a run of
+every preset takes about a minute on 2 cores.
 """
 
 from __future__ import annotations
@@ -14,6 +17,10 @@ from dataclasses import dataclass, field
 from .enums import ActivationType, RoutingMethodType
 
 DEFAULT_TOKENS = (1, 4, 16, 64, 256, 1024, 4096, 16384)
+# Weight formats of a preset (Preset.quant), and the --dtype choices that select them.
+QUANTS = ("bf16", "fp8_block", "fp8_tensor")
+DTYPES = {"bf16": ("bf16",), "fp8": ("fp8_block", "fp8_tensor"), "all": QUANTS}
+FP8_BLOCK = 128  # DeepSeekFp8: 128x128 weight blocks, 1x128 activation groups
 CPU_SMOKE_TOKENS = (1, 4, 16, 64, 256)
 
 
@@ -33,6 +40,12 @@ class Preset:
     gated: bool = True
     dtype: str = "bfloat16"
     note: str = ""
+    # Weight format, one of QUANTS: "bf16", "fp8_block" (DeepSeekFp8) or "fp8_tensor".
+    quant: str = "bf16"
+
+    @property
+    def is_fp8(self) -> bool:
+        return self.quant != "bf16"
 
     def gemm1_rows(self) -> int:
         return 2 * self.intermediate_size if self.gated else self.intermediate_size
@@ -40,6 +53,18 @@ class Preset:
     def expert_weight_elems(self) -> int:
         """Elements of one expert's GEMM1 + GEMM2 weights."""
         return (self.gemm1_rows() + self.intermediate_size) * self.hidden_size
+
+    def expert_weight_bytes(self) -> int:
+        """Bytes one expert's weights occupy in the preset's format, scales included: the bytes
+        a GEMM must read for each expert the routing touches (the floor's memory term)."""
+        if self.quant == "bf16":
+            return 2 * self.expert_weight_elems()
+        if self.quant == "fp8_tensor":
+            return self.expert_weight_elems() + 3 * 4  # three fp32 per-expert scalars
+        blocks = lambda n: -(-n // FP8_BLOCK)  # noqa: E731
+        h = blocks(self.hidden_size)
+        scales = blocks(self.gemm1_rows()) * h + h * blocks(self.intermediate_size)
+        return self.expert_weight_elems() + 4 * scales
 
     def flops(self, num_tokens: int) -> float:
         """Dense GEMM FLOPs of the layer: every (token, slot) runs both expert GEMMs."""
@@ -83,32 +108,65 @@ PRESETS = (
 )
 
 
-def find_presets(names: str | None):
-    """Presets by comma-separated names (case-insensitive, a unique prefix is enough)."""
+def _fp8(p: Preset, quant: str, **changes) -> Preset:
+    return dataclasses.replace(
+        p, name=p.name + "-fp8", quant=quant, dtype="float8_e4m3fn", **changes
+    )
+
+
+_BF16 = {p.name: p for p in PRESETS}
+FP8_PRESETS = (
+    _fp8(_BF16["DeepSeek-V3"], "fp8_block", note="block FP8 (DeepSeekFp8); routed experts only"),
+    _fp8(_BF16["Qwen3-30B-A3B"], "fp8_block", note="block FP8 (DeepSeekFp8)"),
+    Preset(
+        "Qwen3.5-35B-A3B-fp8",
+        256,
+        8,
+        2048,
+        512,
+        RoutingMethodType.Renormalize,
+        quant="fp8_block",
+        dtype="float8_e4m3fn",
+        note="Qwen3.5-35B-A3B-shaped routed experts; block FP8 (DeepSeekFp8)",
+    ),
+    _fp8(_BF16["Mixtral-8x7B"], "fp8_tensor", note="per-tensor FP8 (static activation scales)"),
+)
+ALL_PRESETS = PRESETS + FP8_PRESETS
+
+
+def find_presets(names: str | None, dtype: str = "bf16"):
+    """Presets by comma-separated names (case-insensitive). ``dtype`` (a DTYPES key) picks the
+    pool: every preset of those formats when ``names`` is empty, and the presets a name prefix
+    may match (so "qwen3-30b" is the bf16 preset, with dtype "fp8" the FP8 one, with "all"
+    both); a full name matches in every pool."""
+    pool = [p for p in ALL_PRESETS if p.quant in DTYPES[dtype]]
     if not names:
-        return list(PRESETS)
+        return pool
     chosen = []
     for raw in names.split(","):
         key = raw.strip().lower()
         if not key:
             continue
-        exact = [p for p in PRESETS if p.name.lower() == key]
-        hits = exact or [p for p in PRESETS if p.name.lower().startswith(key)]
-        if len(hits) != 1:
-            known = ", ".join(p.name for p in PRESETS)
+        exact = [p for p in ALL_PRESETS if p.name.lower() == key]
+        hits = exact or [p for p in pool if p.name.lower().startswith(key)]
+        # One model in several formats (dtype "all": "qwen3-30b" is the bf16 and the FP8 preset).
+        if len({p.name.removesuffix("-fp8") for p in hits}) != 1:
+            known = ", ".join(p.name for p in ALL_PRESETS)
             raise ValueError(f"--presets: '{raw}' matches {len(hits)} presets; known: {known}")
-        chosen.append(hits[0])
+        chosen.extend(hits)
     return chosen
 
 
 def cpu_smoke(p: Preset) -> Preset:
     """The preset shrunk for the CPU executor: at most 32 experts (k and the routing kept valid),
-    hidden and intermediate sizes divided by 32 (multiples of 16)."""
+    hidden and intermediate sizes divided by 32 (multiples of 16; of 128 for block FP8, whose
+    scales cover 128 columns)."""
     experts = min(p.num_experts, 32)
     kwargs = dict(p.routing_kwargs)
     if "n_group" in kwargs:  # keep 8 groups, and enough experts in the kept groups for top_k
         experts = max(experts, kwargs["n_group"] * max(1, -(-p.top_k // kwargs["topk_group"])))
-    shrink = lambda n: max(16, n // 32 // 16 * 16)  # noqa: E731
+    step = FP8_BLOCK if p.quant == "fp8_block" else 16
+    shrink = lambda n: max(step, n // 32 // step * step)  # noqa: E731
     return dataclasses.replace(
         p,
         num_experts=experts,
@@ -128,9 +186,22 @@ DATASHEET = (
 )
 
 
+# Datasheet dense FP8 (e4m3) tensor FLOP/s by DATASHEET label; a card without FP8 tensor cores
+# (A100) is absent, and its FP8 points get no floor.
+FP8_DATASHEET_FLOPS = {"H200": 1979e12, "H100": 1979e12}
+
+
 def datasheet_for(device_name: str):
     """(label, bytes/s, bf16 FLOP/s) for a card name, or None when the card is not listed."""
     for label, bandwidth, flops in DATASHEET:
         if label.lower() in device_name.lower():
             return label, bandwidth, flops
     return None
+
+
+def dense_flops_for(sheet, quant: str) -> float | None:
+    """The datasheet dense tensor rate of a weight format on the card of ``sheet`` (a
+    ``datasheet_for`` result), or None when the card or the format's rate is not listed."""
+    if sheet is None:
+        return None
+    return sheet[2] if quant == "bf16" else FP8_DATASHEET_FLOPS.get(sheet[0])
