@@ -2,7 +2,8 @@
 """Where the time of our fused MoE layer goes on CUDA: a per-kernel and per-phase breakdown.
 
 For each preset (flashinfer/fused_moe/bench_presets.py) and token count T it builds the
-benchmark's layer (bench_peers.Layer: bf16 weights, ``route`` + ``cutlass_fused_moe`` full form),
+benchmark's layer (bench_peers.Layer: bf16 weights, ``route`` + ``cutlass_fused_moe`` full form;
+bench_fp8.Fp8Layer for the '-fp8' presets: the trtllm FP8 full forms),
 captures one call into a CUDA graph, replays it under torch.profiler (CUDA activity) and prints:
   * the end-to-end time of one graph replay (median, no profiler attached), the sum of the
     kernel times per call and the difference (launch gaps and bubbles inside the graph);
@@ -72,7 +73,9 @@ def _import_flashinfer():
     if os.path.isdir(os.path.join(here, "flashinfer")):
         sys.path.insert(0, os.path.abspath(here))
     from flashinfer import _C
-    from flashinfer.fused_moe import bench, bench_peers, bench_presets
+    from flashinfer.fused_moe import bench, bench_fp8, bench_peers, bench_presets
+
+    bench_peers.make_layer = bench_fp8.make_layer  # FP8 presets get their own layer
 
     return _C, bench, bench_peers, bench_presets
 
@@ -253,10 +256,16 @@ def gemm_floor_us(p, touched: int, tokens: int, which: int, sheet) -> float | No
     """One GEMM's floor: max(weight bytes of the touched experts / bandwidth, FLOPs / rate)."""
     if sheet is None:
         return None
-    _, bandwidth, flops = sheet
+    bandwidth = sheet[1]
+    from flashinfer.fused_moe.bench import dense_flops_for  # the format's datasheet rate
+
+    flops = dense_flops_for(sheet, p.quant)
     rows = p.gemm1_rows() if which == 1 else p.intermediate_size
     elems = rows * p.hidden_size
-    return max(touched * elems * 2 / bandwidth, 2.0 * tokens * p.top_k * elems / flops) * 1e6
+    elem_bytes = 1 if p.is_fp8 else 2
+    return (
+        max(touched * elems * elem_bytes / bandwidth, 2.0 * tokens * p.top_k * elems / flops) * 1e6
+    )
 
 
 # ---- one point ------------------------------------------------------------------------------------
@@ -417,7 +426,7 @@ def main(argv=None) -> int:
     print(f"card: {card}; commit {bench.git_commit()}; torch {torch.__version__}\n")
     points = []
     for p in presets:
-        layer = bench_peers.Layer(p, torch.device("cuda"))
+        layer = bench_peers.make_layer(p, torch.device("cuda"))
         for t in tokens:
             for tactic in tactics:
                 points.append(profile_point(ctx, layer, t, tactic, args))

@@ -76,9 +76,24 @@ FIMOE_HOST_DEVICE inline float scale_from_amax(bool mx, float amax) {
   return mx ? mxfp8_scale_from_amax(amax) : fp8_scale_from_amax(amax);
 }
 
+// sat_e4m3(x): on sm_89+ one hardware conversion (round to nearest even, satfinite clamps to
+// +-448 as formats.h does, infinity included), an order of magnitude fewer instructions than the
+// portable encoder, which the quantizing kernels are bound by. The hardware NaN is 0x7F whatever
+// the sign; the CPU keeps the sign, so a NaN is re-signed.
+FIMOE_HOST_DEVICE inline uint8_t encode_e4m3(float x) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+  uint16_t pair;
+  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(pair) : "f"(0.0f), "f"(x));
+  if (x != x) return static_cast<uint8_t>(((formats::float_bits(x) >> 24) & 0x80u) | 0x7Fu);
+  return static_cast<uint8_t>(pair & 0xFFu);
+#else
+  return formats::float_to_e4m3(x);
+#endif
+}
+
 // q = sat_e4m3(x / s).
 FIMOE_HOST_DEVICE inline uint8_t quantize_e4m3(float x, float s) {
-  return formats::float_to_e4m3(div_rn(x, s));
+  return encode_e4m3(div_rn(x, s));
 }
 
 // ---- row plan (host) --------------------------------------------------------------------------

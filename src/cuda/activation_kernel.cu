@@ -116,6 +116,14 @@ struct ActivationSource {
   int32_t e;
   float w;
   act_math::ExpertParams prm;
+  // GEMM1's dequantization factor when it is the same for the whole row (no per-column weight
+  // scale): computed once per row, the same bits as dequant_factor per element.
+  bool per_column;
+  float row_factor;
+  __device__ __forceinline__ float dequant(float c, int64_t m) const {
+    if (!p.dequant.active) return c;
+    return per_column ? dequantized(p, c, r, e, m) : __fmul_rn(c, row_factor);
+  }
   __device__ __forceinline__ void load(int64_t col, float v[kVecCols], int count) const {
     float up[kVecCols], gate[kVecCols];
     bool loaded = false;
@@ -144,10 +152,10 @@ struct ActivationSource {
         v[i] = 0.0f;
         continue;
       }
-      const float u = pre_activation(p, dequantized(p, up[i], r, e, col + i), w, e, col + i);
+      const float u = pre_activation(p, dequant(up[i], col + i), w, e, col + i);
       if constexpr (kGated) {
         const int64_t m = p.inter + col + i;
-        const float g = pre_activation(p, dequantized(p, gate[i], r, e, m), w, e, m);
+        const float g = pre_activation(p, dequant(gate[i], m), w, e, m);
         v[i] = activate_gated(act, g, u, prm);
       } else {
         v[i] = activate(act, u);
@@ -164,8 +172,11 @@ __global__ void __launch_bounds__(kQuantMaxThreads)
   for (int64_t r = blockIdx.x; r < count; r += gridDim.x) {
     const int32_t e = p.row_expert[r];
     const float w = p.weight_on_input ? p.topk_weights[p.permuted_to_expanded[r]] : 1.0f;
+    const bool per_column = p.dequant.weight.data != nullptr;
+    const float row_factor =
+        p.dequant.active && !per_column ? dequant_factor(p.dequant, r, e, 0) : 1.0f;
     const ActivationSource<kGated, kVecCols> source{
-        p, p.c1 + r * p.ldc1, r, e, w, act_math::expert_params(p, e)};
+        p, p.c1 + r * p.ldc1, r, e, w, act_math::expert_params(p, e), per_column, row_factor};
     float s = 1.0f;
     if constexpr (kReduce == Reduce::Static) {
       if (p.quant.static_scale != nullptr) s = p.quant.static_scale[e * p.quant.static_stride];

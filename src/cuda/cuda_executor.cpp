@@ -183,7 +183,7 @@ Status pick_tactic(const MoeProblem& p, const GroupedGemmArgs& args, int sm, con
   const int64_t m1 = is_gated(p.activation) ? 2 * p.intermediate_size : p.intermediate_size;
   const int64_t elem = is_fp8_problem(p) ? 1 : 2;
   q.expert_weight_bytes = elem * (m1 + p.intermediate_size) * p.hidden_size;
-  q.fp8 = args.fp8;
+  q.fp8_k_scales = args.fp8 && (args.a_kscale.data != nullptr || args.b_kscale.data != nullptr);
   const GemmTactic choice = choose_gemm_tactic(q);
   if (grouped_gemm_supports(choice, args, sm, &why)) {
     *out = choice;

@@ -19,9 +19,9 @@ double expected_active_experts(const GemmTacticQuery& q) {
 GemmTactic choose_gemm_tactic(const GemmTacticQuery& q) {
   const int64_t rows = expected_rows_per_expert(q);
   const bool sm90 = q.sm >= 90 && q.sm90_supported;
-  // FP8 has no fused sm80 decode path (the gather quantizes, the activation requantizes), so
-  // the launch count is the same either way and the sm90 GEMM streams e4m3 weights faster.
-  if (q.fp8 && sm90) return GemmTactic::Sm90;
+  // The sm80 family applies K-varying FP8 scales per 16-deep slice in registers, which costs it
+  // half its bandwidth; the sm90 blockwise kernel does not pay that.
+  if (q.fp8_k_scales && sm90) return GemmTactic::Sm90;
   if (rows <= kDecodeMaxRowsPerExpert) {
     const double active = expected_active_experts(q);
     const bool large =

@@ -9,8 +9,13 @@
 //                                       -> Sm80Decode (16-row tiles streaming the weights,
 //                                          with gather and activation fused into GEMM1: the
 //                                          fewest launches, which dominate at this size)
-//   FP8, sm >= 90 and Sm90 can run it   -> Sm90 at every size (no fused sm80 decode path for
-//                                          FP8, so nothing offsets the slower mma.sync path)
+//   FP8 with scales varying along K (128x128 blocks, 1x128 groups), sm >= 90 and Sm90 can run
+//   it                                  -> Sm90 at every size: the sm80 family applies such
+//                                          scales per 16-deep slice at about half its unscaled
+//                                          bandwidth (1.6 vs 3.7 TB/s, H200), e.g. DeepSeek-V3
+//                                          block FP8 T=1: 160 us vs 321 us. Per-tensor FP8
+//                                          follows the bf16 rule below (Mixtral FP8 T=1: sm80
+//                                          decode 144 us, sm90 172 us).
 //   sm >= 90 and Sm90 can run it        -> Sm90 (TMA + WGMMA; swap-AB configs up to 128 rows,
 //                                          the 128 x 256 prefill tile beyond)
 //   otherwise                           -> Sm80Prefill
@@ -33,7 +38,7 @@ struct GemmTacticQuery {
   int64_t capacity = 0;             // 0 = unlimited
   bool sm90_supported = false;      // grouped_gemm_supports(Sm90, ...) for this GEMM
   int64_t expert_weight_bytes = 0;  // bytes of one expert's W1 + W2
-  bool fp8 = false;                 // e4m3 weights and activations
+  bool fp8_k_scales = false;        // e4m3 operands with a scale that varies along K
 };
 
 // Past these, the decode-sized problem streams enough weights for the sm90 GEMM to win.

@@ -346,6 +346,10 @@ def format_row(r: dict, tactics=()) -> str:
 
 
 def git_commit() -> str:
+    """The commit the results belong to: FLASHINFER_MOE_BENCH_COMMIT when set (a copied working
+    tree, e.g. on a remote GPU machine, may carry a stale .git), else git's HEAD."""
+    if os.environ.get("FLASHINFER_MOE_BENCH_COMMIT"):
+        return os.environ["FLASHINFER_MOE_BENCH_COMMIT"]
     try:
         here = os.path.dirname(os.path.abspath(__file__))
         out = subprocess.run(
