@@ -1,7 +1,7 @@
 // Front end of the FP8 Hopper grouped GEMM configurations (sm90_fp8_grouped_gemm.h): config
 // choice, validation, workspace sizes and launch. No CUTLASS kernel here: each configuration is
-// its own translation unit (sm90_fp8_grouped_gemm_{prefill,swap_ab,blockwise}.cu, entry points
-// in sm90_fp8_grouped_gemm_variants.h), so they compile in parallel.
+// its own translation unit (sm90_fp8_grouped_gemm_{prefill,swap_ab,blockwise,blockwise_prefill}
+// .cu, entry points in sm90_fp8_grouped_gemm_variants.h), so they compile in parallel.
 #include <cuda_runtime_api.h>
 
 #include <climits>
@@ -18,6 +18,10 @@ namespace sm90_fp8 {
 namespace {
 
 constexpr int64_t kScaleBlock = 128;  // blockwise: K slice and weight rows per scale
+
+// Blockwise: the most rows per expert (max_rows / num_experts) still run swap-AB (config_for,
+// measured crossover in sm90_fp8_grouped_gemm.h).
+constexpr int64_t kBlockwiseSwapABMaxRows = 64;
 
 // Whether the library was compiled with the sm_90a target (wgmma exists only there).
 bool build_has_sm90a() {
@@ -94,7 +98,9 @@ const char* blockwise_reason(const GroupedGemmArgs& a) {
 
 const char* unsupported_reason(Config config, const GroupedGemmArgs& a) {
   if (const char* r = operand_reason(a)) return r;
-  if (config == Config::Blockwise) return blockwise_reason(a);
+  if (config == Config::Blockwise || config == Config::BlockwisePrefill) {
+    return blockwise_reason(a);
+  }
   if (has_kscales(a))
     return "sm90 fp8 grouped GEMM: this per-tensor config applies no K-varying scales";
   return nullptr;
@@ -103,8 +109,10 @@ const char* unsupported_reason(Config config, const GroupedGemmArgs& a) {
 }  // namespace
 
 Config config_for(const GroupedGemmArgs& args) {
-  if (has_kscales(args)) return Config::Blockwise;
   const int64_t rows = args.max_rows / (args.num_experts > 0 ? args.num_experts : 1);
+  if (has_kscales(args)) {
+    return rows <= kBlockwiseSwapABMaxRows ? Config::Blockwise : Config::BlockwisePrefill;
+  }
   return rows <= 128 ? Config::PerTensorSwapAB : Config::PerTensorPrefill;
 }
 
@@ -116,6 +124,8 @@ const char* config_name(Config config) {
       return "fp8_swap_ab";
     case Config::Blockwise:
       return "fp8_blockwise";
+    case Config::BlockwisePrefill:
+      return "fp8_bw_prefill";
   }
   return "unknown";
 }
@@ -130,13 +140,16 @@ size_t workspace_size(Config config, int32_t num_experts, int64_t max_rows) {
       return variants::swap_ab_scratch_bytes(num_experts);
     case Config::Blockwise:
       return variants::blockwise_scratch_bytes(num_experts);
+    case Config::BlockwisePrefill:
+      return variants::blockwise_prefill_scratch_bytes(num_experts);
   }
   return 0;
 }
 
 size_t workspace_size(int32_t num_experts, int64_t max_rows) {
   size_t most = 0;
-  for (Config c : {Config::PerTensorPrefill, Config::PerTensorSwapAB, Config::Blockwise}) {
+  for (Config c : {Config::PerTensorPrefill, Config::PerTensorSwapAB, Config::Blockwise,
+                   Config::BlockwisePrefill}) {
     const size_t bytes = workspace_size(c, num_experts, max_rows);
     most = bytes > most ? bytes : most;
   }
@@ -181,6 +194,8 @@ int launch(Config config, const GroupedGemmArgs& args, void* stream) {
       return variants::swap_ab_launch(args, stream, device, sm_count);
     case Config::Blockwise:
       return variants::blockwise_launch(args, stream, device, sm_count);
+    case Config::BlockwisePrefill:
+      return variants::blockwise_prefill_launch(args, stream, device, sm_count);
   }
   return static_cast<int>(cudaErrorInvalidValue);
 }

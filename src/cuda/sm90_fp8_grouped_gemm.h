@@ -12,7 +12,7 @@
 //     128 x 128 block, both fp32, applied to each 128-wide K slice's partial sum inside the
 //     mainloop (CUTLASS's FP8 blockwise-scaled accumulation).
 //
-// Scale layouts the blockwise config reads in place (CUTLASS 4.2's grouped blockwise mainloop
+// Scale layouts the blockwise configs read in place (CUTLASS 4.2's grouped blockwise mainloop
 // derives each group's scale layout from the group's shape, ignoring any layout argument, so
 // these are the only layouts it can read without a copy):
 //   a_kscale: row-major (rows_fastest == false), group 128, ld == ceil(k / 128): the scales of
@@ -43,14 +43,26 @@ enum class Config {
   // PerTensorPrefill between 128 and 256 rows, see config_for).
   PerTensorSwapAB,
   // Blockwise 1x128 / 128x128 scales, swap-AB over 128 x 64 x 128 tiles (the K tile is the
-  // scale block), cooperative, cluster 1 x 1. One config for all row counts: the weight-
-  // bandwidth-bound decode case is the one DeepSeek-style serving runs most.
+  // scale block), cooperative, cluster 1 x 1: the weight-bandwidth-bound decode case.
   Blockwise,
+  // Blockwise, same scales and layouts, prefill: rows on M, weights on N, 128 x 128 x 128
+  // tiles, cooperative, cluster 1 x 1 (sm90_fp8_grouped_gemm_blockwise_prefill.cu says why).
+  BlockwisePrefill,
 };
 
-// The config the dispatcher runs for `args` (args.fp8): Blockwise when any K-varying scale is
-// given, else PerTensorSwapAB for <= 128 rows per expert (max_rows / num_experts), else
-// PerTensorPrefill. Measured on H200 at E=8 N=4096 K=7168 (check_sm90_fp8_grouped_gemm.cu):
+// The config the dispatcher runs for `args` (args.fp8), by rows per expert (max_rows /
+// num_experts): when any K-varying scale is given, Blockwise for <= 64 rows, else
+// BlockwisePrefill; otherwise PerTensorSwapAB for <= 128 rows, else PerTensorPrefill.
+// Blockwise, measured on H200 (check_sm90_fp8_grouped_gemm.cu), swap-AB vs prefill, us:
+//   rows/expert:              64            128           192           256
+//   E=256 N=4096 K=7168:  1955 / 2207   2500 / 2200   3496 / 3495   4479 / 3616
+//   E=256 N=7168 K=2048:  1037 / 1239   1542 / 1276   2131 / 2094   2713 / 2178
+//   E=128 N=1536 K=2048:   130 / 149     186 / 161     257 / 253     338 / 262
+//   E=128 N=2048 K=768:     88 / 109     130 / 116     177 / 184     227 / 204
+//   routed 0..256 rows (mean 128), E=256: N=4096 K=7168 3184 / 2887, N=7168 K=2048 1877 / 1661;
+//   E=8 x 2048 rows, N=4096 K=7168: prefill 1208 TFLOP/s, swap-AB 891.
+// Both pad an expert's rows to their row tile (64 swapped, 128 not): from 65 rows on both pad
+// to 128 and the bigger tile wins. Per-tensor, measured on H200 at E=8 N=4096 K=7168:
 //   8 rows/expert: swap-AB 71 us (0.78 of a D2D copy's bandwidth), prefill 152 us;
 //   128: swap-AB 84 us, prefill 139 us;  256: prefill 121 us, swap-AB 136 us;
 //   2048: prefill 1203 TFLOP/s, swap-AB 1007 TFLOP/s.

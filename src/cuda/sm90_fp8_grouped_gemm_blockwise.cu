@@ -10,58 +10,20 @@
 // - Cooperative, cluster 1 x 1, tiles raster along N (a weight tile's CTAs run together).
 // Measured on H200, N=4096 K=7168: 1-64 rows per expert 0.72-0.78 of a D2D copy's bandwidth at
 // E=8, 0.91-0.98 at E=64 (within 1-8% of the per-tensor swap-AB); 8 x 2048 rows 892 TFLOP/s.
-// Without NDEBUG CuTe's device asserts serialize the wgmma pipeline (see sm90_grouped_gemm.cu).
-#ifndef NDEBUG
-#define NDEBUG
-#endif
-
-#include <cuda_runtime_api.h>
-
+#include "cuda/sm90_config_unit.h"
 #include "cuda/sm90_fp8_grouped_gemm_variants.h"
 
 #if defined(FLASHINFER_MOE_WITH_CUTLASS)
 #include "cuda/sm90_fp8_grouped_gemm_kernels.cuh"
 
-namespace flashinfer_moe {
-namespace cuda {
-namespace sm90_fp8 {
+namespace flashinfer_moe::cuda::sm90_fp8 {
 namespace {
 
 using TileGemm = Fp8BlockwiseSwapABGemm<128, 64>;
 
 }  // namespace
+}  // namespace flashinfer_moe::cuda::sm90_fp8
+#endif
 
-namespace variants {
-
-size_t blockwise_scratch_bytes(int32_t groups) {
-  return detail::blockwise_scratch_bytes<TileGemm>(groups);
-}
-
-int blockwise_launch(const GroupedGemmArgs& args, void* stream, int device, int sm_count) {
-  return detail::launch_blockwise<TileGemm>(args, static_cast<cudaStream_t>(stream), device,
-                                            sm_count);
-}
-
-}  // namespace variants
-}  // namespace sm90_fp8
-}  // namespace cuda
-}  // namespace flashinfer_moe
-
-#else  // !FLASHINFER_MOE_WITH_CUTLASS
-
-namespace flashinfer_moe {
-namespace cuda {
-namespace sm90_fp8 {
-namespace variants {
-
-size_t blockwise_scratch_bytes(int32_t) { return 0; }
-int blockwise_launch(const GroupedGemmArgs&, void*, int, int) {
-  return static_cast<int>(cudaErrorNotSupported);
-}
-
-}  // namespace variants
-}  // namespace sm90_fp8
-}  // namespace cuda
-}  // namespace flashinfer_moe
-
-#endif  // FLASHINFER_MOE_WITH_CUTLASS
+FIMOE_SM90_CONFIG_UNIT(sm90_fp8, blockwise, detail::blockwise_scratch_bytes, detail::launch_blockwise,
+                       TileGemm)

@@ -9,23 +9,24 @@
 //   is CUTLASS's default of 4 MMAs and promotion only fires when a K tile's MMA count hits it
 //   exactly, so kTileK must be 128 (4 MMAs of K = 32). Launched by the shared sm90 machinery
 //   (sm90_grouped_gemm_launch.cuh, detail::launch_typed).
-// - Fp8BlockwiseSwapABGemm: CUTLASS's blockwise-scaled mainloop (KernelPtrArrayTmaWarpSpecialized
-//   CooperativeFP8Blockwise): the K tile equals the 128-wide scale block, every K tile's WGMMA
-//   result is multiplied by its scales and added to the fp32 accumulator, i.e. exactly
-//   sum_s (sum_{k in s} a b) * a_kscale(r, s) * b_kscale(e, n, s) of grouped_gemm.h.
+// - Fp8BlockwiseGemm: CUTLASS's blockwise-scaled mainloop (KernelPtrArrayTmaWarpSpecialized
+//   {Cooperative,Pingpong}FP8Blockwise): the K tile equals the 128-wide scale block, every K
+//   tile's WGMMA result is multiplied by its scales and added to the fp32 accumulator, i.e.
+//   exactly sum_s (sum_{k in s} a b) * a_kscale(r, s) * b_kscale(e, n, s) of grouped_gemm.h.
 //   The scales reach shared memory through cp.async (not TMA), one fp32 per (row, K tile) and per
-//   (128 weight rows, K tile).
-// Both use swap-AB (weights on CUTLASS's M side, an expert's rows on N, D' column-major == C
-// row-major) where it says so; see sm90_grouped_gemm_launch.cuh.
+//   (128 weight rows, K tile). Swap-AB for decode, the plain TN problem for prefill.
+// Swap-AB (weights on CUTLASS's M side, an expert's rows on N, D' column-major == C row-major):
+// see sm90_grouped_gemm_launch.cuh.
 //
 // Scale layouts: CUTLASS 4.2's grouped blockwise mainloop (sm90_mma_array_tma_gmma_ss_
 // warpspecialized_fp8_blockwise_scaling.hpp, load_init) rebuilds each group's scale layout from
 // the group's (M, N, K) with ScaleConfig::tile_atom_to_shape_SF{A,B} and never reads the
-// per-group layout argument, so only packed layouts work. We pick K-major for both:
-//   SFA (weights, 128-row blocks): sfa[n_block * ceil(K/128) + k_block] -> b_kscale of expert e
+// per-group layout argument, so only packed layouts work. We pick K-major for both operands:
+//   weights (128-row blocks): scale[n_block * ceil(K/128) + k_block] -> b_kscale of expert e
 //       when its inner dims are packed (stride_c == 1, stride_r == ceil(K/128));
-//   SFB (rows, one scale per row): sfb[row * ceil(K/128) + k_block] -> a_kscale row-major with
+//   rows (one scale per row): scale[row * ceil(K/128) + k_block] -> a_kscale row-major with
 //       ld == ceil(K/128), starting at the expert's first row.
+// (SFA is the weights' and SFB the rows' when swapped, the other way round when not.)
 // The M-major choice would need each expert's activation scales as a packed [k_block][rows_e]
 // block, which a quantizer that writes rows in any order cannot produce with one `ld`.
 // Include only from a .cu compiled with FLASHINFER_MOE_WITH_CUTLASS.
@@ -49,11 +50,13 @@ using sm90::ProblemShape;
 
 // The fp32 output stage shared by every FP8 config: C is void (beta = 0, no source read), D fp32
 // with 16-byte aligned rows (column-major for swap-AB: D'[n, rows] == C[rows, n]).
-template <class TileShape, class ClusterShape, class LayoutD>
+// The epilogue schedule must match the mainloop's (cooperative or pingpong).
+template <class TileShape, class ClusterShape, class LayoutD,
+          class Schedule = cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative>
 using Fp8Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
     cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape,
     cutlass::epilogue::collective::EpilogueTileAuto, float, float, void, LayoutD*, 4, float,
-    LayoutD*, 4, cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative,
+    LayoutD*, 4, Schedule,
     cutlass::epilogue::fusion::LinearCombination<float, float, void, float>>::CollectiveOp;
 
 // Per-tensor FP8. kSwapAB: see the file comment; the cluster runs along CUTLASS's M.
@@ -86,23 +89,39 @@ struct Fp8PerTensorGemm {
   static constexpr bool kRasterAlongN = kSwap;  // consecutive tiles share a weight tile
 };
 
-// Blockwise-scaled FP8, swap-AB: A = weights (128-row scale blocks), B = the expert's rows (one
-// scale per row), K tile = scale block = 128.
-template <int kWeightRows, int kExpertRows>
-struct Fp8BlockwiseSwapABGemm {
+// Blockwise-scaled FP8, K tile = scale block = 128. The weights carry one scale per 128 x 128
+// block, the expert's rows one per row and 128 columns.
+//  - kSwap: weights on CUTLASS's M side (A), rows on N (B), D column-major (decode).
+//    Otherwise rows on M (A), weights on N (B), D row-major (prefill).
+//  - kPingpong: two consumer warpgroups on two different tiles, one's MMAs overlapping the
+//    other's scaling and epilogue; else cooperative (both warpgroups split one tile).
+//  - kClusterM CTAs along M share (multicast) the N-side tile: the weights when !kSwap.
+template <int kTileM, int kTileN, int kClusterM, bool kSwap, bool kPingpong>
+struct Fp8BlockwiseGemm {
   static constexpr int kScaleBlock = 128;
-  static_assert(kWeightRows % kScaleBlock == 0, "a weight tile must hold whole scale blocks");
-  using TileShape =
-      cute::Shape<cute::Int<kWeightRows>, cute::Int<kExpertRows>, cute::Int<kScaleBlock>>;
-  using ClusterShape = cute::Shape<cute::_1, cute::_1, cute::_1>;
-  using LayoutD = cutlass::layout::ColumnMajor;
-  using Epilogue = Fp8Epilogue<TileShape, ClusterShape, LayoutD>;
+  static_assert((kSwap ? kTileM : kTileN) % kScaleBlock == 0,
+                "a weight tile must hold whole scale blocks");
+  using TileShape = cute::Shape<cute::Int<kTileM>, cute::Int<kTileN>, cute::Int<kScaleBlock>>;
+  using ClusterShape = cute::Shape<cute::Int<kClusterM>, cute::_1, cute::_1>;
+  using LayoutD =
+      cute::conditional_t<kSwap, cutlass::layout::ColumnMajor, cutlass::layout::RowMajor>;
+  using EpilogueSchedule =
+      cute::conditional_t<kPingpong, cutlass::epilogue::PtrArrayTmaWarpSpecializedPingpong,
+                          cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative>;
+  using MainloopSchedule =
+      cute::conditional_t<kPingpong,
+                          cutlass::gemm::KernelPtrArrayTmaWarpSpecializedPingpongFP8Blockwise,
+                          cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperativeFP8Blockwise>;
+  using Epilogue = Fp8Epilogue<TileShape, ClusterShape, LayoutD, EpilogueSchedule>;
   static constexpr int kEpilogueSmemBytes =
       static_cast<int>(sizeof(typename Epilogue::SharedStorage));
 
-  // Granularity (M, N, K) = (128 weight rows, 1 row, 128); both K-major (file comment).
+  // Granularity (M, N, K): (128 weight rows, 1 row, 128) swapped, (1 row, 128 weight rows, 128)
+  // not; both K-major (file comment).
+  static constexpr int kScaleM = kSwap ? kScaleBlock : 1;
+  static constexpr int kScaleN = kSwap ? 1 : kScaleBlock;
   using ScaleConfig =
-      cutlass::detail::Sm90BlockwiseScaleConfig<kScaleBlock, 1, kScaleBlock, cute::GMMA::Major::K,
+      cutlass::detail::Sm90BlockwiseScaleConfig<kScaleM, kScaleN, kScaleBlock, cute::GMMA::Major::K,
                                                 cute::GMMA::Major::K>;
   using LayoutSFA = decltype(ScaleConfig::deduce_layoutSFA());
   using LayoutSFB = decltype(ScaleConfig::deduce_layoutSFB());
@@ -115,14 +134,19 @@ struct Fp8BlockwiseSwapABGemm {
       cute::tuple<cutlass::layout::RowMajor*, LayoutSFA*>, kAlignAB, ElementB,
       cute::tuple<cutlass::layout::ColumnMajor*, LayoutSFB*>, kAlignAB, float, TileShape,
       ClusterShape, cutlass::gemm::collective::StageCountAutoCarveout<kEpilogueSmemBytes>,
-      cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperativeFP8Blockwise>::CollectiveOp;
+      MainloopSchedule>::CollectiveOp;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, CollectiveMainloop, Epilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
-  using StrideA = typename Kernel::InternalStrideA;  // (b_stride_n, _1, _0)
-  using StrideB = typename Kernel::InternalStrideB;  // (lda, _1, _0)
-  using StrideD = typename Kernel::InternalStrideD;  // (_1, ldc, _0)
-  static constexpr bool kRasterAlongN = true;
+  using StrideA = typename Kernel::InternalStrideA;  // (K-major row stride, _1, _0)
+  using StrideB = typename Kernel::InternalStrideB;
+  using StrideD = typename Kernel::InternalStrideD;  // (_1, ldc, _0) swapped, else (ldc, _1, _0)
+  static constexpr bool kSwapAB = kSwap;
+  static constexpr bool kRasterAlongN = kSwap;  // consecutive tiles share a weight tile
 };
+
+// The decode config: swap-AB, cooperative, no cluster.
+template <int kWeightRows, int kExpertRows>
+using Fp8BlockwiseSwapABGemm = Fp8BlockwiseGemm<kWeightRows, kExpertRows, 1, true, false>;
 
 namespace detail {
 
@@ -215,7 +239,7 @@ struct BlockwisePrepareParams {
   int64_t weight_scale_stride_e;
 };
 
-// One thread per expert (as sm90::detail::prepare_groups, swap-AB), plus the scale pointers.
+// One thread per expert (as sm90::detail::prepare_groups), plus the scale pointers and layouts.
 template <class Cfg>
 __global__ void prepare_blockwise_groups(BlockwisePrepareParams p, BlockwiseArrays<Cfg> g) {
   const int32_t e = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
@@ -225,16 +249,32 @@ __global__ void prepare_blockwise_groups(BlockwisePrepareParams p, BlockwiseArra
   begin = begin < 0 ? 0 : (begin > p.max_rows ? p.max_rows : begin);
   end = end < begin ? begin : (end > p.max_rows ? p.max_rows : end);
   const int rows = static_cast<int>(end - begin);
-  g.shapes[e] = cute::make_shape(p.n, rows, p.k);
-  g.ptr_a[e] = reinterpret_cast<const typename Cfg::ElementA*>(p.b + e * p.b_stride_e);
-  g.ptr_b[e] = reinterpret_cast<const typename Cfg::ElementB*>(p.a + begin * p.lda);
+  const uint8_t* weights = p.b + e * p.b_stride_e;
+  const uint8_t* row_codes = p.a + begin * p.lda;
+  const float* weight_scales = p.weight_scales + e * p.weight_scale_stride_e;
+  const float* row_scales = p.act_scales + begin * p.act_ld;
   g.ptr_d[e] = p.c + begin * p.ldc;
-  g.stride_a[e] = cute::make_stride(p.b_stride_n, cute::Int<1>{}, cute::Int<0>{});
-  g.stride_b[e] = cute::make_stride(p.lda, cute::Int<1>{}, cute::Int<0>{});
-  g.stride_d[e] = cute::make_stride(cute::Int<1>{}, p.ldc, cute::Int<0>{});
-  g.ptr_sfa[e] = p.weight_scales + e * p.weight_scale_stride_e;
-  g.ptr_sfb[e] = p.act_scales + begin * p.act_ld;
-  const auto mnk = cute::make_shape(p.n, rows, p.k, 1);
+  if constexpr (Cfg::kSwapAB) {  // D'[n, rows] = W_e * X_e^T, D' column-major == C row-major
+    g.shapes[e] = cute::make_shape(p.n, rows, p.k);
+    g.ptr_a[e] = reinterpret_cast<const typename Cfg::ElementA*>(weights);
+    g.ptr_b[e] = reinterpret_cast<const typename Cfg::ElementB*>(row_codes);
+    g.stride_a[e] = cute::make_stride(p.b_stride_n, cute::Int<1>{}, cute::Int<0>{});
+    g.stride_b[e] = cute::make_stride(p.lda, cute::Int<1>{}, cute::Int<0>{});
+    g.stride_d[e] = cute::make_stride(cute::Int<1>{}, p.ldc, cute::Int<0>{});
+    g.ptr_sfa[e] = weight_scales;
+    g.ptr_sfb[e] = row_scales;
+  } else {  // D[rows, n] = X_e * W_e^T, row-major
+    g.shapes[e] = cute::make_shape(rows, p.n, p.k);
+    g.ptr_a[e] = reinterpret_cast<const typename Cfg::ElementA*>(row_codes);
+    g.ptr_b[e] = reinterpret_cast<const typename Cfg::ElementB*>(weights);
+    g.stride_a[e] = cute::make_stride(p.lda, cute::Int<1>{}, cute::Int<0>{});
+    g.stride_b[e] = cute::make_stride(p.b_stride_n, cute::Int<1>{}, cute::Int<0>{});
+    g.stride_d[e] = cute::make_stride(p.ldc, cute::Int<1>{}, cute::Int<0>{});
+    g.ptr_sfa[e] = row_scales;
+    g.ptr_sfb[e] = weight_scales;
+  }
+  const auto mnk =
+      Cfg::kSwapAB ? cute::make_shape(p.n, rows, p.k) : cute::make_shape(rows, p.n, p.k);
   g.layout_sfa[e] = Cfg::ScaleConfig::tile_atom_to_shape_SFA(mnk);
   g.layout_sfb[e] = Cfg::ScaleConfig::tile_atom_to_shape_SFB(mnk);
 }

@@ -8,58 +8,20 @@
 // 2 x 128 accumulator registers per thread and spills (ptxas: 1008 bytes of spill stores): on
 // H200 at 8 experts x 2048 rows, N=4096, K=7168 it ran at 462 TFLOP/s; this tile: 1203 TFLOP/s
 // (swap-AB 128 x 64: 1007). Faster than swap-AB from ~256 rows per expert (991 vs 885 TFLOP/s).
-// Without NDEBUG CuTe's device asserts serialize the wgmma pipeline (see sm90_grouped_gemm.cu).
-#ifndef NDEBUG
-#define NDEBUG
-#endif
-
-#include <cuda_runtime_api.h>
-
+#include "cuda/sm90_config_unit.h"
 #include "cuda/sm90_fp8_grouped_gemm_variants.h"
 
 #if defined(FLASHINFER_MOE_WITH_CUTLASS)
 #include "cuda/sm90_fp8_grouped_gemm_kernels.cuh"
 
-namespace flashinfer_moe {
-namespace cuda {
-namespace sm90_fp8 {
+namespace flashinfer_moe::cuda::sm90_fp8 {
 namespace {
 
 using TileGemm = Fp8PerTensorGemm<128, 128, 128, 2, /*kSwap=*/false>;
 
 }  // namespace
+}  // namespace flashinfer_moe::cuda::sm90_fp8
+#endif
 
-namespace variants {
-
-size_t prefill_scratch_bytes(int32_t groups) {
-  return sm90::detail::scratch_bytes<TileGemm>(groups);
-}
-
-int prefill_launch(const GroupedGemmArgs& args, void* stream, int device, int sm_count) {
-  return sm90::detail::launch_typed<TileGemm>(args, static_cast<cudaStream_t>(stream), device,
-                                              sm_count);
-}
-
-}  // namespace variants
-}  // namespace sm90_fp8
-}  // namespace cuda
-}  // namespace flashinfer_moe
-
-#else  // !FLASHINFER_MOE_WITH_CUTLASS
-
-namespace flashinfer_moe {
-namespace cuda {
-namespace sm90_fp8 {
-namespace variants {
-
-size_t prefill_scratch_bytes(int32_t) { return 0; }
-int prefill_launch(const GroupedGemmArgs&, void*, int, int) {
-  return static_cast<int>(cudaErrorNotSupported);
-}
-
-}  // namespace variants
-}  // namespace sm90_fp8
-}  // namespace cuda
-}  // namespace flashinfer_moe
-
-#endif  // FLASHINFER_MOE_WITH_CUTLASS
+FIMOE_SM90_CONFIG_UNIT(sm90_fp8, prefill, sm90::detail::scratch_bytes, sm90::detail::launch_typed,
+                       TileGemm)

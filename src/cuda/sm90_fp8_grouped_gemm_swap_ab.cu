@@ -9,58 +9,20 @@
 // many weight tiles in flight, which is what a bandwidth-bound kernel needs.
 // Measured on H200 (weights streamed / a 2 GiB D2D copy's 4.25 TB/s), N=4096 K=7168: 1-64 rows
 // per expert 0.77-0.79 at E=8, 0.92-0.99 at E=64; 128 rows 0.66 (717 TFLOP/s).
-// Without NDEBUG CuTe's device asserts serialize the wgmma pipeline (see sm90_grouped_gemm.cu).
-#ifndef NDEBUG
-#define NDEBUG
-#endif
-
-#include <cuda_runtime_api.h>
-
+#include "cuda/sm90_config_unit.h"
 #include "cuda/sm90_fp8_grouped_gemm_variants.h"
 
 #if defined(FLASHINFER_MOE_WITH_CUTLASS)
 #include "cuda/sm90_fp8_grouped_gemm_kernels.cuh"
 
-namespace flashinfer_moe {
-namespace cuda {
-namespace sm90_fp8 {
+namespace flashinfer_moe::cuda::sm90_fp8 {
 namespace {
 
 using TileGemm = Fp8PerTensorGemm<128, 64, 128, 1, /*kSwap=*/true>;
 
 }  // namespace
+}  // namespace flashinfer_moe::cuda::sm90_fp8
+#endif
 
-namespace variants {
-
-size_t swap_ab_scratch_bytes(int32_t groups) {
-  return sm90::detail::scratch_bytes<TileGemm>(groups);
-}
-
-int swap_ab_launch(const GroupedGemmArgs& args, void* stream, int device, int sm_count) {
-  return sm90::detail::launch_typed<TileGemm>(args, static_cast<cudaStream_t>(stream), device,
-                                              sm_count);
-}
-
-}  // namespace variants
-}  // namespace sm90_fp8
-}  // namespace cuda
-}  // namespace flashinfer_moe
-
-#else  // !FLASHINFER_MOE_WITH_CUTLASS
-
-namespace flashinfer_moe {
-namespace cuda {
-namespace sm90_fp8 {
-namespace variants {
-
-size_t swap_ab_scratch_bytes(int32_t) { return 0; }
-int swap_ab_launch(const GroupedGemmArgs&, void*, int, int) {
-  return static_cast<int>(cudaErrorNotSupported);
-}
-
-}  // namespace variants
-}  // namespace sm90_fp8
-}  // namespace cuda
-}  // namespace flashinfer_moe
-
-#endif  // FLASHINFER_MOE_WITH_CUTLASS
+FIMOE_SM90_CONFIG_UNIT(sm90_fp8, swap_ab, sm90::detail::scratch_bytes, sm90::detail::launch_typed,
+                       TileGemm)

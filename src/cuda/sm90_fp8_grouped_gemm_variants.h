@@ -25,6 +25,9 @@ int swap_ab_launch(const GroupedGemmArgs& args, void* stream, int device, int sm
 size_t blockwise_scratch_bytes(int32_t groups);
 int blockwise_launch(const GroupedGemmArgs& args, void* stream, int device, int sm_count);
 
+size_t blockwise_prefill_scratch_bytes(int32_t groups);
+int blockwise_prefill_launch(const GroupedGemmArgs& args, void* stream, int device, int sm_count);
+
 }  // namespace variants
 }  // namespace sm90_fp8
 }  // namespace cuda

@@ -19,57 +19,20 @@
 // per expert: 0.72-0.82 at E=8 N=28672 K=4096, 0.75-0.82 at E=128 N=1536 K=2048, 0.83-0.92 at
 // E=256 N=4096 K=7168, i.e. 1.3-1.7x faster than Prefill there. Past 64 rows the 64-wide N tile
 // re-reads weights per 64 rows and SwapABWide wins.
-// Without NDEBUG CuTe's device asserts serialize the wgmma pipeline (see sm90_grouped_gemm.cu).
-#ifndef NDEBUG
-#define NDEBUG
-#endif
-
-#include <cuda_runtime_api.h>
-
+#include "cuda/sm90_config_unit.h"
 #include "cuda/sm90_grouped_gemm_variants.h"
 
 #if defined(FLASHINFER_MOE_WITH_CUTLASS)
 #include "cuda/sm90_swap_ab_gemm.cuh"
 
-namespace flashinfer_moe {
-namespace cuda {
-namespace sm90 {
+namespace flashinfer_moe::cuda::sm90 {
 namespace {
 
 using TileGemm = SwapABGemm<128, 64, 128>;
 
 }  // namespace
+}  // namespace flashinfer_moe::cuda::sm90
+#endif
 
-namespace variants {
-
-size_t swap_ab_bf16_scratch_bytes(int32_t groups) {
-  return detail::scratch_bytes<TileGemm>(groups);
-}
-
-int swap_ab_bf16_launch(const GroupedGemmArgs& args, void* stream, int device, int sm_count) {
-  return detail::launch_typed<TileGemm>(args, static_cast<cudaStream_t>(stream), device, sm_count);
-}
-
-}  // namespace variants
-}  // namespace sm90
-}  // namespace cuda
-}  // namespace flashinfer_moe
-
-#else  // !FLASHINFER_MOE_WITH_CUTLASS
-
-namespace flashinfer_moe {
-namespace cuda {
-namespace sm90 {
-namespace variants {
-
-size_t swap_ab_bf16_scratch_bytes(int32_t) { return 0; }
-int swap_ab_bf16_launch(const GroupedGemmArgs&, void*, int, int) {
-  return static_cast<int>(cudaErrorNotSupported);
-}
-
-}  // namespace variants
-}  // namespace sm90
-}  // namespace cuda
-}  // namespace flashinfer_moe
-
-#endif  // FLASHINFER_MOE_WITH_CUTLASS
+FIMOE_SM90_CONFIG_UNIT(sm90, swap_ab_bf16, detail::scratch_bytes, detail::launch_typed,
+                       TileGemm)

@@ -12,57 +12,20 @@
 // Measured on H200: best of all configs at 96-128 rows per expert (0.67-0.77 of 4.8 TB/s,
 // 1.2-1.3x faster than Prefill); at 192 rows (two N tiles, the second half empty) it is 1.2-1.5x
 // slower than at 256 rows for reasons not yet understood, so leave > 128 rows to Prefill.
-// Without NDEBUG CuTe's device asserts serialize the wgmma pipeline (see sm90_grouped_gemm.cu).
-#ifndef NDEBUG
-#define NDEBUG
-#endif
-
-#include <cuda_runtime_api.h>
-
+#include "cuda/sm90_config_unit.h"
 #include "cuda/sm90_grouped_gemm_variants.h"
 
 #if defined(FLASHINFER_MOE_WITH_CUTLASS)
 #include "cuda/sm90_swap_ab_gemm.cuh"
 
-namespace flashinfer_moe {
-namespace cuda {
-namespace sm90 {
+namespace flashinfer_moe::cuda::sm90 {
 namespace {
 
 using TileGemm = SwapABGemm<128, 128, 64>;
 
 }  // namespace
+}  // namespace flashinfer_moe::cuda::sm90
+#endif
 
-namespace variants {
-
-size_t swap_ab_wide_bf16_scratch_bytes(int32_t groups) {
-  return detail::scratch_bytes<TileGemm>(groups);
-}
-
-int swap_ab_wide_bf16_launch(const GroupedGemmArgs& args, void* stream, int device, int sm_count) {
-  return detail::launch_typed<TileGemm>(args, static_cast<cudaStream_t>(stream), device, sm_count);
-}
-
-}  // namespace variants
-}  // namespace sm90
-}  // namespace cuda
-}  // namespace flashinfer_moe
-
-#else  // !FLASHINFER_MOE_WITH_CUTLASS
-
-namespace flashinfer_moe {
-namespace cuda {
-namespace sm90 {
-namespace variants {
-
-size_t swap_ab_wide_bf16_scratch_bytes(int32_t) { return 0; }
-int swap_ab_wide_bf16_launch(const GroupedGemmArgs&, void*, int, int) {
-  return static_cast<int>(cudaErrorNotSupported);
-}
-
-}  // namespace variants
-}  // namespace sm90
-}  // namespace cuda
-}  // namespace flashinfer_moe
-
-#endif  // FLASHINFER_MOE_WITH_CUTLASS
+FIMOE_SM90_CONFIG_UNIT(sm90, swap_ab_wide_bf16, detail::scratch_bytes, detail::launch_typed,
+                       TileGemm)

@@ -13,14 +13,21 @@
 //    A CUDA-graph replay must reproduce the direct launch bit for bit.
 // 3. Timing (cudaEvents; 4096 sampled float64 checks each): TFLOP/s at 8 experts x 2048 rows,
 //    N=4096, K=7168, and weight bandwidth (e4m3 bytes streamed / time) at a few rows per expert,
-//    as a fraction of a measured device-to-device copy.
+//    as a fraction of a measured device-to-device copy; then the blockwise crossover (swap-AB
+//    Blockwise vs BlockwisePrefill, 32..1024 rows per expert) on DeepSeek-V3's expert shapes
+//    (E=256, N=4096 K=7168 and N=7168 K=2048, even and uneven rows) and on small experts (E=128,
+//    N=1536 K=2048 and N=2048 K=768), with config_for's pick marked '*'.
 // Build (any Hopper GPU):
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --expt-relaxed-constexpr
 //     -DNDEBUG -DFLASHINFER_MOE_WITH_CUTLASS -DFLASHINFER_MOE_CUDA_ARCHS_STRING='"90a"'
 //     -I src -I src/include -I <cutlass>/include [-I <cuda>/include/cccl]
 //     tests/cuda/check_sm90_fp8_grouped_gemm.cu src/cuda/sm90_fp8_grouped_gemm*.cu -o check
-// (each sm90_fp8_grouped_gemm_{prefill,swap_ab,blockwise}.cu is one CUTLASS instantiation: compile
-// them with -c in parallel and link.) Argument "quick": correctness only.
+// (each sm90_fp8_grouped_gemm_{prefill,swap_ab,blockwise,blockwise_prefill}.cu is one CUTLASS
+// instantiation: compile them with -c in parallel and link.) Argument "quick": correctness only;
+// "blockwise": the blockwise configs only. "bw_prefill" ("bw_prefill_quick"): correctness (and
+// timing) of Config::BlockwisePrefill only, to compare the candidates of
+// sm90_fp8_grouped_gemm_blockwise_prefill.cu, each built with its
+// -DFLASHINFER_MOE_FP8_BLOCKWISE_PREFILL_CANDIDATE=i.
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -297,7 +304,7 @@ bool check_graph_replay(const Buffers& bf, Config config, cudaStream_t stream) {
 bool run_correctness(const Problem& p, Config config, cudaStream_t stream, bool graph) {
   Buffers bf = setup(p, config);
   const char* why = nullptr;
-  std::printf(" [%-13s]", fp8::config_name(config));
+  std::printf(" [%-14s]", fp8::config_name(config));
   if (!fp8::supports(config, bf.args, 90, &why)) {
     std::printf("  %-38s unsupported: %s\n", p.name, why);
     release(bf);
@@ -315,7 +322,7 @@ bool run_correctness(const Problem& p, Config config, cudaStream_t stream, bool 
 
 bool run_timing(const Problem& p, Config config, cudaStream_t stream, int iters, double copy_gbps) {
   Buffers bf = setup(p, config);
-  std::printf(" [%-13s]", fp8::config_name(config));
+  std::printf(" [%-14s]", fp8::config_name(config));
   int rc = fp8::launch(config, bf.args, stream);
   CHECK_CUDA(cudaStreamSynchronize(stream));
   if (rc != 0) {
@@ -341,9 +348,10 @@ bool run_timing(const Problem& p, Config config, cudaStream_t stream, int iters,
   }
   const double flop = 2.0 * rows * p.n * p.k;
   const double gbps = touched * p.n * p.k / (ms * 1e-3) / 1e9;  // one byte per weight
-  std::printf("  %-40s %8.1f us %7.1f TFLOP/s %6.0f GB/s weights (%.2f of copy) %s\n", p.name,
-              ms * 1e3, flop / (ms * 1e-3) / 1e12, gbps, gbps / copy_gbps,
-              ok && rc == 0 ? "" : "FAIL");
+  const bool picked = fp8::config_for(bf.args) == config;
+  std::printf("  %-40s %8.1f us %7.1f TFLOP/s %6.0f GB/s weights (%.2f of copy) %s%s\n", p.name,
+              ms * 1e3, flop / (ms * 1e-3) / 1e12, gbps, gbps / copy_gbps, picked ? "*" : "",
+              ok && rc == 0 ? "" : " FAIL");
   cudaEventDestroy(t0);
   cudaEventDestroy(t1);
   release(bf);
@@ -353,6 +361,15 @@ bool run_timing(const Problem& p, Config config, cudaStream_t stream, int iters,
 Problem dense(const char* name, int32_t experts, int64_t rows, int64_t n, int64_t k, bool bw) {
   return {name, std::vector<int64_t>(experts, rows), n, k, k, n, k, n * k, 0, bw};
 }
+
+// Routed-like load: expert e gets a pseudo-random 0..2*avg rows (some experts empty).
+Problem uneven(const char* name, int32_t experts, int64_t avg, int64_t n, int64_t k, bool bw) {
+  Problem p = dense(name, experts, avg, n, k, bw);
+  for (int32_t e = 0; e < experts; ++e) p.rows[e] = hash(99, e) % (2 * avg + 1);
+  return p;
+}
+
+bool is_blockwise(Config c) { return c == Config::Blockwise || c == Config::BlockwisePrefill; }
 
 // supports() must say yes to what is compiled and no (with a reason) to the rest.
 bool check_supports() {
@@ -377,6 +394,7 @@ bool check_supports() {
   expect("per-tensor", Config::PerTensorPrefill, g, 90, true);
   expect("per-tensor", Config::PerTensorSwapAB, g, 90, true);
   expect("per-tensor, no scales", Config::Blockwise, g, 90, false);
+  expect("per-tensor, no scales", Config::BlockwisePrefill, g, 90, false);
   expect("sm80", Config::PerTensorPrefill, g, 80, false);
   expect("sm100", Config::PerTensorSwapAB, g, 100, false);
   GroupedGemmArgs t = g;
@@ -406,18 +424,26 @@ bool check_supports() {
   bw.b_kscale.stride_c = 1;
   bw.b_kscale.block_rows = bw.b_kscale.block_cols = 128;
   expect("blockwise", Config::Blockwise, bw, 90, true);
+  expect("blockwise", Config::BlockwisePrefill, bw, 90, true);
+  expect("blockwise sm80", Config::BlockwisePrefill, bw, 80, false);
   expect("blockwise", Config::PerTensorPrefill, bw, 90, false);
   expect("blockwise", Config::PerTensorSwapAB, bw, 90, false);
-  const bool picks =
-      fp8::config_for(bw) == Config::Blockwise && fp8::config_for(g) == Config::PerTensorSwapAB;
+  GroupedGemmArgs many_rows = bw;  // 4096 rows for 2 experts
+  many_rows.num_experts = 2;
+  many_rows.max_rows = 4096;
+  const bool picks = fp8::config_for(bw) == Config::Blockwise &&
+                     fp8::config_for(many_rows) == Config::BlockwisePrefill &&
+                     fp8::config_for(g) == Config::PerTensorSwapAB;
   if (!picks) std::printf("  config_for picked the wrong config\n");
   ok = ok && picks;
   t = bw;
   t.a_kscale.rows_fastest = true;
   expect("A scales rows_fastest", Config::Blockwise, t, 90, false);
+  expect("A scales rows_fastest", Config::BlockwisePrefill, t, 90, false);
   t = bw;
   t.a_kscale.ld = 4;
   expect("A scales ld=4", Config::Blockwise, t, 90, false);
+  expect("A scales ld=4", Config::BlockwisePrefill, t, 90, false);
   t = bw;
   t.a_kscale.group = 32;
   t.b_kscale.block_cols = 32;
@@ -435,6 +461,7 @@ bool check_supports() {
   t.b_kscale.stride_r = 1;
   t.b_kscale.stride_c = 2;
   expect("N-major weight scales", Config::Blockwise, t, 90, false);
+  expect("N-major weight scales", Config::BlockwisePrefill, t, 90, false);
   t = bw;
   t.a_kscale.data = nullptr;
   expect("B scales only", Config::Blockwise, t, 90, false);
@@ -448,7 +475,13 @@ bool check_supports() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::strcmp(argv[1], "quick") == 0;
+  const char* mode = argc > 1 ? argv[1] : "";
+  const bool prefill_only = std::strncmp(mode, "bw_prefill", 10) == 0;
+  const bool quick = std::strcmp(mode, "quick") == 0 || std::strcmp(mode, "bw_prefill_quick") == 0;
+  std::vector<Config> configs = {Config::PerTensorPrefill, Config::PerTensorSwapAB,
+                                 Config::Blockwise, Config::BlockwisePrefill};
+  if (prefill_only) configs = {Config::BlockwisePrefill};
+  if (std::strcmp(mode, "blockwise") == 0) configs = {Config::Blockwise, Config::BlockwisePrefill};
   cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor,
@@ -459,8 +492,8 @@ int main(int argc, char** argv) {
 
   std::printf("correctness (full float64 comparison, poisoned padding):\n");
   // clang-format off
-  for (Config c : {Config::PerTensorPrefill, Config::PerTensorSwapAB, Config::Blockwise}) {
-    const bool bw = c == Config::Blockwise;
+  for (Config c : configs) {
+    const bool bw = is_blockwise(c);
     // Uneven rows, empty experts, K not a multiple of 128, N not of the tile, padded strides.
     ok &= run_correctness({"uneven E=6 n=264 k=208 padded", {0, 1, 130, 257, 0, 64}, 264, 208,
                            224, 268, 224, 264 * 224 + 64, 5, bw}, c, stream, true);
@@ -511,9 +544,37 @@ int main(int argc, char** argv) {
       std::snprintf(name, sizeof(name), "E=%d x %lld rows N=%lld K=%lld", experts, (long long)rows,
                     (long long)n, (long long)k);
       const int iters = rows >= 512 ? 5 : 20;
-      for (Config c : {Config::PerTensorPrefill, Config::PerTensorSwapAB, Config::Blockwise})
-        ok &= run_timing(dense(name, experts, rows, n, k, c == Config::Blockwise), c, stream, iters,
+      for (Config c : configs) {
+        if (c == Config::BlockwisePrefill && rows < 32) continue;
+        ok &= run_timing(dense(name, experts, rows, n, k, is_blockwise(c)), c, stream, iters,
                          copy_gbps);
+      }
+    }
+  }
+
+  // Blockwise crossover: swap-AB vs prefill tiles by rows per expert.
+  struct Shape {
+    int32_t experts;
+    int64_t n, k;
+  };
+  const Shape shapes[] = {
+      {256, 4096, 7168}, {256, 7168, 2048}, {128, 1536, 2048}, {128, 2048, 768}};
+  std::printf("blockwise crossover ('*' = config_for's pick):\n");
+  for (const Shape& sh : shapes) {
+    for (int64_t rows : {32, 64, 128, 192, 256, 512, 1024}) {
+      if (sh.experts == 256 && rows > 256) continue;  // 65536 rows is past any prefill batch
+      for (const bool routed : {false, true}) {
+        if (routed && (sh.experts != 256 || rows != 128)) continue;
+        std::snprintf(name, sizeof(name), "%sE=%d x %lld rows N=%lld K=%lld",
+                      routed ? "routed " : "", sh.experts, (long long)rows, (long long)sh.n,
+                      (long long)sh.k);
+        for (Config c : configs) {
+          if (!is_blockwise(c)) continue;
+          const Problem p = routed ? uneven(name, sh.experts, rows, sh.n, sh.k, true)
+                                   : dense(name, sh.experts, rows, sh.n, sh.k, true);
+          ok &= run_timing(p, c, stream, 10, copy_gbps);
+        }
+      }
     }
   }
   CHECK_CUDA(cudaStreamDestroy(stream));
