@@ -277,9 +277,6 @@ def test_unsupported_features_raise_not_implemented():
             use_shuffled_weight=False, weight_layout=0,
             gemm1_lora_delta=torch.zeros(T, K, 128, dtype=BF16))  # fmt: skip
     xq, xs, w1q, w1s, w2q, w2s = deepseek_case(171)
-    with pytest.raises(NotImplementedError, match="num_fused_shared_experts"):
-        api.trtllm_fp8_block_scale_moe(torch.ones(T, E), None, xq, xs.t(), w1q, w1s,
-            w2q, w2s, **common(i=128), num_fused_shared_experts=1)  # fmt: skip
     with pytest.raises(NotImplementedError, match="per_token_scale"):
         api.trtllm_fp4_block_scale_moe(torch.ones(T, E), None, xq, None, w1q, w1s,
             None, None, None, None, w2q, w2s, None, None, None, None, **common(),

@@ -166,6 +166,30 @@ def test_fp8_block_scale_deepseek_v3_grouped_routing_and_ep():
     assert_close_to_reference(out, ref, rel_l2=2e-2)
 
 
+def test_fp8_block_scale_fused_shared_experts():
+    """num_fused_shared_experts = S: E + S expert stacks (shared last); every token adds the S
+    shared experts with weight 1.0 to its DeepSeekV3 top-k (flashinfer_api.md, routing 5)."""
+    s = 2
+    xq, xs, w1q, w1s, w2q, w2s = deepseek_case(120, e=E + s)
+    logits = rand_float((T, E), torch.float32, 121)
+    bias = rand_float((E,), BF16, 122, 0.1)
+    out = api.trtllm_fp8_block_scale_moe(logits, bias, xq, xs.t().contiguous(), w1q, w1s, w2q,
+        w2s, **dict(common(i=128), routed_scaling_factor=2.5), num_fused_shared_experts=s,
+        routing_method_type=RoutingMethodType.DeepSeekV3)  # fmt: skip
+    u = torch.sigmoid(logits.double())
+    ids = torch.topk(u + bias.double(), K, dim=1).indices  # n_group None: one group
+    sel = u.gather(1, ids)
+    w = sel * 2.5 / (sel.sum(1, keepdim=True) + 1e-20)
+    ids = torch.cat([ids, torch.arange(E, E + s).expand(T, s)], dim=1)
+    w = torch.cat([w, torch.ones(T, s, dtype=F64)], dim=1)
+    ref = deepseek_expected(xq, xs, w1q, w1s, w2q, w2s, ids, w, 0, E + s)
+    assert_close_to_reference(out, ref, rel_l2=2e-2)
+    with pytest.raises(ValueError, match="num_fused_shared_experts"):
+        api.trtllm_fp8_block_scale_moe(logits, None, xq, xs.t().contiguous(), w1q, w1s, w2q,
+            w2s, **common(i=128), num_fused_shared_experts=s,
+            routing_method_type=RoutingMethodType.Renormalize)  # fmt: skip
+
+
 def test_fp8_block_scale_deepseek_routed_unpacked_without_finalize(gen):
     xq, xs, w1q, w1s, w2q, w2s = deepseek_case(110)
     ids = torch.stack([torch.randperm(E, generator=gen)[:K] for _ in range(T)]).to(torch.int32)

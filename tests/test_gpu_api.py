@@ -215,6 +215,7 @@ def _fp8_calls():
     blocks = [torch.rand(e, 1, 1) * 0.01 + 0.005, torch.rand(e, 1, 1) * 0.01 + 0.005]
     pt = fp8_per_tensor_case(57, gated=True)  # flashinfer's recipes, T x 128 x 64
     ds = deepseek_case(58)  # T x 128 x 128
+    shared = deepseek_case(60, e=trtllm_math.E + 2)  # two fused shared experts appended
     logits = rand_float((pt[0].shape[0], trtllm_math.E), torch.float32, 59)
     full = dict(common(), routing_method_type=RoutingMethodType.Renormalize)
     return [
@@ -231,6 +232,10 @@ def _fp8_calls():
         ("trtllm_fp8_block full", flashinfer.trtllm_fp8_block_scale_moe,
          (logits, None, ds[0], ds[1].t().contiguous(), *ds[2:]), dict(common(i=128),
          routing_method_type=RoutingMethodType.Renormalize)),
+        ("trtllm_fp8_block fused shared experts", flashinfer.trtllm_fp8_block_scale_moe,
+         (logits, None, shared[0], shared[1].t().contiguous(), *shared[2:]),
+         dict(common(i=128), routing_method_type=RoutingMethodType.DeepSeekV3,
+              num_fused_shared_experts=2)),
     ]  # fmt: skip
 
 

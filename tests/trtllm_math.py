@@ -139,10 +139,10 @@ def fp8_per_tensor_case(seed, gated, h=128, i=64):
     return xq, w1q, w2q, out1.float(), gate.float(), out2.float()
 
 
-def deepseek_case(seed, h=128, i=128):
+def deepseek_case(seed, h=128, i=128, e=E):
     x = rand_float((T, h), torch.float32, seed)
-    w1 = rand_float((E, 2 * i, h), torch.float32, seed + 1, h**-0.5)
-    w2 = rand_float((E, h, i), torch.float32, seed + 2, i**-0.5)
+    w1 = rand_float((e, 2 * i, h), torch.float32, seed + 1, h**-0.5)
+    w2 = rand_float((e, h, i), torch.float32, seed + 2, i**-0.5)
     xq, xs = quantize_fp8_per_token_group(x, 128)  # xs [T, H/128]
     (w1q, w1s), (w2q, w2s) = quantize_fp8_block(w1), quantize_fp8_block(w2)
     return xq, xs, w1q, w1s, w2q, w2s

@@ -34,10 +34,12 @@ from .enums import (
     ActQuant,
     ElemFormat,
     Fp8QuantizationType,
+    RoutingMethodType,
     ScaleFormat,
     WeightLayout,
 )
-from .problem import ActQuantSpec, MoeProblem, QuantTensor
+from .problem import ActQuantSpec, MoeProblem, QuantTensor, RoutingSpec
+from .routing import route
 from .trtllm_fp4 import fp4_problem_parts
 from .trtllm_translate import (
     activation_of,
@@ -151,6 +153,40 @@ def _common(a, x: Tensor):
     return e, k, off, nl, i, routing
 
 
+def _fused_shared_experts(a, x: Tensor, common):
+    """flashinfer's fused shared experts: with ``num_fused_shared_experts = S > 0`` (DeepSeekV3
+    routing only, no EP) every token also goes to experts E .. E+S-1 with weight 1.0, in S slots
+    after its top-k routed ones; weight and scale stacks have E + S experts, shared ones last.
+    Routed on the device by ``route`` (the routing kernel), then run as precomputed routing over
+    E + S experts with k + S slots. Returns ``common`` (from ``_common``) adjusted."""
+    e, k, off, nl, i, routing = common
+    s = check_int("num_fused_shared_experts", a.num_fused_shared_experts or 0, 0)
+    if s == 0:
+        return common
+    if routing_method(a.routing_method_type) != RoutingMethodType.DeepSeekV3:
+        raise ValueError(
+            "num_fused_shared_experts: fused shared experts need DeepSeekV3 routing, got "
+            f"routing_method_type {a.routing_method_type!r}"
+        )
+    if off != 0 or nl != e:
+        raise ValueError(
+            "num_fused_shared_experts: fused shared experts need no expert parallelism "
+            f"(local_expert_offset 0 and local_num_experts == num_experts), got offset {off}, "
+            f"{nl} of {e} experts"
+        )
+    if a.routing_replay_out is not None:
+        raise ValueError("routing_replay_out: not supported with num_fused_shared_experts")
+    ids, w = route(
+        a.routing_logits, k, RoutingMethodType.DeepSeekV3, routing_bias=a.routing_bias,
+        n_group=a.n_group, topk_group=a.topk_group, routed_scaling_factor=a.routed_scaling_factor,
+    )  # fmt: skip
+    t = x.shape[0]
+    shared = torch.arange(e, e + s, dtype=torch.int32, device=x.device).expand(t, s)
+    ids = torch.cat([ids, shared], dim=1)
+    w = torch.cat([w, torch.ones(t, s, dtype=w.dtype, device=w.device)], dim=1)
+    return e + s, k + s, 0, e + s, i, RoutingSpec(topk_ids=ids, topk_weights=w, packed=False)
+
+
 def _tensors_only(*values):
     """For device checks that run before every type check: non-tensors are checked later."""
     return [v if isinstance(v, torch.Tensor) else None for v in values]
@@ -258,14 +294,13 @@ def _mx_weight_scale(name, sf, nl, rows, cols, shuffled, interleave) -> Tensor:
 
 
 def _fp8_block(a):
-    reject_unsupported(num_fused_shared_experts=a.num_fused_shared_experts,
-                       gemm1_lora_delta=a.gemm1_lora_delta)  # fmt: skip
+    reject_unsupported(gemm1_lora_delta=a.gemm1_lora_delta)
     qtype = check_enum("fp8_quantization_type", a.fp8_quantization_type, Fp8QuantizationType)
     if qtype == Fp8QuantizationType.NoneFp8:
         raise ValueError("fp8_quantization_type: expected DeepSeekFp8 or MxFp8, got NoneFp8")
     deepseek = qtype == Fp8QuantizationType.DeepSeekFp8
     x = check_tensor("hidden_states", a.hidden_states, dtypes=E4M3, ndim=2)
-    e, k, off, nl, i, routing = _common(a, x)
+    e, k, off, nl, i, routing = _fused_shared_experts(a, x, _common(a, x))
     t, h = x.shape
     act = activation_of(a.activation_type, _ALL_ACTS)
     act, alpha, beta, limit = swiglu_params(
@@ -439,8 +474,9 @@ def trtllm_fp8_block_scale_moe(
     flashinfer's shuffled + 128x4-swizzled form (``use_shuffled_weight=True``, as flashinfer
     requires) or, as an extension, linear ``[E, M1, H/32]`` with unshuffled weights; the
     intermediate is requantized to MXFP8. ``gemm1_alpha``/``beta``/``clamp_limit`` select the
-    clamped SwiGLU. ``num_fused_shared_experts`` is not supported. Returns bf16 [T, H].
-    Seed form: see the module docstring.
+    clamped SwiGLU. ``num_fused_shared_experts = S`` (DeepSeekV3 routing, no EP): weights and
+    scales carry E + S experts, the shared ones last, and every token also uses those S with
+    weight 1.0. Returns bf16 [T, H]. Seed form: see the module docstring.
     """
     return _fp8_block(_args(locals(), **_FROM_LOGITS))
 
