@@ -4,13 +4,15 @@
 # Steps: the card (nvidia-smi) -> build for FLASHINFER_MOE_CUDA_ARCHS (default 90a) into
 # build/gpu and link the module into python/flashinfer (as scripts/dev_build.sh does) -> the GPU
 # test suite (pytest -m gpu) -> compute-sanitizer memcheck and racecheck on
-# tests/gpu_sanitize_cases.py -> the benchmark (python -m flashinfer.fused_moe.bench). Every
+# tests/gpu_sanitize_cases.py -> the e4m3 quantizer check (tests/cuda/check_act_quant.cu) -> the
+# benchmark (python -m flashinfer.fused_moe.bench). Every
 # step's failure is shown and the later steps still run (a failed build skips what needs it);
 # a short summary table comes last. Everything is time-boxed so the whole run fits a 10-minute
 # machine slot: GPU_CHECK_BUDGET_S (default 540) for all steps, and a cap per step.
 # CUTLASS comes from third_party/cutlass/include (override: FLASHINFER_MOE_CUTLASS_DIR).
 # Knobs: JOBS (16), GPU_CHECK_PYTEST_ARGS ("-x"), GPU_CHECK_BENCH_TOKENS (1,16,256,4096),
-# GPU_CHECK_SKIP (space-separated step names to skip: build pytest memcheck racecheck bench).
+# GPU_CHECK_BENCH_DTYPE (bf16; fp8 or all for the FP8 presets), GPU_CHECK_SKIP (space-separated
+# step names to skip: build pytest memcheck racecheck quantcheck bench).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -109,10 +111,18 @@ if ((BUILD_OK == 0)); then
   run_step racecheck 120 racecheck.log compute-sanitizer --tool racecheck --error-exitcode 86 \
     --print-limit 20 "$PY" tests/gpu_sanitize_cases.py --quick
   unset PYTORCH_NO_CUDA_MEMORY_CACHING
+  # The e4m3 quantizers bitwise against the CPU's (a standalone nvcc build, no CUTLASS).
+  run_step quantcheck 120 quantcheck.log bash -c "nvcc -O3 -std=c++17 --expt-relaxed-constexpr \
+    -gencode=arch=compute_90a,code=sm_90a -I src/include -I src tests/cuda/check_act_quant.cu \
+    src/cuda/gather_kernel.cu src/cuda/activation_kernel.cu src/cuda/finalize_kernel.cu \
+    src/cpu/act_quant.cpp -o $BUILD/check_act_quant && $BUILD/check_act_quant"
   run_step bench 150 bench.log "$PY" -m flashinfer.fused_moe.bench \
-    --tokens "${GPU_CHECK_BENCH_TOKENS:-1,16,256,4096}" --out "$OUT/bench"
+    --tokens "${GPU_CHECK_BENCH_TOKENS:-1,16,256,4096}" --dtype "${GPU_CHECK_BENCH_DTYPE:-bf16}" \
+    --out "$OUT/bench"
 else
-  for s in pytest memcheck racecheck bench; do SUMMARY+=("$s|SKIPPED|0|build failed"); done
+  for s in pytest memcheck racecheck quantcheck bench; do
+    SUMMARY+=("$s|SKIPPED|0|build failed")
+  done
 fi
 
 # ---- 4. summary ---------------------------------------------------------------------------------
