@@ -164,3 +164,21 @@ def check_all_tactics(p: MoeProblem, *, cpu_executor: bool = True) -> list[GemmT
         check(case, got, repr(tactic))
         ran.append(tactic)
     return ran
+
+
+def check_repeated_calls_bitwise_identical(p: MoeProblem, repeats: int = 2) -> None:
+    """Runs ``p`` (reference not needed) with every tactic that takes it, ``repeats`` more times
+    after a first run: every output must be bitwise the first run's."""
+    case = prepare(p, cpu_executor=False)
+    for tactic in TACTICS:
+        first = run_on_device(case, tactic)
+        if first is None:
+            continue
+        for _ in range(repeats):
+            again = run_on_device(case, tactic)
+            for name in OUTPUTS:
+                a, b = getattr(first, name), getattr(again, name)
+                if a is not None:
+                    same = torch.equal(a.view(torch.uint8) if a.is_floating_point() else a,
+                                       b.view(torch.uint8) if b.is_floating_point() else b)  # fmt: skip
+                    assert same, f"{tactic!r}: {name} differs between identical calls"

@@ -22,7 +22,14 @@ import torch
 from flashinfer.fused_moe.enums import ActivationType as Act
 from flashinfer.fused_moe.enums import ElemFormat, GemmTactic
 from flashinfer.fused_moe.problem import QuantTensor
-from gpu_cases import ON_GPU, OUTPUTS, TACTICS, check, check_all_tactics, prepare, run_on_device
+from gpu_cases import (
+    ON_GPU,
+    check,
+    check_all_tactics,
+    check_repeated_calls_bitwise_identical,
+    prepare,
+    run_on_device,
+)
 from moe_builders import build_problem, make_weights
 from numeric import rand_float
 
@@ -169,18 +176,7 @@ def test_permuted_output_without_finalize():
 
 
 def test_repeated_calls_are_bitwise_identical():
-    case = prepare(fp8_problem(T=1000, E=64, k=8, seed=12), cpu_executor=False)
-    for tactic in TACTICS:
-        first = run_on_device(case, tactic)
-        if first is None:
-            continue
-        again = run_on_device(case, tactic)
-        for name in OUTPUTS:
-            a, b = getattr(first, name), getattr(again, name)
-            if a is not None:
-                assert torch.equal(a.view(torch.uint8) if a.is_floating_point() else a,
-                                   b.view(torch.uint8) if b.is_floating_point() else b), (
-                    f"{tactic!r}: {name} differs between identical calls")  # fmt: skip
+    check_repeated_calls_bitwise_identical(fp8_problem(T=1000, E=64, k=8, seed=12))
 
 
 def test_sm90_runs_the_deepseek_and_per_tensor_shapes_on_hopper():

@@ -33,10 +33,10 @@ from flashinfer.fused_moe.runner import run_problem
 from gpu_cases import (
     MUST_RUN,
     ON_GPU,
-    OUTPUTS,
     TACTICS,
     check,
     check_all_tactics,
+    check_repeated_calls_bitwise_identical,
     gpu_only,
     prepare,
     run_on_device,
@@ -167,19 +167,7 @@ def test_fp32_output_of_bf16_compute():
 
 
 def test_repeated_calls_are_bitwise_identical():
-    case = prepare(build_problem(T=1000, E=64, k=8, H=200, I=72, seed=10), cpu_executor=False)
-    for tactic in TACTICS:
-        first = run_on_device(case, tactic)
-        if first is None:
-            continue
-        for _ in range(2):
-            again = run_on_device(case, tactic)
-            for name in OUTPUTS:
-                a, b = getattr(first, name), getattr(again, name)
-                if a is not None:
-                    assert torch.equal(a.view(torch.uint8) if a.is_floating_point() else a,
-                                       b.view(torch.uint8) if b.is_floating_point() else b), (
-                        f"{tactic!r}: {name} differs between identical calls")  # fmt: skip
+    check_repeated_calls_bitwise_identical(build_problem(T=1000, E=64, k=8, H=200, I=72, seed=10))
 
 
 @gpu_only
