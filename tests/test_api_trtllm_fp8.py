@@ -184,10 +184,24 @@ def test_fp8_block_scale_fused_shared_experts():
     w = torch.cat([w, torch.ones(T, s, dtype=F64)], dim=1)
     ref = deepseek_expected(xq, xs, w1q, w1s, w2q, w2s, ids, w, 0, E + s)
     assert_close_to_reference(out, ref, rel_l2=2e-2)
-    with pytest.raises(ValueError, match="num_fused_shared_experts"):
-        api.trtllm_fp8_block_scale_moe(logits, None, xq, xs.t().contiguous(), w1q, w1s, w2q,
-            w2s, **common(i=128), num_fused_shared_experts=s,
-            routing_method_type=RoutingMethodType.Renormalize)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "bad,match",
+    [(dict(routing_method_type=RoutingMethodType.Renormalize), "num_fused_shared_experts"),
+     (dict(num_fused_shared_experts=-1), "num_fused_shared_experts"),
+     (dict(local_expert_offset=1, local_num_experts=E - 1), "num_fused_shared_experts"),
+     (dict(routing_replay_out=torch.empty(T, K, dtype=torch.int16)), "routing_replay_out")],
+    ids=["not_deepseek", "negative", "expert_parallel", "routing_replay"],
+)  # fmt: skip
+def test_fp8_block_scale_fused_shared_experts_bad_input(bad, match):
+    xq, xs, w1q, w1s, w2q, w2s = deepseek_case(125, e=E + 2)
+    kw = dict(common(i=128), num_fused_shared_experts=2,
+              routing_method_type=RoutingMethodType.DeepSeekV3)  # fmt: skip
+    kw.update(bad)
+    with pytest.raises(ValueError, match=match):
+        api.trtllm_fp8_block_scale_moe(rand_float((T, E), torch.float32, 126), None, xq,
+                                       xs.t().contiguous(), w1q, w1s, w2q, w2s, **kw)  # fmt: skip
 
 
 def test_fp8_block_scale_deepseek_routed_unpacked_without_finalize(gen):

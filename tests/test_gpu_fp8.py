@@ -22,13 +22,18 @@ import torch
 from flashinfer.fused_moe.enums import ActivationType as Act
 from flashinfer.fused_moe.enums import ElemFormat, GemmTactic
 from flashinfer.fused_moe.problem import QuantTensor
+from flashinfer.fused_moe.runner import run_problem
 from gpu_cases import (
+    DEVICE,
     ON_GPU,
     check,
     check_all_tactics,
     check_repeated_calls_bitwise_identical,
+    gpu_only,
     prepare,
     run_on_device,
+    to_device,
+    with_fresh_outputs,
 )
 from moe_builders import build_problem, make_weights
 from numeric import rand_float
@@ -193,3 +198,26 @@ def test_sm90_runs_the_deepseek_and_per_tensor_shapes_on_hopper():
         got = run_on_device(case, GemmTactic.Sm90)
         assert got is not None, f"Sm90 refused {args}"
         check(case, got, f"Sm90 {args}")
+
+
+def _mixed_formats():
+    p = fp8_problem(seed=14)
+    p.w2 = make_weights("bf16", 8, p.hidden_size, p.intermediate_size, 15)
+    return p
+
+
+# FP8 problems the CPU executor runs but the CUDA engine does not (yet): each must raise
+# NotImplementedError naming the field, never run elsewhere or give a wrong result.
+OUT_OF_SCOPE = [
+    ("w2.format", _mixed_formats),  # e4m3 w1 with bf16 w2
+    ("input_quant.mode", lambda: fp8_problem(input_quant="none", seed=16)),  # W8A16
+    ("w1.block_cols", lambda: fp8_problem(input_quant="fp8_group:64", seed=17)),  # 64 vs 128
+]
+
+
+@gpu_only
+@pytest.mark.parametrize("field,make", OUT_OF_SCOPE, ids=[f for f, _ in OUT_OF_SCOPE])
+def test_fp8_outside_the_cuda_scope_raises_not_implemented_naming_the_field(field, make):
+    p = with_fresh_outputs(to_device(make(), DEVICE))
+    with pytest.raises(NotImplementedError, match=field.replace(".", r"\.")):
+        run_problem(p)
