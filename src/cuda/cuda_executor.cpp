@@ -22,6 +22,7 @@
 
 #include "cuda/activation_kernel.h"
 #include "cuda/cuda_workspace.h"
+#include "cuda/device_info.h"
 #include "cuda/finalize_kernel.h"
 #include "cuda/fp8_plan.h"
 #include "cuda/gather_kernel.h"
@@ -142,17 +143,13 @@ Status check_scope(const MoeProblem& p) {
 }
 
 Status current_compute_capability(int* sm) {
-  int device = 0, major = 0, minor = 0;
-  cudaError_t err = cudaGetDevice(&device);
-  if (err == cudaSuccess)
-    err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
-  if (err == cudaSuccess)
-    err = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
+  DeviceInfo info;
+  const cudaError_t err = current_device_info(&info);
   if (err != cudaSuccess) {
     return make_status(StatusCode::RuntimeFailure, "run_cuda: reading the compute capability: %s",
                        cudaGetErrorString(err));
   }
-  *sm = major * 10 + minor;
+  *sm = info.sm;
   return ok_status();
 }
 

@@ -313,17 +313,9 @@ int launch_blockwise(const GroupedGemmArgs& args, cudaStream_t stream, int devic
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return static_cast<int>(err);
 
-  typename Cfg::Gemm gemm;
-  const auto cargs = blockwise_arguments<Cfg>(g, groups, device, sm_count);
-  if (gemm.can_implement(cargs) != cutlass::Status::kSuccess) {
-    return static_cast<int>(cudaErrorInvalidValue);
-  }
-  void* cutlass_ws = static_cast<char*>(args.scratch) + g.cutlass_ws;
-  if (gemm.initialize(cargs, cutlass_ws, stream) != cutlass::Status::kSuccess) {
-    return sm90::detail::cutlass_failure();
-  }
-  if (gemm.run(stream) != cutlass::Status::kSuccess) return sm90::detail::cutlass_failure();
-  return static_cast<int>(cudaGetLastError());
+  return sm90::detail::run_cutlass<typename Cfg::Gemm>(
+      blockwise_arguments<Cfg>(g, groups, device, sm_count),
+      static_cast<char*>(args.scratch) + g.cutlass_ws, stream);
 }
 
 }  // namespace detail

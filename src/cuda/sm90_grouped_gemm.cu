@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "cuda/device_info.h"
 #include "cuda/sm90_grouped_gemm.h"
 #include "cuda/sm90_grouped_gemm_variants.h"
 
@@ -151,19 +152,12 @@ bool supports(const GroupedGemmArgs& args, int sm, const char** why) {
 }
 
 int launch(Config config, const GroupedGemmArgs& args, void* stream) {
-  int device = 0;
-  cudaError_t err = cudaGetDevice(&device);
+  DeviceInfo info;
+  const cudaError_t err = current_device_info(&info);
   if (err != cudaSuccess) return static_cast<int>(err);
-  int major = 0, minor = 0, sm_count = 0;
-  if ((err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device)) !=
-          cudaSuccess ||
-      (err = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device)) !=
-          cudaSuccess ||
-      (err = cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device)) !=
-          cudaSuccess) {
-    return static_cast<int>(err);
-  }
-  if (!supports(config, args, major * 10 + minor, nullptr)) {
+  const int device = info.device;
+  int sm_count = info.sm_count;
+  if (!supports(config, args, info.sm, nullptr)) {
     return static_cast<int>(cudaErrorInvalidValue);
   }
   if (args.num_experts == 0 || args.max_rows == 0) return 0;  // no rows: nothing to write

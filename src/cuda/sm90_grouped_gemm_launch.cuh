@@ -175,6 +175,21 @@ inline int cutlass_failure() {
   return static_cast<int>(err != cudaSuccess ? err : cudaErrorLaunchFailure);
 }
 
+// Runs CUTLASS GEMM `Gemm` with arguments `cargs` and its workspace at `cutlass_ws` (sized for
+// kMaxSms >= the SMs in cargs, so large enough) on `stream`; a cudaError_t as int.
+template <class Gemm>
+int run_cutlass(const typename Gemm::Arguments& cargs, void* cutlass_ws, cudaStream_t stream) {
+  Gemm gemm;
+  if (gemm.can_implement(cargs) != cutlass::Status::kSuccess) {
+    return static_cast<int>(cudaErrorInvalidValue);
+  }
+  if (gemm.initialize(cargs, cutlass_ws, stream) != cutlass::Status::kSuccess) {
+    return cutlass_failure();
+  }
+  if (gemm.run(stream) != cutlass::Status::kSuccess) return cutlass_failure();
+  return static_cast<int>(cudaGetLastError());
+}
+
 // Enqueues prepare_groups + the CUTLASS kernel. `args` was already validated by supports().
 template <class Cfg>
 int launch_typed(const GroupedGemmArgs& args, cudaStream_t stream, int device, int sm_count) {
@@ -206,19 +221,9 @@ int launch_typed(const GroupedGemmArgs& args, cudaStream_t stream, int device, i
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return static_cast<int>(err);
 
-  typename Cfg::Gemm gemm;
-  const auto cargs = make_arguments<Cfg>(g, groups, device, sm_count);
-  if (gemm.can_implement(cargs) != cutlass::Status::kSuccess) {
-    return static_cast<int>(cudaErrorInvalidValue);
-  }
-  // The workspace was sized for kMaxSms >= sm_count SMs, so it is large enough.
-  void* cutlass_ws = static_cast<char*>(args.scratch) + layout.cutlass_ws;
-  if (gemm.initialize(cargs, cutlass_ws, stream) != cutlass::Status::kSuccess) {
-    return cutlass_failure();
-  }
-  if (gemm.run(stream) != cutlass::Status::kSuccess) return cutlass_failure();
-  err = cudaGetLastError();
-  return static_cast<int>(err);
+  return run_cutlass<typename Cfg::Gemm>(make_arguments<Cfg>(g, groups, device, sm_count),
+                                         static_cast<char*>(args.scratch) + layout.cutlass_ws,
+                                         stream);
 }
 
 }  // namespace detail
