@@ -49,17 +49,27 @@ struct WeightScales {
   int64_t block_rows = 1, block_cols = 1;            // >= 1 (the executor resolves "whole dim")
 };
 
-FIMOE_HOST_DEVICE inline float weight_scale(const WeightScales& s, int32_t e, int64_t n,
-                                            int64_t k) {
-  if (s.data == nullptr) return 1.0f;
-  const int64_t r = n / s.block_rows, c = k / s.block_cols;
-  int64_t offset;
+// weight_scale() in three parts, so that a GEMM can hoist the row part out of its K loop (no
+// 64-bit division per K slice): the offset of output column n's scale row, the offset of scale
+// column c (K / block_cols), which add up to the element's offset, and the decode at an offset.
+FIMOE_HOST_DEVICE inline int64_t weight_scale_row_offset(const WeightScales& s, int32_t e,
+                                                         int64_t n) {
+  const int64_t r = n / s.block_rows;
   if (s.layout == static_cast<int32_t>(ScaleLayout::Swizzled128x4)) {
-    offset = e * formats::swizzled_matrix_bytes(s.swizzle_rows, s.swizzle_cols) +
-             formats::swizzled_128x4_offset(r, c, s.swizzle_cols);
-  } else {
-    offset = e * s.stride_e + r * s.stride_r + c * s.stride_c;
+    // formats::swizzled_128x4_offset's row terms: the 128-row tile, then r % 32 and r % 128 / 32.
+    const int64_t col_tiles = formats::round_up(s.swizzle_cols, 4) / 4;
+    return e * formats::swizzled_matrix_bytes(s.swizzle_rows, s.swizzle_cols) +
+           (r / 128) * col_tiles * 512 + (r % 32) * 16 + ((r % 128) / 32) * 4;
   }
+  return e * s.stride_e + r * s.stride_r;
+}
+
+FIMOE_HOST_DEVICE inline int64_t weight_scale_col_offset(const WeightScales& s, int64_t c) {
+  if (s.layout == static_cast<int32_t>(ScaleLayout::Swizzled128x4)) return (c / 4) * 512 + c % 4;
+  return c * s.stride_c;
+}
+
+FIMOE_HOST_DEVICE inline float weight_scale_at(const WeightScales& s, int64_t offset) {
   const uint8_t* bytes = static_cast<const uint8_t*>(s.data);
   switch (static_cast<ScaleFormat>(s.format)) {
     case ScaleFormat::E4M3:
@@ -69,6 +79,13 @@ FIMOE_HOST_DEVICE inline float weight_scale(const WeightScales& s, int32_t e, in
     default:
       return formats::load_any_float(s.data, s.dtype, offset);
   }
+}
+
+FIMOE_HOST_DEVICE inline float weight_scale(const WeightScales& s, int32_t e, int64_t n,
+                                            int64_t k) {
+  if (s.data == nullptr) return 1.0f;
+  return weight_scale_at(s, weight_scale_row_offset(s, e, n) +
+                                weight_scale_col_offset(s, k / s.block_cols));
 }
 
 // The K-constant part of a GEMM's dequantization, applied to its fp32 output C[r, n] of local

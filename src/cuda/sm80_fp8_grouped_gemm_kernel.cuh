@@ -227,36 +227,6 @@ __device__ __forceinline__ float code_unscale() {
 #endif
 }
 
-// weight_scale() split into a per-row offset, a per-column-block offset and the load, so the K
-// loop pays no 64-bit division: same layouts and formats (fp8_operands.h, formats.h).
-__device__ __forceinline__ int64_t weight_scale_row_offset(const WeightScales& s, int32_t e,
-                                                           int64_t n) {
-  const int64_t r = n / s.block_rows;
-  if (s.layout == static_cast<int32_t>(ScaleLayout::Swizzled128x4)) {
-    const int64_t col_tiles = formats::round_up(s.swizzle_cols, 4) / 4;
-    return e * formats::swizzled_matrix_bytes(s.swizzle_rows, s.swizzle_cols) +
-           (r / 128) * col_tiles * 512 + (r % 32) * 16 + ((r % 128) / 32) * 4;
-  }
-  return e * s.stride_e + r * s.stride_r;
-}
-
-__device__ __forceinline__ int64_t weight_scale_col_offset(const WeightScales& s, int64_t c) {
-  if (s.layout == static_cast<int32_t>(ScaleLayout::Swizzled128x4)) return (c >> 2) * 512 + (c & 3);
-  return c * s.stride_c;
-}
-
-__device__ __forceinline__ float weight_scale_at(const WeightScales& s, int64_t offset) {
-  const uint8_t* bytes = static_cast<const uint8_t*>(s.data);
-  switch (static_cast<ScaleFormat>(s.format)) {
-    case ScaleFormat::E4M3:
-      return formats::e4m3_to_float(bytes[offset]);
-    case ScaleFormat::UE8M0:
-      return formats::ue8m0_to_float(bytes[offset]);
-    default:
-      return formats::load_any_float(s.data, s.dtype, offset);
-  }
-}
-
 // What the fp8 GEMM kernel needs besides the tile configuration.
 struct Fp8GemmParams {
   const uint8_t* a;  // e4m3 codes
