@@ -345,23 +345,13 @@ Status enqueue_pipeline(const MoeProblem& p, const CudaWorkspaceLayout& ws, int 
       gemm_args(p, ws, ws.gemm2_input, ws.ld_gemm2_input, p.w2.data, ws.ld_gemm2_output, H, I);
   Fp8Plan fp8;
   if (ws.fp8) {
-    plan_fp8(p, ws, false, false, &fp8);
+    plan_fp8(p, ws, &fp8);
     gemm1 = fp8_gemm_args(gemm1, fp8.gemm1);
     gemm2 = fp8_gemm_args(gemm2, fp8.gemm2);
   }
   GemmTactic tactic1 = GemmTactic::Auto, tactic2 = GemmTactic::Auto;
   FIMOE_RETURN_IF_ERROR(pick_tactic(p, gemm1, sm, "GEMM1", &tactic1));
   FIMOE_RETURN_IF_ERROR(pick_tactic(p, gemm2, sm, "GEMM2", &tactic2));
-  if (ws.fp8) {
-    // The family that reads an input's K-varying scales picks their storage order.
-    const bool fastest1 = grouped_gemm_wants_rows_fastest_scales(tactic1, gemm1);
-    const bool fastest2 = grouped_gemm_wants_rows_fastest_scales(tactic2, gemm2);
-    if (fastest1 || fastest2) {
-      plan_fp8(p, ws, fastest1, fastest2, &fp8);
-      gemm1 = fp8_gemm_args(gemm1, fp8.gemm1);
-      gemm2 = fp8_gemm_args(gemm2, fp8.gemm2);
-    }
-  }
   ActivationParams act = activation_params(p, ws);
   if (ws.fp8) {
     act.dequant = fp8.gemm1.dequant;

@@ -44,7 +44,7 @@ struct CudaWorkspaceLayout {
   size_t gemm_scratch_bytes = 0;
   // FP8 problems (e4m3 weights): the GEMM inputs above hold e4m3 codes (one byte, row strides
   // multiples of 16) and these their fp32 scales, one per row and K group (fp8_operands.h
-  // ActScales), sized for either storage order: groups * round_up(max_rows, 4) floats.
+  // ActScales, row-major [rows, groups]), sized groups * round_up(max_rows, 4) floats.
   bool fp8 = false;
   float* gemm1_input_scales = nullptr;
   float* gemm2_input_scales = nullptr;

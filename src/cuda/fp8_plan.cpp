@@ -48,7 +48,7 @@ WeightScales scales_of(const QuantTensor& q, bool weights, int64_t rows, int64_t
 }
 
 ActQuantOut quant_out(const ActQuantSpec& q, void* codes, int64_t ld_codes, float* scales,
-                      int64_t group, int64_t k, int64_t max_rows, bool rows_fastest) {
+                      int64_t group, int64_t k) {
   ActQuantOut o;
   o.mode = static_cast<int32_t>(q.mode);
   o.static_scale = scalar_or_per_expert(q.static_scale, &o.static_stride);
@@ -56,8 +56,7 @@ ActQuantOut quant_out(const ActQuantSpec& q, void* codes, int64_t ld_codes, floa
   o.ld_codes = ld_codes;
   o.scales.data = scales;
   o.scales.group = group;
-  o.scales.rows_fastest = rows_fastest;
-  o.scales.ld = rows_fastest ? round_up_to(max_rows, 4) : (k + group - 1) / group;
+  o.scales.ld = (k + group - 1) / group;
   return o;
 }
 
@@ -71,7 +70,7 @@ Fp8GemmPlan split_scales(const ActScales& a, const WeightScales& w, const Tensor
     g.a_kscale = a;
   } else {
     g.dequant.row_scale = a.data;
-    g.dequant.row_scale_ld = a.rows_fastest ? 1 : a.ld;
+    g.dequant.row_scale_ld = a.ld;
   }
   if (w.data != nullptr && w.block_cols < k) {
     g.b_kscale = w;
@@ -121,14 +120,12 @@ Status check_fp8_scope(const MoeProblem& p) {
   return ok_status();
 }
 
-void plan_fp8(const MoeProblem& p, const CudaWorkspaceLayout& ws, bool gemm1_rows_fastest,
-              bool gemm2_rows_fastest, Fp8Plan* plan) {
+void plan_fp8(const MoeProblem& p, const CudaWorkspaceLayout& ws, Fp8Plan* plan) {
   const int64_t H = p.hidden_size, I = p.intermediate_size;
   const int64_t M1 = is_gated(p.activation) ? 2 * I : I;
   Fp8Plan& f = *plan;
   f.gemm1_input = quant_out(p.input_quant, ws.gemm1_input, ws.ld_gemm1_input,
-                            ws.gemm1_input_scales, fp8_gemm1_group(p), H, ws.max_rows,
-                            gemm1_rows_fastest);
+                            ws.gemm1_input_scales, fp8_gemm1_group(p), H);
   f.input_format = static_cast<int32_t>(p.input.format);
   if (p.input.format == ElemFormat::E4M3) {
     // Codes copied as they are, one scale per group of the input's block columns.
@@ -138,8 +135,7 @@ void plan_fp8(const MoeProblem& p, const CudaWorkspaceLayout& ws, bool gemm1_row
     f.input_global = scalar_or_per_expert(p.input.global_scale, &unused);
   }
   f.gemm2_input = quant_out(p.inter_quant, ws.gemm2_input, ws.ld_gemm2_input,
-                            ws.gemm2_input_scales, fp8_input_group(p.inter_quant, I), I,
-                            ws.max_rows, gemm2_rows_fastest);
+                            ws.gemm2_input_scales, fp8_input_group(p.inter_quant, I), I);
   f.gemm1 = split_scales(f.gemm1_input.scales, scales_of(p.w1, true, M1, H), p.w1.global_scale, H);
   f.gemm2 = split_scales(f.gemm2_input.scales, scales_of(p.w2, true, H, I), p.w2.global_scale, I);
 }

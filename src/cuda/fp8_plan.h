@@ -39,11 +39,10 @@ struct Fp8Plan {
 // Whether run_cuda's FP8 path covers `p` (e4m3 weights); NotImplemented naming the field if not.
 Status check_fp8_scope(const MoeProblem& p);
 
-// Fills `plan` for a problem that passed check_fp8_scope, with its workspace carved. The
-// *_rows_fastest flags pick the storage order of each GEMM input's scales (ActScales): the
-// GEMM family that will read them decides.
-void plan_fp8(const MoeProblem& p, const CudaWorkspaceLayout& ws, bool gemm1_rows_fastest,
-              bool gemm2_rows_fastest, Fp8Plan* plan);
+// Fills `plan` for a problem that passed check_fp8_scope, with its workspace carved. Activation
+// scales are stored row-major (ActScales): every GEMM family reads that order (CUTLASS's grouped
+// blockwise kernel included, see sm90_fp8_grouped_gemm.h).
+void plan_fp8(const MoeProblem& p, const CudaWorkspaceLayout& ws, Fp8Plan* plan);
 
 }  // namespace cuda
 }  // namespace flashinfer_moe

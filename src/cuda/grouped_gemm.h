@@ -92,10 +92,6 @@ size_t grouped_gemm_workspace_size(GemmTactic tactic, int32_t num_experts, int64
 bool grouped_gemm_supports(GemmTactic tactic, const GroupedGemmArgs& args, int sm,
                            const char** why);
 
-// Whether the family reads K-varying activation scales (GroupedGemmArgs::a_kscale) in the
-// rows_fastest order (fp8_operands.h ActScales); the quantizing kernel then writes that order.
-bool grouped_gemm_wants_rows_fastest_scales(GemmTactic tactic, const GroupedGemmArgs& args);
-
 // Launches on `stream` (a cudaStream_t). Returns a CUDA error code (0 = success).
 int launch_grouped_gemm(GemmTactic tactic, const GroupedGemmArgs& args, void* stream);
 

@@ -79,11 +79,6 @@ bool grouped_gemm_schedule_layout(GemmTactic tactic, int32_t num_experts, int64_
   }
 }
 
-// Every family reads activation scales row-major: the sm80 kernels index them per row, and
-// CUTLASS's grouped blockwise kernel rebuilds a packed per-expert layout, which only the
-// row-major (K-major) order maps onto with one shared leading dimension.
-bool grouped_gemm_wants_rows_fastest_scales(GemmTactic, const GroupedGemmArgs&) { return false; }
-
 int launch_grouped_gemm(GemmTactic tactic, const GroupedGemmArgs& args, void* stream) {
   switch (tactic) {
     case GemmTactic::Sm80Decode:
