@@ -160,6 +160,85 @@ def test_activations_biases_and_weight_on_input(activation):
     check_all_tactics(p)
 
 
+# GEMM1's fused epilogue on the sm80 family (dequantization, bias, activation and GEMM2's
+# requantization in the GEMM): every intermediate quantization whose groups fit one CTA (a gated
+# CTA covers 32 intermediate columns in the decode tile, 64 in the prefill tile) with every
+# activation path, ragged I (a short last tile and group) and EP.
+FUSED_EPILOGUE = {
+    "static-swiglubias-weights-on-input": dict(
+        inter_quant="fp8_static", activation=Act.SwigluBias, act_params=True, biases=True,
+        routing="Llama4", k=1, rw_on_input=True),
+    "static-per-expert-relu2-I200": dict(
+        w="e4m3:1x0", input_quant="fp8_token", inter_quant="fp8_static_per_expert",
+        activation=Act.Relu2, I=200),
+    "mxfp8-I200-ep": dict(
+        w="e4m3:1x32", input_quant="mxfp8", inter_quant="mxfp8", I=200, E=16, offset=4, local=8,
+        k=4),
+    "token-row-inside-one-tile-I48": dict(w="e4m3:0x0", inter_quant="fp8_token", I=48),
+    "group16-gelu-I80": dict(
+        w="e4m3:0x0", input_quant="fp8_static", inter_quant="fp8_group:16", activation=Act.Gelu,
+        I=80),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kw", FUSED_EPILOGUE.values(), ids=FUSED_EPILOGUE.keys())
+@pytest.mark.parametrize("T", [5, 300])
+def test_fused_gemm1_epilogue(kw, T):
+    check_all_tactics(fp8_problem(T=T, seed=T + 40 + len(kw), **kw))
+
+
+_FUSION_PROBE = r"""
+import sys, torch
+sys.path.insert(0, sys.argv[1])
+from flashinfer.fused_moe.enums import GemmTactic
+from gpu_cases import prepare, run_on_device
+from moe_builders import build_problem
+from test_gpu_fp8 import FUSED_EPILOGUE, fp8_problem
+seed = int(sys.argv[3])
+outputs, kernels = [], set()
+problems = [fp8_problem(T=T, seed=seed + T, **kw) for kw in FUSED_EPILOGUE.values() for T in (5, 300)]
+problems.append(build_problem(T=40, H=256, I=96, E=8, k=2, seed=seed, biases=True))  # bf16
+for p in problems:
+    case = prepare(p, cpu_executor=False)
+    for tactic in (GemmTactic.Sm80Decode, GemmTactic.Sm80Prefill):
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            got = run_on_device(case, tactic)
+            torch.cuda.synchronize()
+        kernels |= {e.name for e in prof.events() if "activation" in e.name}
+        outputs.append(got.output.cpu())
+torch.save({"outputs": outputs, "kernels": sorted(kernels)}, sys.argv[2])
+"""
+
+
+@gpu_only
+def test_fused_gemm1_epilogue_gives_the_unfused_bits(tmp_path):
+    """The fused epilogue computes what the gather + activation kernels compute, element for
+    element: with FLASHINFER_MOE_DISABLE_GEMM1_FUSION set (a process-wide switch, hence the
+    subprocesses) every output must be bitwise the fused one, and only that run may launch the
+    activation kernel."""
+    import os
+    import random
+    import subprocess
+    import sys
+
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    seed = random.randrange(1 << 20)
+    runs = {}
+    for name, disable in (("fused", False), ("unfused", True)):
+        env = dict(os.environ)
+        env.pop("FLASHINFER_MOE_DISABLE_GEMM1_FUSION", None)
+        if disable:
+            env["FLASHINFER_MOE_DISABLE_GEMM1_FUSION"] = "1"
+        out = tmp_path / f"{name}.pt"
+        subprocess.run([sys.executable, "-c", _FUSION_PROBE, tests_dir, str(out), str(seed)],
+                       env=env, check=True, timeout=600)  # fmt: skip
+        runs[name] = torch.load(out)
+    assert runs["fused"]["kernels"] == [], f"fused run launched {runs['fused']['kernels']}"
+    assert runs["unfused"]["kernels"], "the unfused run never launched the activation kernel"
+    for i, (a, b) in enumerate(zip(runs["fused"]["outputs"], runs["unfused"]["outputs"])):
+        assert torch.equal(a.view(torch.uint8), b.view(torch.uint8)), f"seed {seed}: output {i}"
+
+
 def test_transposed_w2_view():
     """The seed form's W_out: a transposed view of a stored [E, I, H] code tensor."""
     p = fp8_problem("e4m3:16x0", "fp8_token", "fp8_token", T=64, activation=Act.Silu, seed=9)

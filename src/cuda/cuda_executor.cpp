@@ -6,7 +6,8 @@
 //   (gather_kernel) -> GEMM1 (grouped_gemm) -> bias + activation (activation_kernel) -> GEMM2
 //   -> finalize / permuted output / routing outputs (finalize_kernel).
 // When GEMM1 runs on the sm80 family, the gather and the activation are fused into it
-// (grouped_gemm.h) where the operands allow, and when both GEMMs use the same sm80 tile the
+// (grouped_gemm.h) where the operands allow (FP8: the activation and GEMM2's requantization,
+// when the quantization groups fit one CTA), and when both GEMMs use the same sm80 tile the
 // permutation writes their schedule: the decode path is then 5 launches instead of 12.
 // With precomputed routing there is no routing kernel: the permutation reads the caller's ids.
 // Host code only: it checks the problem, plans the workspace (cuda_workspace.h), picks a GEMM
@@ -273,16 +274,25 @@ bool input_feeds_gemm1(const MoeProblem& p) {
          x.strides[0] % 8 == 0 && reinterpret_cast<uintptr_t>(x.data) % 16 == 0;
 }
 
+// FLASHINFER_MOE_DISABLE_GEMM1_FUSION runs the gather and the activation as their own kernels
+// even where GEMM1 could fuse them: a switch for A/B timing and for the test that the fused
+// path gives the same bits.
+bool gemm1_fusion_enabled() {
+  static const bool disabled = std::getenv("FLASHINFER_MOE_DISABLE_GEMM1_FUSION") != nullptr;
+  return !disabled;
+}
+
 // GEMM1 with the gather (a_row_index) and / or the activation fused in, when its family is sm80
 // and the operands allow; false (and *out untouched) when nothing could be fused.
 bool fuse_into_gemm1(const MoeProblem& p, const CudaWorkspaceLayout& ws, GemmTactic tactic,
                      const GroupedGemmArgs& gemm1, const ActivationParams* act, int sm,
                      GroupedGemmArgs* out) {
   if (tactic != GemmTactic::Sm80Decode && tactic != GemmTactic::Sm80Prefill) return false;
-  // FP8 needs the gather's quantization and the activation kernel's requantization.
-  if (gemm1.fp8) return false;
+  if (!gemm1_fusion_enabled()) return false;
   GroupedGemmArgs g = gemm1;
-  if (input_feeds_gemm1(p)) {
+  // FP8 input rows need the gather's quantization (or scale copy); the activation epilogue
+  // also requantizes GEMM2's input when its groups fit one CTA (sm80_activation_epilogue.cuh).
+  if (!gemm1.fp8 && input_feeds_gemm1(p)) {
     g.a = p.input.data.data;
     g.lda = p.input.data.strides[0];
     g.a_row_index = ws.permuted_to_expanded;  // expanded slot t * k + j

@@ -16,6 +16,9 @@
 //                 input instead of a gathered copy (saves the gather launch and its traffic);
 //   activation    the epilogue applies bias + (gated) activation and writes the compute-dtype
 //                 GEMM2 input instead of fp32 C (saves the activation launch and C's traffic);
+//                 with fp8, it also applies GEMM1's K-constant dequantization and writes GEMM2's
+//                 e4m3 input and scales (activation->quant) when each quantization group lies
+//                 inside one CTA's columns (a static scale, MXFP8's 32);
 //   schedule_prebuilt  the permutation already wrote the family's schedule into `scratch`
 //                 (grouped_gemm_schedule_layout), so the GEMM launches no schedule kernel.
 #pragma once
@@ -59,8 +62,9 @@ struct GroupedGemmArgs {
   const int32_t* a_row_index = nullptr;
   int32_t a_row_index_div = 1;
   // GEMM1 epilogue: with n == 2 * inter (gated, rows [up ; gate]) or n == inter, writes
-  // activation->a2 as activation_kernel.h describes (its c1, ldc1, row_expert, row_count and
-  // max_rows are unused) and leaves c untouched. Needs K-major B.
+  // activation->a2 (fp8: activation->quant's codes and scales) as activation_kernel.h describes
+  // (its c1, ldc1, row_expert, row_count and max_rows are unused) and leaves c untouched. Needs
+  // K-major B.
   const ActivationParams* activation = nullptr;
   bool schedule_prebuilt = false;
 

@@ -22,12 +22,18 @@
 // when a step leaves the slice the partial is multiplied by a_scale(row, slice) *
 // b_scale(col, slice) and added to the total (the scales are loaded when the slice is entered,
 // so their latency hides behind the slice's mmas). The store multiplies by code_unscale().
+//
+// GEMM1's fused epilogue (Epilogue::Activation / GatedActivation, K-major B): the CTA's values
+// are staged in smem and go through sm80_activation_epilogue.cuh: dequantization, bias,
+// activation, then e4m3 requantization of GEMM2's input, written as codes + scales instead of
+// the fp32 C. A gated CTA loads up rows [n0, n0 + BW/2) and gate rows [I + n0, ...) as one tile.
 #pragma once
 
 #include <cstdint>
 #include <type_traits>
 
 #include "cuda/fp8_operands.h"
+#include "cuda/sm80_activation_epilogue.cuh"
 #include "cuda/sm80_grouped_gemm_kernel.cuh"
 
 namespace flashinfer_moe {
@@ -241,20 +247,37 @@ struct Fp8GemmParams {
   ActScales a_scale;     // data null: none applied here
   WeightScales b_scale;  // data null: none applied here
   int64_t slice;         // K columns per scale slice (kScaled only)
+  ActivationParams act;  // the fused GEMM1 epilogue's parameters (Epilogue != StoreF32)
+  FusedQuant quant;      // how that epilogue quantizes GEMM2's input
 };
 
-// The fp8 grouped GEMM: same grid, schedule and output contract as grouped_gemm_kernel (fp32
-// StoreF32 epilogue only). kKMajorB: B stored with K contiguous; else N contiguous. kScaled:
-// apply a_scale / b_scale per K slice.
-template <class Cfg, bool kKMajorB, bool kScaled>
+// The fp8 grouped GEMM: same grid, schedule and output contract as grouped_gemm_kernel.
+// kKMajorB: B stored with K contiguous; else N contiguous. kScaled: apply a_scale / b_scale per
+// K slice. kEpi: fp32 C, or GEMM1's fused epilogue (top of the file).
+template <class Cfg, bool kKMajorB, bool kScaled, Epilogue kEpi>
 __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     fp8_grouped_gemm_kernel(const Fp8GemmParams p) {
+  static_assert(kKMajorB || kEpi == Epilogue::StoreF32, "fused epilogues need K-major weights");
+  constexpr bool kGated = kEpi == Epilogue::GatedActivation;
+  constexpr int kHalf = Cfg::kBW / 2;
+  // Output columns per CTA: a gated CTA spends half its weight rows on the matching gate rows.
+  constexpr int kOutCols = kGated ? kHalf : Cfg::kBW;
   pdl::pdl_wait();  // the schedule and A come from earlier kernels
   const int64_t count = *static_cast<const int64_t*>(p.schedule);
   if (static_cast<int64_t>(blockIdx.x) >= count) return;
   const WorkItem item = reinterpret_cast<const WorkItem*>(static_cast<const char*>(p.schedule) +
                                                           kScheduleHeaderBytes)[blockIdx.x];
-  const int64_t n0 = int64_t{blockIdx.y} * Cfg::kBW;
+  const int64_t n0 = int64_t{blockIdx.y} * kOutCols;  // first output column of this CTA
+  // Gated: weight row w of the tile is B row n0 + w (up) or inter + n0 + w - kHalf (gate).
+  const int64_t inter = p.n / 2;
+  auto b_row = [&](int w) -> int64_t {
+    if constexpr (kGated) return w < kHalf ? n0 + w : inter + n0 + (w - kHalf);
+    return n0 + w;
+  };
+  auto b_row_valid = [&](int w) {
+    if constexpr (kGated) return n0 + (w < kHalf ? w : w - kHalf) < inter;
+    return n0 + w < p.n;
+  };
 
   extern __shared__ __align__(128) char smem[];
   using RowSwz = PaddedRows<Cfg::kBK>;
@@ -266,7 +289,16 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   auto load_stage = [&](int stage, int64_t k0) {
     char* w_smem = smem + stage * Cfg::kStageBytes;
     char* r_smem = w_smem + Cfg::kWeightTileBytes;
-    if constexpr (kKMajorB) {
+    if constexpr (kGated) {
+      const uint8_t* up = b_expert + n0 * p.b_stride_n + k0;
+      const uint8_t* gate = up + inter * p.b_stride_n;
+      auto up_row = [&](int r) { return up + r * p.b_stride_n; };
+      auto gate_row = [&](int r) { return gate + r * p.b_stride_n; };
+      load_byte_tile<kHalf, Cfg::kBK, WSwz, Cfg::kThreads>(w_smem, up, up_row, inter - n0,
+                                                           p.k - k0, p.b_vec16);
+      load_byte_tile<kHalf, Cfg::kBK, WSwz, Cfg::kThreads>(
+          w_smem + kHalf * (Cfg::kBK + 16), gate, gate_row, inter - n0, p.k - k0, p.b_vec16);
+    } else if constexpr (kKMajorB) {
       const uint8_t* w0 = b_expert + n0 * p.b_stride_n + k0;
       auto w_row = [&](int r) { return w0 + r * p.b_stride_n; };
       load_byte_tile<Cfg::kBW, Cfg::kBK, WSwz, Cfg::kThreads>(w_smem, w0, w_row, p.n - n0, p.k - k0,
@@ -313,9 +345,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     for (int mw = 0; mw < kPartW; ++mw) {
 #pragma unroll
       for (int j = 0; j < 2; ++j) {
-        const int64_t col = n0 + warp_w0 + mw * 16 + g + 8 * j;
-        b_off[mw][j] = p.b_scale.data != nullptr && col < p.n
-                           ? weight_scale_row_offset(p.b_scale, item.expert, col)
+        const int w = warp_w0 + mw * 16 + g + 8 * j;
+        b_off[mw][j] = p.b_scale.data != nullptr && b_row_valid(w)
+                           ? weight_scale_row_offset(p.b_scale, item.expert, b_row(w))
                            : -1;
       }
     }
@@ -438,12 +470,30 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
 
   // Accumulator (i, j): weight row g (+8 for i >= 2), activation row 2t (+1 for odd i).
   constexpr int kAccs = Cfg::kMmaW * Cfg::kMmaT * 4;
+  constexpr bool kFused = kEpi != Epilogue::StoreF32;
+  // Smem after the main loop: the split warps' sums [kWarps][kAccs][32] (split K), then, fused,
+  // the CTA's fp32 tile [kBT][kLd] (weight row fastest; a 4-float pad where it fits keeps the
+  // staging stores conflict-free) and the quantization scales of its (row, group) pairs.
+  constexpr int kSplitBytes = Cfg::kSplitK ? Cfg::kWarps * kAccs * 32 * 4 : 0;
+  constexpr int kScaleBytes = Cfg::kBT * (kOutCols / kFusedQuantMinGroup) * 4;
+  constexpr int kLd = kSplitBytes + Cfg::kBT * (Cfg::kBW + 4) * 4 + kScaleBytes <= Cfg::kSmemBytes
+                          ? Cfg::kBW + 4
+                          : Cfg::kBW;
+  static_assert(!kFused || kSplitBytes + Cfg::kBT * kLd * 4 + kScaleBytes <= Cfg::kSmemBytes,
+                "the staged tile and its scales must fit the pipeline smem");
+  float* tile = reinterpret_cast<float*>(smem + kSplitBytes);
+  float* tile_scale = tile + Cfg::kBT * kLd;
   auto store = [&](int a, float v) {  // accumulator a = (mw * kMmaT + mt) * 4 + i of this lane
     const int mw = a / (Cfg::kMmaT * 4), mt = (a / 4) % Cfg::kMmaT, i = a % 4;
-    const int64_t col = n0 + warp_w0 + mw * 16 + g + 8 * (i >> 1);
+    const int w = warp_w0 + mw * 16 + g + 8 * (i >> 1);
     const int row = warp_t0 + mt * 8 + 2 * t + (i & 1);
-    if (col < p.n && row < item.rows) {
-      p.c[(item.row_begin + row) * p.ldc + col] = v * code_unscale();
+    if constexpr (kFused) {
+      tile[row * kLd + w] = v * code_unscale();
+    } else {
+      const int64_t col = n0 + w;
+      if (col < p.n && row < item.rows) {
+        p.c[(item.row_begin + row) * p.ldc + col] = v * code_unscale();
+      }
     }
   };
   if constexpr (Cfg::kSplitK) {
@@ -469,9 +519,21 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
       store(a, v);
     }
   } else {
+    if constexpr (kFused) __syncthreads();  // every warp is done reading the last stage
 #pragma unroll
     for (int a = 0; a < kAccs; ++a)
       store(a, acc[a / (Cfg::kMmaT * 4)][(a / 4) % Cfg::kMmaT][a % 4]);
+  }
+  if constexpr (kFused) {
+    __syncthreads();
+    // The activated values replace their up columns in place: each element is read and
+    // written by one thread only.
+    activate_staged_tile<kGated, Cfg::kBT, kOutCols, kLd, Cfg::kThreads>(
+        p.act, tile, item, n0,
+        [&](int row, int c, int64_t, int64_t, float v) { tile[row * kLd + c] = v; });
+    __syncthreads();
+    quantize_staged_tile<Cfg::kBT, kOutCols, kLd, Cfg::kThreads>(p.act, p.quant, tile, tile_scale,
+                                                                 item, n0);
   }
 }
 

@@ -75,14 +75,44 @@ int64_t fp8_scale_slice(const GroupedGemmArgs& a, const char** why) {
   return slice;
 }
 
+// The fused FP8 epilogue's quantization (sm80_activation_epilogue.cuh), from the plan the
+// activation kernel would use; false for a mode that is not FP8.
+bool fused_quant_of(const ActivationParams& act, FusedQuant* out) {
+  act_quant::RowQuantPlan plan;
+  if (!act_quant::plan_row_quant(act.quant, act.inter, 1, &plan)) return false;
+  out->is_static = plan.reduce == act_quant::Reduce::Static;
+  out->mx = plan.mx;
+  out->group = plan.group;
+  return true;
+}
+
+// Intermediate columns a CTA of `tile` covers under the fused activation.
+int64_t fused_tile_cols(Tile tile, const ActivationParams& act) {
+  const bool gated = is_gated(static_cast<Activation>(act.activation));
+  return gated ? col_tile_of(tile) / 2 : col_tile_of(tile);
+}
+
+// Whether the fp8 kernel can requantize GEMM2's input in its epilogue; nullptr when it can.
+const char* check_fused_quant(Tile tile, const ActivationParams& act) {
+  FusedQuant fq;
+  if (!fused_quant_of(act, &fq) || act.quant.codes == nullptr || act.quant.ld_codes < act.inter) {
+    return "sm80 grouped GEMM: the fused fp8 activation needs an FP8 quant with codes";
+  }
+  if (!fp8_epilogue_fits(fq, fused_tile_cols(tile, act), act.inter)) {
+    return "sm80 grouped GEMM: the fused fp8 activation needs its quantization groups inside "
+           "one CTA's columns";
+  }
+  return nullptr;
+}
+
 // Everything supports() checks except the device; nullptr when fine.
 const char* check_args(Tile tile, const GroupedGemmArgs& a) {
   if (tile != Tile::Decode && tile != Tile::Prefill) return "sm80 grouped GEMM: unknown tile";
   if (!a.fp8 && a.dtype != DType::BF16 && a.dtype != DType::F16) {
     return "sm80 grouped GEMM: A and B must be bf16 or fp16 (or fp8 e4m3 codes)";
   }
-  if (a.fp8 && (a.a_row_index != nullptr || a.activation != nullptr)) {
-    return "sm80 grouped GEMM: fp8 runs without the a_row_index / activation fusions";
+  if (a.fp8 && a.a_row_index != nullptr) {
+    return "sm80 grouped GEMM: fp8 runs without the a_row_index fusion";
   }
   if (a.n < 0 || a.k < 0 || a.max_rows < 0 || a.num_experts < 0) {
     return "sm80 grouped GEMM: negative size";
@@ -116,10 +146,13 @@ const char* check_args(Tile tile, const GroupedGemmArgs& a) {
     if (act.inter <= 0 || a.n != (gated ? 2 * act.inter : act.inter)) {
       return "sm80 grouped GEMM: the fused activation needs n == 2 * inter (gated) or inter";
     }
-    const bool a2_ok =
-        act.a2 != nullptr && act.lda2 >= act.inter && act.a2_dtype == static_cast<int32_t>(a.dtype);
-    if (!a2_ok) {
-      return "sm80 grouped GEMM: the fused activation needs a2 in the compute dtype";
+    if (a.fp8) {
+      const char* why = check_fused_quant(tile, act);
+      if (why != nullptr) return why;
+    } else {
+      const bool a2_ok = act.a2 != nullptr && act.lda2 >= act.inter &&
+                         act.a2_dtype == static_cast<int32_t>(a.dtype);
+      if (!a2_ok) return "sm80 grouped GEMM: the fused activation needs a2 in the compute dtype";
     }
   }
   if (a.scratch == nullptr || !aligned16(a.scratch) ||
@@ -172,10 +205,10 @@ cudaError_t launch_gemm(const GroupedGemmArgs& a, const GemmParams& params, int6
               : launch_gemm_kernel<CfgN, false, false, kS>(params, capacity, n_tiles, stream, pdl);
 }
 
-template <class Cfg, bool kKMajorB, bool kScaled>
+template <class Cfg, bool kKMajorB, bool kScaled, Epilogue kEpi = Epilogue::StoreF32>
 cudaError_t launch_fp8_kernel(const Fp8GemmParams& params, int64_t capacity, int64_t n_tiles,
                               cudaStream_t stream, bool pdl) {
-  auto kernel = fp8_grouped_gemm_kernel<Cfg, kKMajorB, kScaled>;
+  auto kernel = fp8_grouped_gemm_kernel<Cfg, kKMajorB, kScaled, kEpi>;
   cudaError_t err =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
   if (err != cudaSuccess) return err;
@@ -188,8 +221,23 @@ cudaError_t launch_fp8_kernel(const Fp8GemmParams& params, int64_t capacity, int
 template <class CfgPlain, class CfgScaled>
 cudaError_t launch_fp8(const GroupedGemmArgs& a, const Fp8GemmParams& p, int64_t capacity,
                        cudaStream_t stream) {
-  const int64_t n_tiles = (a.n + CfgPlain::kBW - 1) / CfgPlain::kBW;
   const bool scaled = p.slice > 0, k_major = b_is_k_major(a), pdl = a.pdl;
+  if (a.activation != nullptr) {  // K-major B (check_args)
+    const int64_t inter = a.activation->inter;
+    if (is_gated(static_cast<Activation>(a.activation->activation))) {
+      constexpr Epilogue kG = Epilogue::GatedActivation;
+      const int64_t n_tiles = (inter + CfgPlain::kBW / 2 - 1) / (CfgPlain::kBW / 2);
+      return scaled ? launch_fp8_kernel<CfgScaled, true, true, kG>(p, capacity, n_tiles, stream,
+                                                                   pdl)
+                    : launch_fp8_kernel<CfgPlain, true, false, kG>(p, capacity, n_tiles, stream,
+                                                                   pdl);
+    }
+    constexpr Epilogue kA = Epilogue::Activation;
+    const int64_t n_tiles = (inter + CfgPlain::kBW - 1) / CfgPlain::kBW;
+    return scaled ? launch_fp8_kernel<CfgScaled, true, true, kA>(p, capacity, n_tiles, stream, pdl)
+                  : launch_fp8_kernel<CfgPlain, true, false, kA>(p, capacity, n_tiles, stream, pdl);
+  }
+  const int64_t n_tiles = (a.n + CfgPlain::kBW - 1) / CfgPlain::kBW;
   if (scaled) {
     return k_major ? launch_fp8_kernel<CfgScaled, true, true>(p, capacity, n_tiles, stream, pdl)
                    : launch_fp8_kernel<CfgScaled, false, true>(p, capacity, n_tiles, stream, pdl);
@@ -217,6 +265,10 @@ int launch_fp8_gemm(Tile tile, const GroupedGemmArgs& a, int64_t capacity, cudaS
   p.a_scale = a.a_kscale;
   p.b_scale = a.b_kscale;
   p.slice = a.k > 0 ? fp8_scale_slice(a, &unused) : 0;  // >= 0: check_args passed
+  if (a.activation != nullptr) {
+    p.act = *a.activation;
+    fused_quant_of(p.act, &p.quant);  // true: check_args passed
+  }
   const cudaError_t err =
       tile == Tile::Decode
           ? launch_fp8<Fp8DecodeTile, Fp8DecodeTileScaled>(a, p, capacity, stream)

@@ -6,7 +6,8 @@
 // FP8 (GroupedGemmArgs::fp8): e4m3 codes widened to fp16 in registers for the same mma.sync
 // (exact; sm80_fp8_grouped_gemm_kernel.cuh), both tiles, both B layouts, any n and k, with the
 // optional K-slice scales a_kscale / b_kscale (slice a multiple of 16 or all of K, equal when
-// both are given). Not combined with the a_row_index / activation fusions.
+// both are given). With the activation fusion it requantizes GEMM2's input in the epilogue
+// (sm80_activation_epilogue.cuh); it never takes the a_row_index fusion.
 //
 // A launch is two kernels on the caller's stream (one when the permutation prebuilt the schedule):
 // a one-CTA schedule kernel reads the device-side row ranges and writes the list of (expert,

@@ -16,7 +16,7 @@
 
 #include <cstdint>
 
-#include "cuda/activation_kernel.cuh"
+#include "cuda/sm80_activation_epilogue.cuh"
 #include "cuda/sm80_mma_primitives.cuh"
 #include "cuda/sm80_pdl.cuh"
 #include "cuda/sm80_schedule.cuh"
@@ -317,28 +317,12 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
       }
     }
     __syncthreads();
-    const ActivationParams& ap = p.act;
-    const Activation act = static_cast<Activation>(ap.activation);
-    const int32_t e = item.expert;
-    const act_math::ExpertParams prm = act_math::expert_params(ap, e);
-    uint16_t* a2 = static_cast<uint16_t*>(ap.a2);
-    for (int idx = threadIdx.x; idx < Cfg::kBT * kOutCols; idx += Cfg::kThreads) {
-      const int row = idx / kOutCols, c = idx % kOutCols;
-      const int64_t col = n0 + c;
-      if (row >= item.rows || col >= ap.inter) continue;
-      const int64_t r = item.row_begin + row;
-      const float w = ap.weight_on_input ? ap.topk_weights[ap.permuted_to_expanded[r]] : 1.0f;
-      const float u = act_math::pre_activation(ap, staged[row * kLd + c], w, e, col);
-      float v;
-      if constexpr (kGated) {
-        const float gv =
-            act_math::pre_activation(ap, staged[row * kLd + kOutCols + c], w, e, ap.inter + col);
-        v = act_math::activate_gated(act, gv, u, prm);
-      } else {
-        v = act_math::activate(act, u);
-      }
-      a2[r * ap.lda2 + col] = kBf16 ? formats::float_to_bf16(v) : formats::float_to_fp16(v);
-    }
+    uint16_t* a2 = static_cast<uint16_t*>(p.act.a2);
+    const int64_t lda2 = p.act.lda2;
+    activate_staged_tile<kGated, Cfg::kBT, kOutCols, kLd, Cfg::kThreads>(
+        p.act, staged, item, n0, [&](int, int, int64_t r, int64_t col, float v) {
+          a2[r * lda2 + col] = kBf16 ? formats::float_to_bf16(v) : formats::float_to_fp16(v);
+        });
   }
 }
 
