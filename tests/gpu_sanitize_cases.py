@@ -11,8 +11,8 @@ the caching allocator it would usually land inside a neighbouring cached block).
 every GEMM tactic and is checked like tests/test_gpu_moe.py (reference, CPU executor), so a
 sanitizer-clean run is also a correct one. The shapes are tiny because the sanitizers slow
 kernels down by orders of magnitude; they still cover one and many rows per expert, odd sizes
-(unaligned rows), FP8 block and per-tensor scales, an EP window with capacity, a transposed W2
-view and the unfinalized output.
+(unaligned rows), FP8 block and per-tensor scales, GEMM1's fused FP8 epilogue and a split-K
+GEMM2, an EP window with capacity, a transposed W2 view and the unfinalized output.
 ``FLASHINFER_MOE_TEST_DEVICE=cpu`` runs them on the CPU executor (a dry run of the script).
 ``--quick`` runs the first three cases only (racecheck is the slowest tool), one of them FP8.
 Exit status 0 when every case passed, 1 otherwise (the sanitizer's own exit code wins when it
@@ -59,6 +59,9 @@ CASES = [
     ("fp8 per-tensor odd T=9 H=72 I=40",
      lambda: _fp8("e4m3:0x0", "fp8_static_per_expert", "fp8_token", T=9, E=4, k=2, H=72, I=40,
                   seed=9)),
+    ("fp8 static, fused epilogue, split-K GEMM2 T=3 H=48 I=4096",
+     lambda: _fp8("e4m3:0x0", "fp8_static", "fp8_static", T=3, E=4, k=2, H=48, I=4096,
+                  seed=10)),
     ("sm90-friendly T=130 H=256 I=128",
      lambda: build_problem(T=130, E=4, k=2, H=256, I=128, seed=3)),
     ("EP window + capacity",

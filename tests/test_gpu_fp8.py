@@ -195,27 +195,29 @@ from gpu_cases import prepare, run_on_device
 from moe_builders import build_problem
 from test_gpu_fp8 import FUSED_EPILOGUE, fp8_problem
 seed = int(sys.argv[3])
-outputs, kernels = [], set()
-problems = [fp8_problem(T=T, seed=seed + T, **kw) for kw in FUSED_EPILOGUE.values() for T in (5, 300)]
-problems.append(build_problem(T=40, H=256, I=96, E=8, k=2, seed=seed, biases=True))  # bf16
-for p in problems:
+problems = [(name, fp8_problem(T=T, seed=seed + T, **kw))
+            for name, kw in FUSED_EPILOGUE.items() for T in (5, 300)]
+problems.append(("bf16", build_problem(T=40, H=256, I=96, E=8, k=2, seed=seed, biases=True)))
+runs = []
+for name, p in problems:
     case = prepare(p, cpu_executor=False)
     for tactic in (GemmTactic.Sm80Decode, GemmTactic.Sm80Prefill):
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
             got = run_on_device(case, tactic)
             torch.cuda.synchronize()
-        kernels |= {e.name for e in prof.events() if "activation" in e.name}
-        outputs.append(got.output.cpu())
-torch.save({"outputs": outputs, "kernels": sorted(kernels)}, sys.argv[2])
+        kernels = sorted({e.name for e in prof.events() if "activation" in e.name})
+        runs.append((name, tactic.name, kernels, got.output.cpu()))
+torch.save(runs, sys.argv[2])
 """
 
 
 @gpu_only
 def test_fused_gemm1_epilogue_gives_the_unfused_bits(tmp_path):
-    """The fused epilogue computes what the gather + activation kernels compute, element for
-    element: with FLASHINFER_MOE_DISABLE_GEMM1_FUSION set (a process-wide switch, hence the
-    subprocesses) every output must be bitwise the fused one, and only that run may launch the
-    activation kernel."""
+    """The fused epilogue computes what the activation kernel computes, element for element:
+    with FLASHINFER_MOE_DISABLE_GEMM1_FUSION set (a process-wide switch, hence the subprocesses)
+    every output must be bitwise the fused one. Only the unfused run, and the one case whose
+    per-token groups (48 columns) are wider than the decode tile's 32, launch the activation
+    kernel."""
     import os
     import random
     import subprocess
@@ -224,19 +226,23 @@ def test_fused_gemm1_epilogue_gives_the_unfused_bits(tmp_path):
     tests_dir = os.path.dirname(os.path.abspath(__file__))
     seed = random.randrange(1 << 20)
     runs = {}
-    for name, disable in (("fused", False), ("unfused", True)):
+    for mode in ("fused", "unfused"):
         env = dict(os.environ)
         env.pop("FLASHINFER_MOE_DISABLE_GEMM1_FUSION", None)
-        if disable:
+        if mode == "unfused":
             env["FLASHINFER_MOE_DISABLE_GEMM1_FUSION"] = "1"
-        out = tmp_path / f"{name}.pt"
+        out = tmp_path / f"{mode}.pt"
         subprocess.run([sys.executable, "-c", _FUSION_PROBE, tests_dir, str(out), str(seed)],
                        env=env, check=True, timeout=600)  # fmt: skip
-        runs[name] = torch.load(out)
-    assert runs["fused"]["kernels"] == [], f"fused run launched {runs['fused']['kernels']}"
-    assert runs["unfused"]["kernels"], "the unfused run never launched the activation kernel"
-    for i, (a, b) in enumerate(zip(runs["fused"]["outputs"], runs["unfused"]["outputs"])):
-        assert torch.equal(a.view(torch.uint8), b.view(torch.uint8)), f"seed {seed}: output {i}"
+        runs[mode] = torch.load(out)
+    assert len(runs["fused"]) == len(runs["unfused"]) == 2 * (2 * len(FUSED_EPILOGUE) + 1)
+    for fused, unfused in zip(runs["fused"], runs["unfused"]):
+        name, tactic, kernels, out = fused
+        what = f"{name} {tactic} (seed {seed})"
+        unfusable = name.startswith("token-row") and tactic == "Sm80Decode"
+        assert bool(kernels) == unfusable, f"{what}: fused run launched {kernels}"
+        assert unfused[2], f"{what}: the unfused run never launched the activation kernel"
+        assert torch.equal(out.view(torch.uint8), unfused[3].view(torch.uint8)), what
 
 
 def test_transposed_w2_view():

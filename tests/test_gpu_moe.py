@@ -170,6 +170,26 @@ def test_repeated_calls_are_bitwise_identical():
     check_repeated_calls_bitwise_identical(build_problem(T=1000, E=64, k=8, H=200, I=72, seed=10))
 
 
+def _split_k_problem(seed, **kw):
+    """Decode with a long GEMM2 K over a narrow H: the sm80 GEMM2 grid (6 row items x 3 column
+    tiles) is far below two CTAs per SM on any current GPU, so it splits K (I = 8192: 4 splits,
+    host/heuristics.h choose_k_splits) and finalize / the permuted output add the partials."""
+    return build_problem(T=3, E=8, k=2, H=144, I=8192, biases=True, seed=seed, **kw)
+
+
+@pytest.mark.parametrize("kw", [{}, dict(permuted=True), dict(activation=Act.Relu2)],
+                         ids=["finalize", "permuted", "relu2"])  # fmt: skip
+def test_split_k_decode_gemm2(kw):
+    check_all_tactics(_split_k_problem(11, **kw))
+
+
+def test_split_k_transposed_w2_and_determinism():
+    p = _split_k_problem(12)
+    p.w2 = QuantTensor(p.w2.data.transpose(1, 2).contiguous().transpose(1, 2))
+    check_all_tactics(p)
+    check_repeated_calls_bitwise_identical(p)
+
+
 @gpu_only
 def test_sm90_family_runs_where_it_should():
     """Sm90 runs a K-major bf16 problem on a Hopper card of a build with 90a; elsewhere

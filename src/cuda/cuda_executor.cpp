@@ -10,6 +10,8 @@
 // when the quantization groups fit one CTA), and when both GEMMs use the same sm80 tile the
 // permutation writes their schedule: the decode path is then 5 launches instead of 12.
 // With precomputed routing there is no routing kernel: the permutation reads the caller's ids.
+// A decode GEMM2 whose grid would leave SMs idle splits K; finalize adds the partial sums in
+// split order (gemm2_k_splits).
 // Host code only: it checks the problem, plans the workspace (cuda_workspace.h), picks a GEMM
 // family per GEMM (host/heuristics.h) and enqueues. The host never reads device memory (row
 // counts stay on the device; kernels size their grids from upper bounds), allocates nothing and
@@ -143,14 +145,12 @@ Status check_scope(const MoeProblem& p) {
   return ok_status();
 }
 
-Status current_compute_capability(int* sm) {
-  DeviceInfo info;
-  const cudaError_t err = current_device_info(&info);
+Status current_device(DeviceInfo* info) {
+  const cudaError_t err = current_device_info(info);
   if (err != cudaSuccess) {
     return make_status(StatusCode::RuntimeFailure, "run_cuda: reading the compute capability: %s",
                        cudaGetErrorString(err));
   }
-  *sm = info.sm;
   return ok_status();
 }
 
@@ -306,6 +306,19 @@ bool fuse_into_gemm1(const MoeProblem& p, const CudaWorkspaceLayout& ws, GemmTac
   return true;
 }
 
+// GEMM2's K splits (grouped_gemm.h k_splits): when its sm80 grid is too small for the device
+// and the workspace holds the partials; 1 otherwise. FLASHINFER_MOE_DISABLE_SPLIT_K turns it
+// off (A/B timing).
+int32_t gemm2_k_splits(const CudaWorkspaceLayout& ws, GemmTactic tactic,
+                       const GroupedGemmArgs& gemm2, int sm_count) {
+  static const bool disabled = std::getenv("FLASHINFER_MOE_DISABLE_SPLIT_K") != nullptr;
+  if (disabled || ws.gemm2_max_splits <= 1) return 1;
+  if (tactic != GemmTactic::Sm80Decode && tactic != GemmTactic::Sm80Prefill) return 1;
+  const int32_t splits =
+      choose_k_splits(grouped_gemm_grid_ctas(tactic, gemm2), gemm2.k, sm_count);
+  return splits < ws.gemm2_max_splits ? splits : ws.gemm2_max_splits;
+}
+
 // Programmatic dependent launch (sm80_pdl.cuh) for the permutation -> GEMM1 -> GEMM2 ->
 // finalize chain: sm_90 and newer, unless FLASHINFER_MOE_DISABLE_PDL is set (a switch for
 // A/B timing and for tools that do not follow programmatic edges).
@@ -342,7 +355,9 @@ Status enqueue_gather(const MoeProblem& p, const CudaWorkspaceLayout& ws, const 
 }
 
 // Everything after validation: the kernels in pipeline order.
-Status enqueue_pipeline(const MoeProblem& p, const CudaWorkspaceLayout& ws, int sm, void* stream) {
+Status enqueue_pipeline(const MoeProblem& p, const CudaWorkspaceLayout& ws, const DeviceInfo& dev,
+                        void* stream) {
+  const int sm = dev.sm;
   const int64_t T = p.num_tokens, H = p.hidden_size, I = p.intermediate_size;
   const int64_t M1 = is_gated(p.activation) ? 2 * I : I;
   const int32_t E = p.local_num_experts;
@@ -376,6 +391,8 @@ Status enqueue_pipeline(const MoeProblem& p, const CudaWorkspaceLayout& ws, int 
       tactic1 == tactic2 &&
       grouped_gemm_schedule_layout(tactic1, E, ws.max_rows, &schedule_row_tile, &schedule_capacity);
   run1.schedule_prebuilt = run2.schedule_prebuilt = shared_schedule;
+  run2.k_splits = gemm2_k_splits(ws, tactic2, gemm2, dev.sm_count);
+  run2.split_stride = run2.k_splits > 1 ? ws.max_rows * ws.ld_gemm2_output : 0;
   const bool pdl = use_pdl(sm);
   run1.pdl = run2.pdl = pdl;
 
@@ -440,6 +457,8 @@ Status enqueue_pipeline(const MoeProblem& p, const CudaWorkspaceLayout& ws, int 
   Gemm2Rows rows;
   rows.c2 = ws.gemm_output;
   rows.ldc2 = ws.ld_gemm2_output;
+  rows.splits = run2.k_splits;
+  rows.split_stride = run2.split_stride;
   rows.hidden = H;
   rows.row_expert = ws.row_expert;
   if (ws.fp8) rows.dequant = fp8.gemm2.dequant;
@@ -520,9 +539,9 @@ Status run_cuda(const MoeProblem& p, void* workspace, size_t workspace_bytes, vo
                        workspace == nullptr ? size_t{0} : workspace_bytes);
   }
   cuda::plan_cuda_workspace(p, workspace, &ws);
-  int sm = 0;
-  FIMOE_RETURN_IF_ERROR(cuda::current_compute_capability(&sm));
-  return cuda::enqueue_pipeline(p, ws, sm, stream);
+  cuda::DeviceInfo dev;
+  FIMOE_RETURN_IF_ERROR(cuda::current_device(&dev));
+  return cuda::enqueue_pipeline(p, ws, dev, stream);
 }
 
 }  // namespace flashinfer_moe

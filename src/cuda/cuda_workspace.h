@@ -16,6 +16,7 @@
 
 #include "cuda/grouped_gemm.h"
 #include "flashinfer_moe/moe.h"
+#include "host/heuristics.h"
 
 namespace flashinfer_moe {
 namespace cuda {
@@ -23,6 +24,10 @@ namespace cuda {
 constexpr size_t kCudaWorkspaceAlignment = 256;
 // Slots (token, slot pairs) per chunk of the permutation: one warp classifies a chunk.
 constexpr int64_t kPermuteSlotsPerChunk = 1024;
+// GEMM2 may split K (host/heuristics.h choose_k_splits) only up to this many rows: its partial
+// sums then need kMaxKSplits copies of the output (at most 7.3 MB for H = 7168), and past a few
+// rows per expert the grid is large enough anyway.
+constexpr int64_t kSplitKMaxRows = 64;
 
 struct CudaWorkspaceLayout {
   // Routing results per expanded slot s = t * k + j.
@@ -38,8 +43,11 @@ struct CudaWorkspaceLayout {
   // all of GEMM1's output before GEMM2 (same stream) writes its own.
   void* gemm1_input = nullptr;   // compute dtype [max_rows, ld_gemm1_input]
   void* gemm2_input = nullptr;   // compute dtype [max_rows, ld_gemm2_input]
-  float* gemm_output = nullptr;  // fp32 [max_rows, max(ld_gemm1_output, ld_gemm2_output)]
+  // fp32 [max_rows, ld_gemm1_output], or GEMM2's gemm2_max_splits partial outputs
+  // [splits][max_rows, ld_gemm2_output], whichever is larger.
+  float* gemm_output = nullptr;
   int64_t ld_gemm1_input = 0, ld_gemm2_input = 0, ld_gemm1_output = 0, ld_gemm2_output = 0;
+  int32_t gemm2_max_splits = 1;
   void* gemm_scratch = nullptr;  // the GEMM family's device-side schedule
   size_t gemm_scratch_bytes = 0;
   // FP8 problems (e4m3 weights): the GEMM inputs above hold e4m3 codes (one byte, row strides
@@ -149,7 +157,9 @@ inline void plan_cuda_workspace(const MoeProblem& p, void* base, CudaWorkspaceLa
   l.chunk_counts = static_cast<int32_t*>(take(4 * E * l.num_chunks));
   l.gemm1_input = take(elem * R * l.ld_gemm1_input);
   l.gemm2_input = take(elem * R * l.ld_gemm2_input);
-  l.gemm_output = static_cast<float*>(take(4 * R * std::max(l.ld_gemm1_output, l.ld_gemm2_output)));
+  l.gemm2_max_splits = R <= kSplitKMaxRows ? kMaxKSplits : 1;
+  l.gemm_output = static_cast<float*>(
+      take(4 * R * std::max(l.ld_gemm1_output, l.gemm2_max_splits * l.ld_gemm2_output)));
   l.gemm_scratch = take(static_cast<int64_t>(l.gemm_scratch_bytes));
   if (l.fp8) {
     const int64_t rows = round_up_to(R, 4);

@@ -23,17 +23,22 @@ constexpr int kVec = 4;
 constexpr int kMaxTopK = 32;
 constexpr int64_t kMaxRowBlocks = 16384;
 
-// Columns [col, col + 4) of GEMM2 row r (of expert e), dequantized, plus the bias; `count` of
-// them are valid.
+// Columns [col, col + 4) of GEMM2 row r (of expert e): its split partials added in order,
+// dequantized, plus the bias; `count` of them are valid.
 __device__ __forceinline__ void gemm2_row(const Gemm2Rows& g, int64_t r, int32_t e, int64_t col,
                                           int count, float v[kVec]) {
   const float* row = g.c2 + r * g.ldc2 + col;
-  if (count == kVec) {
-    const float4 x = *reinterpret_cast<const float4*>(row);
-    v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w;
-  } else {
+  for (int32_t s = 0; s < g.splits; ++s, row += g.split_stride) {
+    float x[kVec];
+    if (count == kVec) {
+      const float4 x4 = *reinterpret_cast<const float4*>(row);
+      x[0] = x4.x, x[1] = x4.y, x[2] = x4.z, x[3] = x4.w;
+    } else {
 #pragma unroll
-    for (int i = 0; i < kVec; ++i) v[i] = i < count ? row[i] : 0.0f;
+      for (int i = 0; i < kVec; ++i) x[i] = i < count ? row[i] : 0.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < kVec; ++i) v[i] = s == 0 ? x[i] : __fadd_rn(v[i], x[i]);
   }
   if (g.dequant.active) {
     // Without per-column weight scales the factor is the row's: one evaluation, same bits.

@@ -9,6 +9,7 @@
 // Each token's sum runs in one thread per column, so the order is fixed and results are
 // bitwise reproducible.
 //
+// Split K: each C2 value is first summed from GEMM2's partials, in split order (fp32).
 // FP8: with rows.dequant.active, C2 holds GEMM2's code products and every value is first
 // dequantized, C2[r, n] * dequant_factor(dequant, r, e, n), then the bias is added (one rounding
 // each, as above) before it enters the weighted sum or the permuted output.
@@ -25,6 +26,10 @@ namespace cuda {
 struct Gemm2Rows {
   const float* c2 = nullptr;  // [max_rows, ldc2] fp32, rows 16-byte aligned
   int64_t ldc2 = 0;           // multiple of 4
+  // GEMM2 split K (grouped_gemm.h): C2 is the sum of `splits` partials, split s at
+  // c2 + s * split_stride, added in split order before anything else.
+  int32_t splits = 1;
+  int64_t split_stride = 0;  // multiple of 4
   int64_t hidden = 0;         // H
   const int32_t* row_expert = nullptr;
   const void* bias = nullptr;  // optional [E_local, H], any float dtype

@@ -21,6 +21,9 @@
 //                 inside one CTA's columns (a static scale, MXFP8's 32);
 //   schedule_prebuilt  the permutation already wrote the family's schedule into `scratch`
 //                 (grouped_gemm_schedule_layout), so the GEMM launches no schedule kernel.
+//   k_splits      split K: the launch writes k_splits partial sums of C (below), which the
+//                 consumer adds in split order (finalize_kernel.h); decode grids too small to
+//                 keep every SM streaming weights get more CTAs this way.
 #pragma once
 
 #include <cstdint>
@@ -67,6 +70,11 @@ struct GroupedGemmArgs {
   // K-major B.
   const ActivationParams* activation = nullptr;
   bool schedule_prebuilt = false;
+  // Split K (fp32 C only, no activation fusion): split s sums K tiles [s * T, (s + 1) * T) of
+  // the family's K tile, T = ceil(tiles / k_splits), into C + s * split_stride; the splits
+  // together add up to C. A split with no K tile writes zeros.
+  int32_t k_splits = 1;
+  int64_t split_stride = 0;
 
   // FP8 operands (fp8_operands.h). A and B then hold e4m3 codes, one byte each (lda and the b
   // strides still count elements) and `dtype` is unused. C is the fp32 sum of code products,
@@ -95,6 +103,11 @@ size_t grouped_gemm_workspace_size(GemmTactic tactic, int32_t num_experts, int64
 // capability `sm` (e.g. 90); when not, `why` (if given) says why in one line.
 bool grouped_gemm_supports(GemmTactic tactic, const GroupedGemmArgs& args, int sm,
                            const char** why);
+
+// CTAs in the family's grid for `args` without fusions (work-item slots x column tiles, an upper
+// bound of those that find work), or 0 for a family that sizes its grid otherwise (sm90's
+// persistent grid).
+int64_t grouped_gemm_grid_ctas(GemmTactic tactic, const GroupedGemmArgs& args);
 
 // Launches on `stream` (a cudaStream_t). Returns a CUDA error code (0 = success).
 int launch_grouped_gemm(GemmTactic tactic, const GroupedGemmArgs& args, void* stream);

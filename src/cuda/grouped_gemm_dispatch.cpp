@@ -2,7 +2,8 @@
 // Sm80Prefill to the portable mma.sync family (two tile shapes), Sm90 to the CUTLASS
 // TMA + WGMMA family, whose configuration is picked here from the average rows per expert.
 // Auto is resolved by the caller (host/heuristics.h) before it gets here.
-// The optional fusions of GroupedGemmArgs are sm80-only: the sm90 family refuses them here.
+// The optional fusions and split K of GroupedGemmArgs are sm80-only: the sm90 family refuses
+// them here.
 // FP8 operands (args.fp8) on Sm90 go to the FP8 configurations (sm90_fp8_grouped_gemm.h), which
 // share the tactic and its workspace.
 #include <cuda_runtime_api.h>
@@ -55,8 +56,9 @@ bool grouped_gemm_supports(GemmTactic tactic, const GroupedGemmArgs& args, int s
     case GemmTactic::Sm80Prefill:
       return sm80::supports(sm80::Tile::Prefill, args, sm, why);
     case GemmTactic::Sm90:
-      if (args.a_row_index != nullptr || args.activation != nullptr || args.schedule_prebuilt) {
-        if (why) *why = "sm90 grouped GEMM: no fused gather, activation or prebuilt schedule";
+      if (args.a_row_index != nullptr || args.activation != nullptr || args.schedule_prebuilt ||
+          args.k_splits != 1) {
+        if (why) *why = "sm90 grouped GEMM: no fused gather, activation, prebuilt schedule or split K";
         return false;
       }
       if (args.fp8) return sm90_fp8::supports(sm90_fp8::config_for(args), args, sm, why);
@@ -79,6 +81,17 @@ bool grouped_gemm_schedule_layout(GemmTactic tactic, int32_t num_experts, int64_
   }
 }
 
+int64_t grouped_gemm_grid_ctas(GemmTactic tactic, const GroupedGemmArgs& args) {
+  switch (tactic) {
+    case GemmTactic::Sm80Decode:
+      return sm80::grid_ctas(sm80::Tile::Decode, args);
+    case GemmTactic::Sm80Prefill:
+      return sm80::grid_ctas(sm80::Tile::Prefill, args);
+    default:
+      return 0;
+  }
+}
+
 int launch_grouped_gemm(GemmTactic tactic, const GroupedGemmArgs& args, void* stream) {
   switch (tactic) {
     case GemmTactic::Sm80Decode:
@@ -86,7 +99,8 @@ int launch_grouped_gemm(GemmTactic tactic, const GroupedGemmArgs& args, void* st
     case GemmTactic::Sm80Prefill:
       return sm80::launch(sm80::Tile::Prefill, args, stream);
     case GemmTactic::Sm90:
-      if (args.a_row_index != nullptr || args.activation != nullptr || args.schedule_prebuilt) {
+      if (args.a_row_index != nullptr || args.activation != nullptr || args.schedule_prebuilt ||
+          args.k_splits != 1) {
         return static_cast<int>(cudaErrorInvalidValue);
       }
       if (args.fp8) return sm90_fp8::launch(sm90_fp8::config_for(args), args, stream);

@@ -249,6 +249,7 @@ struct Fp8GemmParams {
   int64_t slice;         // K columns per scale slice (kScaled only)
   ActivationParams act;  // the fused GEMM1 epilogue's parameters (Epilogue != StoreF32)
   FusedQuant quant;      // how that epilogue quantizes GEMM2's input
+  int64_t split_stride;  // split K (gridDim.z > 1, StoreF32): split z writes c + z * split_stride
 };
 
 // The fp8 grouped GEMM: same grid, schedule and output contract as grouped_gemm_kernel.
@@ -388,21 +389,29 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     }
   };
 
-  const int64_t k_tiles = (p.k + Cfg::kBK - 1) / Cfg::kBK;
+  // This CTA's K tiles [kt_begin, kt_end): all of them, or split blockIdx.z's share.
+  const int64_t k_tiles_all = (p.k + Cfg::kBK - 1) / Cfg::kBK;
+  const int64_t per_split = (k_tiles_all + gridDim.z - 1) / gridDim.z;
+  const int64_t kt_begin = blockIdx.z * per_split;
+  const int64_t kt_end = kt_begin + per_split < k_tiles_all ? kt_begin + per_split : k_tiles_all;
+  const int64_t k_tiles = kt_end > kt_begin ? kt_end - kt_begin : 0;
 #pragma unroll
   for (int s = 0; s < Cfg::kStages - 1; ++s) {
-    if (s < k_tiles) load_stage(s, int64_t{s} * Cfg::kBK);
+    if (s < k_tiles) load_stage(s, (kt_begin + s) * Cfg::kBK);
     ptx::cp_async_commit();  // empty groups keep the wait count uniform
   }
 
-  for (int64_t kt = 0; kt < k_tiles; ++kt) {
+  for (int64_t i = 0; i < k_tiles; ++i) {
     ptx::cp_async_wait<Cfg::kStages - 2>();
-    __syncthreads();  // stage kt is visible to all; stage kt-1 is free for the prefetch below
-    const int64_t next = kt + Cfg::kStages - 1;
-    if (next < k_tiles) load_stage(static_cast<int>(next % Cfg::kStages), next * Cfg::kBK);
+    __syncthreads();  // stage i is visible to all; stage i-1 is free for the prefetch below
+    const int64_t next = i + Cfg::kStages - 1;
+    if (next < k_tiles) {
+      load_stage(static_cast<int>(next % Cfg::kStages), (kt_begin + next) * Cfg::kBK);
+    }
     ptx::cp_async_commit();
+    const int64_t kt = kt_begin + i;  // the K tile in the whole of K
 
-    const char* w_smem = smem + static_cast<int>(kt % Cfg::kStages) * Cfg::kStageBytes;
+    const char* w_smem = smem + static_cast<int>(i % Cfg::kStages) * Cfg::kStageBytes;
     const char* r_smem = w_smem + Cfg::kWeightTileBytes;
 #pragma unroll
     for (int js = 0; js < Cfg::kBK / 16 / Cfg::kSplit; ++js) {
@@ -492,7 +501,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     } else {
       const int64_t col = n0 + w;
       if (col < p.n && row < item.rows) {
-        p.c[(item.row_begin + row) * p.ldc + col] = v * code_unscale();
+        p.c[blockIdx.z * p.split_stride + (item.row_begin + row) * p.ldc + col] =
+            v * code_unscale();
       }
     }
   };

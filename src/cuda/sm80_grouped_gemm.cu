@@ -17,6 +17,7 @@ namespace {
 // The schedule kernel keeps one int32 per expert in static-size-free dynamic smem (<= 32 KB).
 constexpr int32_t kMaxExperts = 8192;
 constexpr int64_t kMaxGridY = 65535;
+constexpr int32_t kMaxSplits = 64;  // grid z
 
 int row_tile_of(Tile tile) {
   return tile == Tile::Decode ? DecodeTileKMajorB::kBT : PrefillTile::kBT;
@@ -118,6 +119,13 @@ const char* check_args(Tile tile, const GroupedGemmArgs& a) {
     return "sm80 grouped GEMM: negative size";
   }
   if (a.num_experts > kMaxExperts) return "sm80 grouped GEMM: more than 8192 local experts";
+  if (a.k_splits < 1 || a.k_splits > kMaxSplits) return "sm80 grouped GEMM: k_splits out of range";
+  if (a.k_splits > 1 && a.activation != nullptr) {
+    return "sm80 grouped GEMM: split K writes partial sums, not the fused activation";
+  }
+  if (a.k_splits > 1 && a.split_stride < a.max_rows * a.ldc) {
+    return "sm80 grouped GEMM: split_stride < max_rows * ldc";
+  }
   if (a.b_stride_k != 1 && a.b_stride_n != 1) {
     return "sm80 grouped GEMM: B must be K-major (b_stride_k == 1) or N-major (b_stride_n == 1)";
   }
@@ -164,13 +172,14 @@ const char* check_args(Tile tile, const GroupedGemmArgs& a) {
 
 template <class Cfg, bool kBf16, bool kKMajorB, Epilogue kEpi>
 cudaError_t launch_gemm_kernel(const GemmParams& params, int64_t capacity, int64_t n_tiles,
-                               cudaStream_t stream, bool pdl) {
+                               cudaStream_t stream, bool pdl, int32_t splits = 1) {
   auto kernel = grouped_gemm_kernel<Cfg, kBf16, kKMajorB, kEpi>;
   // Host-only attribute call (allowed during stream capture); needed past 48 KB of smem.
   cudaError_t err =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
   if (err != cudaSuccess) return err;
-  const dim3 grid(static_cast<unsigned>(capacity), static_cast<unsigned>(n_tiles));
+  const dim3 grid(static_cast<unsigned>(capacity), static_cast<unsigned>(n_tiles),
+                  static_cast<unsigned>(splits));
   return pdl::launch_kernel(kernel, grid, dim3(Cfg::kThreads), Cfg::kSmemBytes, stream, pdl,
                             params);
 }
@@ -197,22 +206,26 @@ cudaError_t launch_gemm(const GroupedGemmArgs& a, const GemmParams& params, int6
   }
   constexpr Epilogue kS = Epilogue::StoreF32;
   const int64_t n_tiles = (a.n + CfgK::kBW - 1) / CfgK::kBW;
+  const int32_t z = a.k_splits;
   if (b_is_k_major(a)) {
-    return bf16 ? launch_gemm_kernel<CfgK, true, true, kS>(params, capacity, n_tiles, stream, pdl)
-                : launch_gemm_kernel<CfgK, false, true, kS>(params, capacity, n_tiles, stream, pdl);
+    return bf16 ? launch_gemm_kernel<CfgK, true, true, kS>(params, capacity, n_tiles, stream, pdl, z)
+                : launch_gemm_kernel<CfgK, false, true, kS>(params, capacity, n_tiles, stream, pdl,
+                                                            z);
   }
-  return bf16 ? launch_gemm_kernel<CfgN, true, false, kS>(params, capacity, n_tiles, stream, pdl)
-              : launch_gemm_kernel<CfgN, false, false, kS>(params, capacity, n_tiles, stream, pdl);
+  return bf16 ? launch_gemm_kernel<CfgN, true, false, kS>(params, capacity, n_tiles, stream, pdl, z)
+              : launch_gemm_kernel<CfgN, false, false, kS>(params, capacity, n_tiles, stream, pdl,
+                                                           z);
 }
 
 template <class Cfg, bool kKMajorB, bool kScaled, Epilogue kEpi = Epilogue::StoreF32>
 cudaError_t launch_fp8_kernel(const Fp8GemmParams& params, int64_t capacity, int64_t n_tiles,
-                              cudaStream_t stream, bool pdl) {
+                              cudaStream_t stream, bool pdl, int32_t splits = 1) {
   auto kernel = fp8_grouped_gemm_kernel<Cfg, kKMajorB, kScaled, kEpi>;
   cudaError_t err =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
   if (err != cudaSuccess) return err;
-  const dim3 grid(static_cast<unsigned>(capacity), static_cast<unsigned>(n_tiles));
+  const dim3 grid(static_cast<unsigned>(capacity), static_cast<unsigned>(n_tiles),
+                  static_cast<unsigned>(splits));
   return pdl::launch_kernel(kernel, grid, dim3(Cfg::kThreads), Cfg::kSmemBytes, stream, pdl,
                             params);
 }
@@ -238,12 +251,14 @@ cudaError_t launch_fp8(const GroupedGemmArgs& a, const Fp8GemmParams& p, int64_t
                   : launch_fp8_kernel<CfgPlain, true, false, kA>(p, capacity, n_tiles, stream, pdl);
   }
   const int64_t n_tiles = (a.n + CfgPlain::kBW - 1) / CfgPlain::kBW;
+  const int32_t z = a.k_splits;
   if (scaled) {
-    return k_major ? launch_fp8_kernel<CfgScaled, true, true>(p, capacity, n_tiles, stream, pdl)
-                   : launch_fp8_kernel<CfgScaled, false, true>(p, capacity, n_tiles, stream, pdl);
+    return k_major
+               ? launch_fp8_kernel<CfgScaled, true, true>(p, capacity, n_tiles, stream, pdl, z)
+               : launch_fp8_kernel<CfgScaled, false, true>(p, capacity, n_tiles, stream, pdl, z);
   }
-  return k_major ? launch_fp8_kernel<CfgPlain, true, false>(p, capacity, n_tiles, stream, pdl)
-                 : launch_fp8_kernel<CfgPlain, false, false>(p, capacity, n_tiles, stream, pdl);
+  return k_major ? launch_fp8_kernel<CfgPlain, true, false>(p, capacity, n_tiles, stream, pdl, z)
+                 : launch_fp8_kernel<CfgPlain, false, false>(p, capacity, n_tiles, stream, pdl, z);
 }
 
 int launch_fp8_gemm(Tile tile, const GroupedGemmArgs& a, int64_t capacity, cudaStream_t stream) {
@@ -265,6 +280,7 @@ int launch_fp8_gemm(Tile tile, const GroupedGemmArgs& a, int64_t capacity, cudaS
   p.a_scale = a.a_kscale;
   p.b_scale = a.b_kscale;
   p.slice = a.k > 0 ? fp8_scale_slice(a, &unused) : 0;  // >= 0: check_args passed
+  p.split_stride = a.split_stride;
   if (a.activation != nullptr) {
     p.act = *a.activation;
     fused_quant_of(p.act, &p.quant);  // true: check_args passed
@@ -289,6 +305,11 @@ bool schedule_layout(Tile tile, int32_t num_experts, int64_t max_rows, int32_t* 
   *row_tile = row_tile_of(tile);
   *capacity = schedule_capacity(tile, num_experts, max_rows);
   return true;
+}
+
+int64_t grid_ctas(Tile tile, const GroupedGemmArgs& a) {
+  const int64_t cols = col_tile_of(tile);
+  return schedule_capacity(tile, a.num_experts, a.max_rows) * ((a.n + cols - 1) / cols);
 }
 
 bool supports(Tile tile, const GroupedGemmArgs& args, int sm, const char** why) {
@@ -332,6 +353,7 @@ int launch(Tile tile, const GroupedGemmArgs& a, void* stream_ptr) {
   p.a_row_index = a.a_row_index;
   p.a_row_index_div = a.a_row_index_div;
   p.act = a.activation != nullptr ? *a.activation : ActivationParams{};
+  p.split_stride = a.split_stride;
   err = tile == Tile::Decode
             ? launch_gemm<DecodeTileKMajorB, DecodeTileNMajorB>(a, p, capacity, stream)
             : launch_gemm<PrefillTile, PrefillTile>(a, p, capacity, stream);

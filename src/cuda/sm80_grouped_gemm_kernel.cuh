@@ -93,6 +93,7 @@ struct GemmParams {
   const int32_t* a_row_index;  // null: A row r is row r; else a_row_index[r] / a_row_index_div
   int32_t a_row_index_div;
   ActivationParams act;  // the fused GEMM1 epilogue's parameters (Epilogue != StoreF32)
+  int64_t split_stride;  // split K (gridDim.z > 1, StoreF32): split z writes c + z * split_stride
 };
 
 // What the GEMM writes: fp32 C (the contract), or GEMM1's activated compute-dtype output,
@@ -218,21 +219,28 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   const int warp_t0 = (warp / Cfg::kWarpsW) * Cfg::kWarpT;  // first activation row
   float acc[Cfg::kMmaW][Cfg::kMmaT][4] = {};
 
-  const int64_t k_tiles = (p.k + Cfg::kBK - 1) / Cfg::kBK;
+  // This CTA's K tiles [kt_begin, kt_end): all of them, or split blockIdx.z's share.
+  const int64_t k_tiles_all = (p.k + Cfg::kBK - 1) / Cfg::kBK;
+  const int64_t per_split = (k_tiles_all + gridDim.z - 1) / gridDim.z;
+  const int64_t kt_begin = blockIdx.z * per_split;
+  const int64_t kt_end = kt_begin + per_split < k_tiles_all ? kt_begin + per_split : k_tiles_all;
+  const int64_t k_tiles = kt_end > kt_begin ? kt_end - kt_begin : 0;
 #pragma unroll
   for (int s = 0; s < Cfg::kStages - 1; ++s) {
-    if (s < k_tiles) load_stage(s, int64_t{s} * Cfg::kBK);
+    if (s < k_tiles) load_stage(s, (kt_begin + s) * Cfg::kBK);
     ptx::cp_async_commit();  // empty groups keep the wait count uniform
   }
 
-  for (int64_t kt = 0; kt < k_tiles; ++kt) {
+  for (int64_t i = 0; i < k_tiles; ++i) {
     ptx::cp_async_wait<Cfg::kStages - 2>();
-    __syncthreads();  // stage kt is visible to all; stage kt-1 is free for the prefetch below
-    const int64_t next = kt + Cfg::kStages - 1;
-    if (next < k_tiles) load_stage(static_cast<int>(next % Cfg::kStages), next * Cfg::kBK);
+    __syncthreads();  // stage i is visible to all; stage i-1 is free for the prefetch below
+    const int64_t next = i + Cfg::kStages - 1;
+    if (next < k_tiles) {
+      load_stage(static_cast<int>(next % Cfg::kStages), (kt_begin + next) * Cfg::kBK);
+    }
     ptx::cp_async_commit();
 
-    const char* w_smem = smem + static_cast<int>(kt % Cfg::kStages) * Cfg::kStageBytes;
+    const char* w_smem = smem + static_cast<int>(i % Cfg::kStages) * Cfg::kStageBytes;
     const uint32_t w_base = ptx::smem_address(w_smem);
     const uint32_t r_base = w_base + Cfg::kWeightTileBytes;
 #pragma unroll
@@ -283,7 +291,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   // odd i). For one register the 8 lanes with equal t write 32 contiguous bytes of C.
   const int g = lane >> 2, t = lane & 3;
   if constexpr (kEpi == Epilogue::StoreF32) {
-    float* c_rows = p.c + item.row_begin * p.ldc;
+    float* c_rows = p.c + blockIdx.z * p.split_stride + item.row_begin * p.ldc;
 #pragma unroll
     for (int mw = 0; mw < Cfg::kMmaW; ++mw) {
 #pragma unroll
