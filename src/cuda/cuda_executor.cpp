@@ -314,8 +314,9 @@ int32_t gemm2_k_splits(const CudaWorkspaceLayout& ws, GemmTactic tactic,
   static const bool disabled = std::getenv("FLASHINFER_MOE_DISABLE_SPLIT_K") != nullptr;
   if (disabled || ws.gemm2_max_splits <= 1) return 1;
   if (tactic != GemmTactic::Sm80Decode && tactic != GemmTactic::Sm80Prefill) return 1;
+  const GridSize grid = grouped_gemm_grid_size(tactic, gemm2);
   const int32_t splits =
-      choose_k_splits(grouped_gemm_grid_ctas(tactic, gemm2), gemm2.k, sm_count);
+      choose_k_splits(grid.ctas, static_cast<int64_t>(grid.ctas_per_sm) * sm_count, gemm2.k);
   return splits < ws.gemm2_max_splits ? splits : ws.gemm2_max_splits;
 }
 

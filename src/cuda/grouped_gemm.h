@@ -104,10 +104,14 @@ size_t grouped_gemm_workspace_size(GemmTactic tactic, int32_t num_experts, int64
 bool grouped_gemm_supports(GemmTactic tactic, const GroupedGemmArgs& args, int sm,
                            const char** why);
 
-// CTAs in the family's grid for `args` without fusions (work-item slots x column tiles, an upper
-// bound of those that find work), or 0 for a family that sizes its grid otherwise (sm90's
-// persistent grid).
-int64_t grouped_gemm_grid_ctas(GemmTactic tactic, const GroupedGemmArgs& args);
+// The family's grid for `args` without fusions: its CTAs (work-item slots x column tiles, an
+// upper bound of those that find work) and how many of them an SM holds at once. Zeros for a
+// family that sizes its grid otherwise (sm90's persistent grid).
+struct GridSize {
+  int64_t ctas = 0;
+  int ctas_per_sm = 0;
+};
+GridSize grouped_gemm_grid_size(GemmTactic tactic, const GroupedGemmArgs& args);
 
 // Launches on `stream` (a cudaStream_t). Returns a CUDA error code (0 = success).
 int launch_grouped_gemm(GemmTactic tactic, const GroupedGemmArgs& args, void* stream);

@@ -81,14 +81,14 @@ bool grouped_gemm_schedule_layout(GemmTactic tactic, int32_t num_experts, int64_
   }
 }
 
-int64_t grouped_gemm_grid_ctas(GemmTactic tactic, const GroupedGemmArgs& args) {
+GridSize grouped_gemm_grid_size(GemmTactic tactic, const GroupedGemmArgs& args) {
   switch (tactic) {
     case GemmTactic::Sm80Decode:
-      return sm80::grid_ctas(sm80::Tile::Decode, args);
+      return sm80::grid_size(sm80::Tile::Decode, args);
     case GemmTactic::Sm80Prefill:
-      return sm80::grid_ctas(sm80::Tile::Prefill, args);
+      return sm80::grid_size(sm80::Tile::Prefill, args);
     default:
-      return 0;
+      return GridSize{};
   }
 }
 

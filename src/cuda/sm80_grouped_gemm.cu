@@ -307,9 +307,25 @@ bool schedule_layout(Tile tile, int32_t num_experts, int64_t max_rows, int32_t* 
   return true;
 }
 
-int64_t grid_ctas(Tile tile, const GroupedGemmArgs& a) {
+// CTAs per SM that the tile configuration of an fp32-output launch of `a` is built for.
+int resident_ctas_per_sm(Tile tile, const GroupedGemmArgs& a) {
+  if (a.fp8) {
+    const bool scaled = a.a_kscale.data != nullptr || a.b_kscale.data != nullptr;
+    if (tile == Tile::Decode) {
+      return scaled ? Fp8DecodeTileScaled::kMinBlocks : Fp8DecodeTile::kMinBlocks;
+    }
+    return scaled ? Fp8PrefillTileScaled::kMinBlocks : Fp8PrefillTile::kMinBlocks;
+  }
+  if (tile == Tile::Prefill) return PrefillTile::kMinBlocks;
+  return b_is_k_major(a) ? DecodeTileKMajorB::kMinBlocks : DecodeTileNMajorB::kMinBlocks;
+}
+
+GridSize grid_size(Tile tile, const GroupedGemmArgs& a) {
   const int64_t cols = col_tile_of(tile);
-  return schedule_capacity(tile, a.num_experts, a.max_rows) * ((a.n + cols - 1) / cols);
+  GridSize g;
+  g.ctas = schedule_capacity(tile, a.num_experts, a.max_rows) * ((a.n + cols - 1) / cols);
+  g.ctas_per_sm = resident_ctas_per_sm(tile, a);
+  return g;
 }
 
 bool supports(Tile tile, const GroupedGemmArgs& args, int sm, const char** why) {

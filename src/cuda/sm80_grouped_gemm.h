@@ -45,8 +45,8 @@ bool supports(Tile tile, const GroupedGemmArgs& args, int sm, const char** why);
 bool schedule_layout(Tile tile, int32_t num_experts, int64_t max_rows, int32_t* row_tile,
                      int64_t* capacity);
 
-// CTAs of an fp32-output launch's grid per split (work-item slots x column tiles).
-int64_t grid_ctas(Tile tile, const GroupedGemmArgs& args);
+// The grid of an fp32-output launch (per split; grouped_gemm.h GridSize).
+GridSize grid_size(Tile tile, const GroupedGemmArgs& args);
 
 // Enqueues the GEMM on `stream` (a cudaStream_t). Returns a cudaError_t as int (0 = success);
 // arguments that supports() rejects give cudaErrorInvalidValue.

@@ -32,11 +32,9 @@ GemmTactic choose_gemm_tactic(const GemmTacticQuery& q) {
   return sm90 ? GemmTactic::Sm90 : GemmTactic::Sm80Prefill;
 }
 
-int32_t choose_k_splits(int64_t ctas, int64_t k, int sm_count) {
-  const int64_t target = kSplitTargetCtasPerSm * std::max(sm_count, 1);
-  if (ctas <= 0 || ctas >= target) return 1;
-  int64_t splits = (target + ctas - 1) / ctas;
-  splits = std::min<int64_t>(splits, std::max<int64_t>(k / kMinSplitK, 1));
+int32_t choose_k_splits(int64_t ctas, int64_t resident, int64_t k) {
+  if (ctas <= 0 || 2 * ctas > resident) return 1;
+  int64_t splits = std::min<int64_t>(resident / ctas, std::max<int64_t>(k / kMinSplitK, 1));
   return static_cast<int32_t>(std::min<int64_t>(splits, kMaxKSplits));
 }
 

@@ -56,15 +56,15 @@ int64_t expected_rows_per_expert(const GemmTacticQuery& q);
 // The tactic for GEMM `q` (never Auto).
 GemmTactic choose_gemm_tactic(const GemmTacticQuery& q);
 
-// Split K for a decode GEMM whose grid is too small to keep every SM streaming weights: with
-// `ctas` CTAs (an upper bound: items x column tiles) on `sm_count` SMs, into as many splits as
-// bring the grid to kSplitTargetCtasPerSm CTAs per SM, at most kMaxKSplits, each at least
-// kMinSplitK deep. E.g. Mixtral's GEMM2 at T = 1 (2 experts x 64 column tiles, K = 14336) on
-// 132 SMs: 3 splits. 1 means no split.
+// Split K for a decode GEMM whose grid fills at most half of the device: `ctas` CTAs (an upper
+// bound: items x column tiles) where `resident` can run at once (CTAs per SM x SMs) get as many
+// splits as still fit one wave, at most kMaxKSplits, each at least kMinSplitK deep; 1 means no
+// split. Filling past one wave lost: on an H100 (132 SMs), Mixtral FP8's GEMM2 at T = 1
+// (128 CTAs, 2 per SM) took 165 us whole and 170 us in 3 splits (384 CTAs), while bf16's
+// (3 per SM) went 306 -> 290 us in 3 splits and Llama-4-Scout's (80 CTAs) 134 -> 108 us in 4.
 constexpr int32_t kMaxKSplits = 4;
 constexpr int64_t kMinSplitK = 2048;
-constexpr int64_t kSplitTargetCtasPerSm = 2;
-int32_t choose_k_splits(int64_t ctas, int64_t k, int sm_count);
+int32_t choose_k_splits(int64_t ctas, int64_t resident, int64_t k);
 
 // "Sm80Decode", "Sm80Prefill", "Sm90" or "Auto" (for messages).
 const char* gemm_tactic_name(GemmTactic t);
