@@ -23,6 +23,8 @@ constexpr int64_t kScaleBlock = 128;  // blockwise: K slice and weight rows per 
 // Blockwise: the most rows per expert (max_rows / num_experts) still run swap-AB (config_for,
 // measured crossover in sm90_fp8_grouped_gemm.h).
 constexpr int64_t kBlockwiseSwapABMaxRows = 64;
+// Per-tensor: likewise (measurements in sm90_fp8_grouped_gemm.h).
+constexpr int64_t kPerTensorSwapABMaxRows = 256;
 
 // Whether the library was compiled with the sm_90a target (wgmma exists only there).
 bool build_has_sm90a() {
@@ -114,7 +116,7 @@ Config config_for(const GroupedGemmArgs& args) {
   if (has_kscales(args)) {
     return rows <= kBlockwiseSwapABMaxRows ? Config::Blockwise : Config::BlockwisePrefill;
   }
-  return rows <= 128 ? Config::PerTensorSwapAB : Config::PerTensorPrefill;
+  return rows <= kPerTensorSwapABMaxRows ? Config::PerTensorSwapAB : Config::PerTensorPrefill;
 }
 
 const char* config_name(Config config) {

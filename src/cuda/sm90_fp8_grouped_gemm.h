@@ -39,8 +39,7 @@ enum class Config {
   PerTensorPrefill,
   // Per-tensor, decode: swap-AB (weights on CUTLASS's M side, an expert's rows on N) over
   // 128 x 64 x 128 tiles, cooperative, cluster 1 x 1: an expert of <= 64 rows is one N tile and
-  // each weight tile streams once. Picked when rows per expert <= 128 (measured crossover with
-  // PerTensorPrefill between 128 and 256 rows, see config_for).
+  // each weight tile streams once. Picked when rows per expert <= 256 (see config_for).
   PerTensorSwapAB,
   // Blockwise 1x128 / 128x128 scales, swap-AB over 128 x 64 x 128 tiles (the K tile is the
   // scale block), cooperative, cluster 1 x 1: the weight-bandwidth-bound decode case.
@@ -52,7 +51,7 @@ enum class Config {
 
 // The config the dispatcher runs for `args` (args.fp8), by rows per expert (max_rows /
 // num_experts): when any K-varying scale is given, Blockwise for <= 64 rows, else
-// BlockwisePrefill; otherwise PerTensorSwapAB for <= 128 rows, else PerTensorPrefill.
+// BlockwisePrefill; otherwise PerTensorSwapAB for <= 256 rows, else PerTensorPrefill.
 // Blockwise, measured on H200 (check_sm90_fp8_grouped_gemm.cu), swap-AB vs prefill, us:
 //   rows/expert:              64            128           192           256
 //   E=256 N=4096 K=7168:  1955 / 2207   2500 / 2200   3496 / 3495   4479 / 3616
@@ -66,6 +65,10 @@ enum class Config {
 //   8 rows/expert: swap-AB 71 us (0.78 of a D2D copy's bandwidth), prefill 152 us;
 //   128: swap-AB 84 us, prefill 139 us;  256: prefill 121 us, swap-AB 136 us;
 //   2048: prefill 1203 TFLOP/s, swap-AB 1007 TFLOP/s.
+// The per-tensor crossover is shape-dependent: end to end on an H100, the Mixtral-8x7B FP8 preset
+// (N=28672 K=4096, N=4096 K=14336) at 256 rows/expert (T=1024) took 1362 us with swap-AB vs 1520
+// with prefill, and at 512 rows 2298 vs 2278; Mixtral-like shapes are the per-tensor FP8 users,
+// so the cutoff is 256.
 Config config_for(const GroupedGemmArgs& args);
 
 // Scratch bytes for up to `num_experts` experts (independent of max_rows, see sm90).
