@@ -96,53 +96,6 @@ FIMOE_HOST_DEVICE inline uint8_t quantize_e4m3(float x, float s) {
   return encode_e4m3(div_rn(x, s));
 }
 
-// The same code without a division where that is provably the same (sm_89+; elsewhere, and on
-// the host, it divides). A correctly rounded fp32 division is a dozen instructions and the
-// quantizing kernels' hottest arithmetic, while a scale group shares one divisor: Fp8Divisor
-// holds r = 1/s (correctly rounded), and q = x * r lies within 2 ulp of the quotient the CPU
-// rounds (|x * r - x / s| <= 2^-24 |x / s|, plus half an ulp from each rounding). e4m3 rounding
-// is monotonic in the magnitude, so when the codes of |q| four fp32 steps down and up (at least
-// 2 ulp either way, across a binade edge too) agree, that is the quotient's code. They differ
-// only within a few ulps of a midpoint between two e4m3 values, and then the division decides.
-// Quotients that surely saturate (|q| >= 2^16) or round to zero (|q| < 2^-12) take their code
-// directly; a NaN, or a divisor whose reciprocal is not a normal float, takes the division.
-struct Fp8Divisor {
-  float s = 1.0f;
-  float r = 1.0f;
-  bool fast = false;
-};
-
-FIMOE_HOST_DEVICE inline Fp8Divisor fp8_divisor(float s) {
-  Fp8Divisor d;
-  d.s = s;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
-  d.r = __frcp_rn(s);
-  const uint32_t exponent = (formats::float_bits(d.r) >> 23) & 0xFFu;
-  d.fast = exponent != 0 && exponent != 0xFFu;
-#endif
-  return d;
-}
-
-FIMOE_HOST_DEVICE inline uint8_t quantize_e4m3(float x, const Fp8Divisor& d) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
-  if (d.fast) {
-    const uint32_t bits = formats::float_bits(__fmul_rn(x, d.r));
-    const uint32_t mag = bits & 0x7FFFFFFFu;
-    const uint8_t sign = static_cast<uint8_t>((bits >> 24) & 0x80u);
-    if (mag < 0x39800000u) return sign;  // below 2^-12: rounds to (signed) zero
-    if (mag <= 0x7F800000u) {            // not NaN
-      if (mag >= 0x47800000u) return static_cast<uint8_t>(sign | 0x7E);  // >= 2^16: 448
-      uint16_t pair;
-      asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;"
-          : "=h"(pair)
-          : "f"(formats::bits_float(mag + 4)), "f"(formats::bits_float(mag - 4)));
-      if ((pair & 0xFFu) == (pair >> 8)) return static_cast<uint8_t>(sign | (pair & 0xFFu));
-    }
-  }
-#endif
-  return quantize_e4m3(x, d.s);
-}
-
 // ---- row plan (host) --------------------------------------------------------------------------
 
 enum class Reduce : int32_t { Static = 0, Lanes = 1, Block = 2 };
@@ -262,9 +215,8 @@ __device__ __forceinline__ float chunk_amax(const float v[kVec], int count) {
 
 template <int kVec>
 __device__ __forceinline__ void quantize_chunk(const float v[kVec], float s, uint8_t q[kVec]) {
-  const Fp8Divisor d = fp8_divisor(s);
 #pragma unroll
-  for (int i = 0; i < kVec; ++i) q[i] = quantize_e4m3(v[i], d);
+  for (int i = 0; i < kVec; ++i) q[i] = quantize_e4m3(v[i], s);
 }
 
 // Quantizes row r (cols columns) with the whole block: codes to `codes_row`, scales to

@@ -124,7 +124,7 @@ __device__ __forceinline__ void quantize_staged_tile(const ActivationParams& ap,
     if (row >= item.rows || c >= cols) continue;
     const float s = fq.is_static ? static_s : tile_scale[row * kMaxGroups + c / group];
     q.codes[(item.row_begin + row) * q.ld_codes + n0 + c] =
-        act_quant::quantize_e4m3(h[row * kLd + c], act_quant::fp8_divisor(s));
+        act_quant::quantize_e4m3(h[row * kLd + c], s);
   }
 }
 
