@@ -91,8 +91,11 @@ FIMOE_HOST_DEVICE inline uint8_t encode_e4m3(float x) {
 #endif
 }
 
-// q = sat_e4m3(x / s).
+// q = sat_e4m3(x / s). A NaN operand gives NaN with that operand's sign, as the host's division
+// propagates it (the device's returns the positive canonical NaN).
 FIMOE_HOST_DEVICE inline uint8_t quantize_e4m3(float x, float s) {
+  if (x != x) return encode_e4m3(x);
+  if (s != s) return encode_e4m3(s);
   return encode_e4m3(div_rn(x, s));
 }
 

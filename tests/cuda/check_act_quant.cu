@@ -72,8 +72,8 @@ std::vector<float> random_row(Rng& rng, int64_t K, int kind) {
       case 4:  // huge, with an inf now and then
         x[i] = (rng.next() % 50 == 0) ? INFINITY : u * 3e38f;
         break;
-      case 5:  // NaN sprinkled in ordinary values
-        x[i] = (rng.next() % 13 == 0) ? NAN : u;
+      case 5:  // NaN of either sign sprinkled in ordinary values
+        x[i] = (rng.next() % 13 == 0) ? (u < 0 ? -NAN : NAN) : u;
         break;
       default:  // exact powers of two times 448 (MxFp8's no-round-up edge)
         x[i] = std::ldexp(448.0f, static_cast<int>(rng.next() % 20) - 10) * (u < 0 ? -1.0f : 1.0f);
