@@ -389,7 +389,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     }
   };
 
-  // This CTA's K tiles [kt_begin, kt_end): all of them, or split blockIdx.z's share.
+  // This CTA's K tiles [kt_begin, kt_end): all of them, or grid split blockIdx.z's share
+  // (GroupedGemmArgs::k_splits; the split's partial sums go to its own C slab).
   const int64_t k_tiles_all = (p.k + Cfg::kBK - 1) / Cfg::kBK;
   const int64_t per_split = (k_tiles_all + gridDim.z - 1) / gridDim.z;
   const int64_t kt_begin = blockIdx.z * per_split;
