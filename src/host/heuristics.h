@@ -13,7 +13,9 @@
 //   it                                  -> Sm90 at every size: the sm80 family applies such
 //                                          scales per 16-deep slice at about half its unscaled
 //                                          bandwidth (1.6 vs 3.7 TB/s, H200), e.g. DeepSeek-V3
-//                                          block FP8 T=1: 160 us vs 321 us. Per-tensor FP8
+//                                          block FP8 T=1: 160 us vs 321 us; small experts
+//                                          too (H100, ce87b1c: Qwen3-30B-A3B block FP8 T=1
+//                                          52 us vs 68, T=16 195 vs 342). Per-tensor FP8
 //                                          follows the bf16 rule below (Mixtral FP8 T=1: sm80
 //                                          decode 144 us, sm90 172 us).
 //   sm >= 90 and Sm90 can run it        -> Sm90 (TMA + WGMMA; swap-AB configs up to 128 rows,
