@@ -116,8 +116,8 @@ struct ActivationSource {
   int32_t e;
   float w;
   act_math::ExpertParams prm;
-  // GEMM1's dequantization factor when it is the same for the whole row (no per-column weight
-  // scale): computed once per row, the same bits as dequant_factor per element.
+  // GEMM1's dequantization factor when it is the same for the whole row
+  // (dequant_is_row_constant): computed once per row, the same bits as per element.
   bool per_column;
   float row_factor;
   __device__ __forceinline__ float dequant(float c, int64_t m) const {
@@ -172,7 +172,7 @@ __global__ void __launch_bounds__(kQuantMaxThreads)
   for (int64_t r = blockIdx.x; r < count; r += gridDim.x) {
     const int32_t e = p.row_expert[r];
     const float w = p.weight_on_input ? p.topk_weights[p.permuted_to_expanded[r]] : 1.0f;
-    const bool per_column = p.dequant.weight.data != nullptr;
+    const bool per_column = !dequant_is_row_constant(p.dequant, kGated ? 2 * p.inter : p.inter);
     const float row_factor =
         p.dequant.active && !per_column ? dequant_factor(p.dequant, r, e, 0) : 1.0f;
     const ActivationSource<kGated, kVecCols> source{

@@ -42,7 +42,7 @@ __device__ __forceinline__ void gemm2_row(const Gemm2Rows& g, int64_t r, int32_t
   }
   if (g.dequant.active) {
     // Without per-column weight scales the factor is the row's: one evaluation, same bits.
-    const bool per_column = g.dequant.weight.data != nullptr;
+    const bool per_column = !dequant_is_row_constant(g.dequant, g.hidden);
     const float row_factor = per_column ? 1.0f : dequant_factor(g.dequant, r, e, col);
 #pragma unroll
     for (int i = 0; i < kVec; ++i) {

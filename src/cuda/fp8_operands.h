@@ -102,6 +102,14 @@ struct GemmDequant {
   int64_t global_stride = 0;
 };
 
+// Whether dequant_factor(d, r, e, n) is the same for every output column n < cols: no weight
+// scale, or one whose row blocks span all the columns (a per-tensor or per-expert scale). A
+// kernel may then evaluate it once per row, which gives the same bits and skips the per-element
+// scale lookup (a 64-bit division by block_rows among it).
+FIMOE_HOST_DEVICE inline bool dequant_is_row_constant(const GemmDequant& d, int64_t cols) {
+  return d.weight.data == nullptr || d.weight.block_rows >= cols;
+}
+
 FIMOE_HOST_DEVICE inline float dequant_factor(const GemmDequant& d, int64_t r, int32_t e,
                                               int64_t n) {
   float f = 1.0f;
