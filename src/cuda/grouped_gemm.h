@@ -104,9 +104,10 @@ size_t grouped_gemm_workspace_size(GemmTactic tactic, int32_t num_experts, int64
 bool grouped_gemm_supports(GemmTactic tactic, const GroupedGemmArgs& args, int sm,
                            const char** why);
 
-// The family's grid for `args` without fusions: its CTAs (work-item slots x column tiles, an
-// upper bound of those that find work) and how many of them an SM holds at once. Zeros for a
-// family that sizes its grid otherwise (sm90's persistent grid).
+// The family's grid for `args` per K split: its CTAs (work-item slots x column tiles, an upper
+// bound of those that find work) and how many of them an SM holds at once (for the tile without
+// the fused activation). Zeros for a family that sizes its grid otherwise (sm90's persistent
+// grid).
 struct GridSize {
   int64_t ctas = 0;
   int ctas_per_sm = 0;

@@ -389,13 +389,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     }
   };
 
-  // This CTA's K tiles [kt_begin, kt_end): all of them, or grid split blockIdx.z's share
-  // (GroupedGemmArgs::k_splits; the split's partial sums go to its own C slab).
-  const int64_t k_tiles_all = (p.k + Cfg::kBK - 1) / Cfg::kBK;
-  const int64_t per_split = (k_tiles_all + gridDim.z - 1) / gridDim.z;
-  const int64_t kt_begin = blockIdx.z * per_split;
-  const int64_t kt_end = kt_begin + per_split < k_tiles_all ? kt_begin + per_split : k_tiles_all;
-  const int64_t k_tiles = kt_end > kt_begin ? kt_end - kt_begin : 0;
+  // This CTA's K tiles: all of them, or grid split blockIdx.z's share (its partial sums go to
+  // its own C slab).
+  const KTileRange k_range = split_k_tiles(p.k, Cfg::kBK);
+  const int64_t kt_begin = k_range.begin, k_tiles = k_range.count;
 #pragma unroll
   for (int s = 0; s < Cfg::kStages - 1; ++s) {
     if (s < k_tiles) load_stage(s, (kt_begin + s) * Cfg::kBK);

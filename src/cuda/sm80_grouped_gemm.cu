@@ -87,10 +87,10 @@ bool fused_quant_of(const ActivationParams& act, FusedQuant* out) {
   return true;
 }
 
-// Intermediate columns a CTA of `tile` covers under the fused activation.
-int64_t fused_tile_cols(Tile tile, const ActivationParams& act) {
-  const bool gated = is_gated(static_cast<Activation>(act.activation));
-  return gated ? col_tile_of(tile) / 2 : col_tile_of(tile);
+// Intermediate columns a CTA of `bw` weight rows covers under the fused activation: a gated CTA
+// spends half its rows on the matching gate rows.
+int64_t fused_cols_per_cta(const ActivationParams& act, int64_t bw) {
+  return is_gated(static_cast<Activation>(act.activation)) ? bw / 2 : bw;
 }
 
 // Whether the fp8 kernel can requantize GEMM2's input in its epilogue; nullptr when it can.
@@ -99,7 +99,7 @@ const char* check_fused_quant(Tile tile, const ActivationParams& act) {
   if (!fused_quant_of(act, &fq) || act.quant.codes == nullptr || act.quant.ld_codes < act.inter) {
     return "sm80 grouped GEMM: the fused fp8 activation needs an FP8 quant with codes";
   }
-  if (!fp8_epilogue_fits(fq, fused_tile_cols(tile, act), act.inter)) {
+  if (!fp8_epilogue_fits(fq, fused_cols_per_cta(act, col_tile_of(tile)), act.inter)) {
     return "sm80 grouped GEMM: the fused fp8 activation needs its quantization groups inside "
            "one CTA's columns";
   }
@@ -170,95 +170,89 @@ const char* check_args(Tile tile, const GroupedGemmArgs& a) {
   return nullptr;
 }
 
-template <class Cfg, bool kBf16, bool kKMajorB, Epilogue kEpi>
-cudaError_t launch_gemm_kernel(const GemmParams& params, int64_t capacity, int64_t n_tiles,
-                               cudaStream_t stream, bool pdl, int32_t splits = 1) {
-  auto kernel = grouped_gemm_kernel<Cfg, kBf16, kKMajorB, kEpi>;
+// Grid columns of a launch with `bw` weight rows per CTA: column tiles of C, or with the fused
+// activation tiles of intermediate columns.
+int64_t column_tiles(const GroupedGemmArgs& a, int64_t bw) {
+  if (a.activation == nullptr) return (a.n + bw - 1) / bw;
+  const int64_t per_cta = fused_cols_per_cta(*a.activation, bw);
+  return (a.activation->inter + per_cta - 1) / per_cta;
+}
+
+// Launches `kernel` (either family kernel of tile configuration Cfg) over (work items, column
+// tiles, K splits).
+template <class Cfg, class Params>
+cudaError_t launch_tiles(void (*kernel)(Params), const Params& params, const GroupedGemmArgs& a,
+                         int64_t capacity, cudaStream_t stream) {
   // Host-only attribute call (allowed during stream capture); needed past 48 KB of smem.
   cudaError_t err =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
   if (err != cudaSuccess) return err;
-  const dim3 grid(static_cast<unsigned>(capacity), static_cast<unsigned>(n_tiles),
-                  static_cast<unsigned>(splits));
-  return pdl::launch_kernel(kernel, grid, dim3(Cfg::kThreads), Cfg::kSmemBytes, stream, pdl,
+  const dim3 grid(static_cast<unsigned>(capacity),
+                  static_cast<unsigned>(column_tiles(a, Cfg::kBW)),
+                  static_cast<unsigned>(a.k_splits));
+  return pdl::launch_kernel(kernel, grid, dim3(Cfg::kThreads), Cfg::kSmemBytes, stream, a.pdl,
                             params);
+}
+
+template <class Cfg, bool kBf16, bool kKMajorB, Epilogue kEpi>
+cudaError_t launch_gemm_kernel(const GroupedGemmArgs& a, const GemmParams& params,
+                               int64_t capacity, cudaStream_t stream) {
+  return launch_tiles<Cfg>(grouped_gemm_kernel<Cfg, kBf16, kKMajorB, kEpi>, params, a, capacity,
+                           stream);
 }
 
 // CfgK / CfgN: the tile shape for K-major / N-major B (same kBW and kBT).
 template <class CfgK, class CfgN>
-cudaError_t launch_gemm(const GroupedGemmArgs& a, const GemmParams& params, int64_t capacity,
+cudaError_t launch_gemm(const GroupedGemmArgs& a, const GemmParams& p, int64_t capacity,
                         cudaStream_t stream) {
-  const bool bf16 = a.dtype == DType::BF16, pdl = a.pdl;
-  if (a.activation != nullptr) {
-    // A gated CTA covers BW/2 intermediate columns (their up and gate rows), a plain one BW.
-    const int64_t inter = a.activation->inter;
+  const bool bf16 = a.dtype == DType::BF16;
+  if (a.activation != nullptr) {  // K-major B (check_args)
     if (is_gated(static_cast<Activation>(a.activation->activation))) {
       constexpr Epilogue kG = Epilogue::GatedActivation;
-      const int64_t n_tiles = (inter + CfgK::kBW / 2 - 1) / (CfgK::kBW / 2);
-      return bf16 ? launch_gemm_kernel<CfgK, true, true, kG>(params, capacity, n_tiles, stream, pdl)
-                  : launch_gemm_kernel<CfgK, false, true, kG>(params, capacity, n_tiles, stream,
-                                                              pdl);
+      return bf16 ? launch_gemm_kernel<CfgK, true, true, kG>(a, p, capacity, stream)
+                  : launch_gemm_kernel<CfgK, false, true, kG>(a, p, capacity, stream);
     }
     constexpr Epilogue kA = Epilogue::Activation;
-    const int64_t n_tiles = (inter + CfgK::kBW - 1) / CfgK::kBW;
-    return bf16 ? launch_gemm_kernel<CfgK, true, true, kA>(params, capacity, n_tiles, stream, pdl)
-                : launch_gemm_kernel<CfgK, false, true, kA>(params, capacity, n_tiles, stream, pdl);
+    return bf16 ? launch_gemm_kernel<CfgK, true, true, kA>(a, p, capacity, stream)
+                : launch_gemm_kernel<CfgK, false, true, kA>(a, p, capacity, stream);
   }
   constexpr Epilogue kS = Epilogue::StoreF32;
-  const int64_t n_tiles = (a.n + CfgK::kBW - 1) / CfgK::kBW;
-  const int32_t z = a.k_splits;
   if (b_is_k_major(a)) {
-    return bf16 ? launch_gemm_kernel<CfgK, true, true, kS>(params, capacity, n_tiles, stream, pdl, z)
-                : launch_gemm_kernel<CfgK, false, true, kS>(params, capacity, n_tiles, stream, pdl,
-                                                            z);
+    return bf16 ? launch_gemm_kernel<CfgK, true, true, kS>(a, p, capacity, stream)
+                : launch_gemm_kernel<CfgK, false, true, kS>(a, p, capacity, stream);
   }
-  return bf16 ? launch_gemm_kernel<CfgN, true, false, kS>(params, capacity, n_tiles, stream, pdl, z)
-              : launch_gemm_kernel<CfgN, false, false, kS>(params, capacity, n_tiles, stream, pdl,
-                                                           z);
+  return bf16 ? launch_gemm_kernel<CfgN, true, false, kS>(a, p, capacity, stream)
+              : launch_gemm_kernel<CfgN, false, false, kS>(a, p, capacity, stream);
 }
 
 template <class Cfg, bool kKMajorB, bool kScaled, Epilogue kEpi = Epilogue::StoreF32>
-cudaError_t launch_fp8_kernel(const Fp8GemmParams& params, int64_t capacity, int64_t n_tiles,
-                              cudaStream_t stream, bool pdl, int32_t splits = 1) {
-  auto kernel = fp8_grouped_gemm_kernel<Cfg, kKMajorB, kScaled, kEpi>;
-  cudaError_t err =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
-  if (err != cudaSuccess) return err;
-  const dim3 grid(static_cast<unsigned>(capacity), static_cast<unsigned>(n_tiles),
-                  static_cast<unsigned>(splits));
-  return pdl::launch_kernel(kernel, grid, dim3(Cfg::kThreads), Cfg::kSmemBytes, stream, pdl,
-                            params);
+cudaError_t launch_fp8_kernel(const GroupedGemmArgs& a, const Fp8GemmParams& params,
+                              int64_t capacity, cudaStream_t stream) {
+  return launch_tiles<Cfg>(fp8_grouped_gemm_kernel<Cfg, kKMajorB, kScaled, kEpi>, params, a,
+                           capacity, stream);
 }
 
 // CfgPlain / CfgScaled: the tile without / with K-slice scales (same kBW and kBT).
 template <class CfgPlain, class CfgScaled>
 cudaError_t launch_fp8(const GroupedGemmArgs& a, const Fp8GemmParams& p, int64_t capacity,
                        cudaStream_t stream) {
-  const bool scaled = p.slice > 0, k_major = b_is_k_major(a), pdl = a.pdl;
+  const bool scaled = p.slice > 0;
   if (a.activation != nullptr) {  // K-major B (check_args)
-    const int64_t inter = a.activation->inter;
     if (is_gated(static_cast<Activation>(a.activation->activation))) {
       constexpr Epilogue kG = Epilogue::GatedActivation;
-      const int64_t n_tiles = (inter + CfgPlain::kBW / 2 - 1) / (CfgPlain::kBW / 2);
-      return scaled ? launch_fp8_kernel<CfgScaled, true, true, kG>(p, capacity, n_tiles, stream,
-                                                                   pdl)
-                    : launch_fp8_kernel<CfgPlain, true, false, kG>(p, capacity, n_tiles, stream,
-                                                                   pdl);
+      return scaled ? launch_fp8_kernel<CfgScaled, true, true, kG>(a, p, capacity, stream)
+                    : launch_fp8_kernel<CfgPlain, true, false, kG>(a, p, capacity, stream);
     }
     constexpr Epilogue kA = Epilogue::Activation;
-    const int64_t n_tiles = (inter + CfgPlain::kBW - 1) / CfgPlain::kBW;
-    return scaled ? launch_fp8_kernel<CfgScaled, true, true, kA>(p, capacity, n_tiles, stream, pdl)
-                  : launch_fp8_kernel<CfgPlain, true, false, kA>(p, capacity, n_tiles, stream, pdl);
+    return scaled ? launch_fp8_kernel<CfgScaled, true, true, kA>(a, p, capacity, stream)
+                  : launch_fp8_kernel<CfgPlain, true, false, kA>(a, p, capacity, stream);
   }
-  const int64_t n_tiles = (a.n + CfgPlain::kBW - 1) / CfgPlain::kBW;
-  const int32_t z = a.k_splits;
-  if (scaled) {
-    return k_major
-               ? launch_fp8_kernel<CfgScaled, true, true>(p, capacity, n_tiles, stream, pdl, z)
-               : launch_fp8_kernel<CfgScaled, false, true>(p, capacity, n_tiles, stream, pdl, z);
+  if (b_is_k_major(a)) {
+    return scaled ? launch_fp8_kernel<CfgScaled, true, true>(a, p, capacity, stream)
+                  : launch_fp8_kernel<CfgPlain, true, false>(a, p, capacity, stream);
   }
-  return k_major ? launch_fp8_kernel<CfgPlain, true, false>(p, capacity, n_tiles, stream, pdl, z)
-                 : launch_fp8_kernel<CfgPlain, false, false>(p, capacity, n_tiles, stream, pdl, z);
+  return scaled ? launch_fp8_kernel<CfgScaled, false, true>(a, p, capacity, stream)
+                : launch_fp8_kernel<CfgPlain, false, false>(a, p, capacity, stream);
 }
 
 int launch_fp8_gemm(Tile tile, const GroupedGemmArgs& a, int64_t capacity, cudaStream_t stream) {
@@ -307,7 +301,8 @@ bool schedule_layout(Tile tile, int32_t num_experts, int64_t max_rows, int32_t* 
   return true;
 }
 
-// CTAs per SM that the tile configuration of an fp32-output launch of `a` is built for.
+// CTAs per SM that the tile configuration of a launch of `a` without the fused activation is
+// built for (split K, its only user, never runs fused).
 int resident_ctas_per_sm(Tile tile, const GroupedGemmArgs& a) {
   if (a.fp8) {
     const bool scaled = a.a_kscale.data != nullptr || a.b_kscale.data != nullptr;
@@ -321,9 +316,8 @@ int resident_ctas_per_sm(Tile tile, const GroupedGemmArgs& a) {
 }
 
 GridSize grid_size(Tile tile, const GroupedGemmArgs& a) {
-  const int64_t cols = col_tile_of(tile);
   GridSize g;
-  g.ctas = schedule_capacity(tile, a.num_experts, a.max_rows) * ((a.n + cols - 1) / cols);
+  g.ctas = schedule_capacity(tile, a.num_experts, a.max_rows) * column_tiles(a, col_tile_of(tile));
   g.ctas_per_sm = resident_ctas_per_sm(tile, a);
   return g;
 }

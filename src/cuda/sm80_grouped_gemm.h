@@ -45,7 +45,7 @@ bool supports(Tile tile, const GroupedGemmArgs& args, int sm, const char** why);
 bool schedule_layout(Tile tile, int32_t num_experts, int64_t max_rows, int32_t* row_tile,
                      int64_t* capacity);
 
-// The grid of an fp32-output launch (per split; grouped_gemm.h GridSize).
+// The launch's grid per K split (grouped_gemm.h GridSize).
 GridSize grid_size(Tile tile, const GroupedGemmArgs& args);
 
 // Enqueues the GEMM on `stream` (a cudaStream_t). Returns a cudaError_t as int (0 = success);

@@ -20,6 +20,21 @@ struct WorkItem {
   int32_t rows;
 };
 
+// The K tiles (of `tile_k` columns) a CTA of grid split blockIdx.z sums (GroupedGemmArgs::
+// k_splits): the tiles cut into gridDim.z runs of ceil(tiles / gridDim.z), the last one shorter
+// or empty. One split (gridDim.z == 1) takes them all.
+struct KTileRange {
+  int64_t begin, count;
+};
+
+__device__ __forceinline__ KTileRange split_k_tiles(int64_t k, int tile_k) {
+  const int64_t tiles = (k + tile_k - 1) / tile_k;
+  const int64_t per_split = (tiles + gridDim.z - 1) / gridDim.z;
+  const int64_t begin = blockIdx.z * per_split;
+  const int64_t end = begin + per_split < tiles ? begin + per_split : tiles;
+  return KTileRange{begin, end > begin ? end - begin : 0};
+}
+
 // Scratch layout: an int64 item count (padded to 16 bytes), then the WorkItem array.
 constexpr size_t kScheduleHeaderBytes = 16;
 
