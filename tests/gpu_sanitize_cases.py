@@ -11,10 +11,12 @@ the caching allocator it would usually land inside a neighbouring cached block).
 every GEMM tactic and is checked like tests/test_gpu_moe.py (reference, CPU executor), so a
 sanitizer-clean run is also a correct one. The shapes are tiny because the sanitizers slow
 kernels down by orders of magnitude; they still cover one and many rows per expert, odd sizes
-(unaligned rows), FP8 block and per-tensor scales, GEMM1's fused FP8 epilogue and a split-K
-GEMM2, an EP window with capacity, a transposed W2 view and the unfinalized output.
+(unaligned rows), FP8 block and per-tensor scales, GEMM1's fused FP8 epilogues (sm80 and
+Hopper) and a split-K GEMM2, an EP window with capacity, a transposed W2 view and the
+unfinalized output.
 ``FLASHINFER_MOE_TEST_DEVICE=cpu`` runs them on the CPU executor (a dry run of the script).
-``--quick`` runs the first three cases only (racecheck is the slowest tool), one of them FP8.
+``--quick`` runs the first three cases only (racecheck is the slowest tool), the third the
+Hopper fused FP8 GEMM1 (its shared-memory hand-offs are what racecheck should see).
 Exit status 0 when every case passed, 1 otherwise (the sanitizer's own exit code wins when it
 found an error).
 """
@@ -53,6 +55,9 @@ def _fp8(w, q1, q2, **kw):
 CASES = [
     ("decode T=1", lambda: build_problem(T=1, E=8, k=2, H=200, I=72, seed=1)),
     ("odd sizes T=33 H=201 I=37", lambda: build_problem(T=33, E=8, k=3, H=201, I=37, seed=2)),
+    ("fp8 block, sm90 fused GEMM1, ragged K T=20 H=4176 I=256",
+     lambda: _fp8("e4m3:128x128", "fp8_group:128", "fp8_group:128", T=20, E=4, k=2, H=4176,
+                  I=256, seed=11)),
     ("fp8 block T=20 H=256 I=200",
      lambda: _fp8("e4m3:128x128", "fp8_group:128", "fp8_group:128", T=20, E=4, k=2, H=256,
                   I=200, seed=8)),

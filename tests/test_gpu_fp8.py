@@ -187,26 +187,59 @@ def test_fused_gemm1_epilogue(kw, T):
     check_all_tactics(fp8_problem(T=T, seed=T + 40 + len(kw), **kw))
 
 
+# GEMM1's fused epilogue on Hopper (sm90_fp8_gated_gemm.h): Sm90 fuses FP8 GEMM1 with a gated
+# activation for K >= 4096 and 4..64 rows per local expert (heuristics.h; T * k / E_local here),
+# for the intermediate quantizations GEMM2 can take on Sm90 (1x128 groups, static, per token:
+# the DeepSeek and Mixtral forms), with K-varying and K-constant weight scales, a ragged last K
+# slice, bias + routing weight on the input, EP, and rows that leave a tile part empty. MXFP8 or
+# narrower groups of the intermediate leave Sm90 for the sm80 family (GEMM2's scales), so they
+# never reach this kernel.
+SM90_FUSED = {
+    "block-1x128": dict(T=150, I=256, H=4096),
+    "block-1x128-ragged-k": dict(T=150, I=128, H=4176),
+    "static-per-tensor": dict(
+        T=150, w="e4m3:0x0", input_quant="fp8_static", inter_quant="fp8_static", I=256, H=4096),
+    "static-per-expert-swiglubias-weights-on-input": dict(
+        T=300, w="e4m3:0x0", input_quant="fp8_static", inter_quant="fp8_static_per_expert",
+        activation=Act.SwigluBias, act_params=True, biases=True, routing="Llama4", k=1,
+        rw_on_input=True, I=128, H=4096),
+    "token-in-static-out-geglu-ep": dict(
+        T=100, w="e4m3:1x0", input_quant="fp8_token", inter_quant="fp8_static",
+        activation=Act.Geglu, E=16, offset=4, local=8, k=4, I=256, H=4096),
+    "block-in-token-out-I128": dict(T=150, inter_quant="fp8_token", I=128, H=4096),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kw", SM90_FUSED.values(), ids=SM90_FUSED.keys())
+def test_sm90_fused_gemm1_epilogue(kw):
+    check_all_tactics(fp8_problem(seed=50 + len(kw), **kw))
+
+
 _FUSION_PROBE = r"""
 import sys, torch
 sys.path.insert(0, sys.argv[1])
 from flashinfer.fused_moe.enums import GemmTactic
 from gpu_cases import prepare, run_on_device
 from moe_builders import build_problem
-from test_gpu_fp8 import FUSED_EPILOGUE, fp8_problem
+from test_gpu_fp8 import FUSED_EPILOGUE, SM90_FUSED, fp8_problem
 seed = int(sys.argv[3])
 problems = [(name, fp8_problem(T=T, seed=seed + T, **kw))
             for name, kw in FUSED_EPILOGUE.items() for T in (5, 300)]
 problems.append(("bf16", build_problem(T=40, H=256, I=96, E=8, k=2, seed=seed, biases=True)))
+hopper = torch.cuda.get_device_capability() == (9, 0)
+if hopper:
+    problems += [("sm90-" + name, fp8_problem(seed=seed, **kw)) for name, kw in SM90_FUSED.items()]
 runs = []
 for name, p in problems:
     case = prepare(p, cpu_executor=False)
-    for tactic in (GemmTactic.Sm80Decode, GemmTactic.Sm80Prefill):
+    tactics = (GemmTactic.Sm90,) if name.startswith("sm90-") else (
+        GemmTactic.Sm80Decode, GemmTactic.Sm80Prefill)
+    for tactic in tactics:
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
             got = run_on_device(case, tactic)
             torch.cuda.synchronize()
         kernels = sorted({e.name for e in prof.events() if "activation" in e.name})
-        runs.append((name, tactic.name, kernels, got.output.cpu()))
+        runs.append((name, tactic.name, kernels, None if got is None else got.output.cpu()))
 torch.save(runs, sys.argv[2])
 """
 
@@ -217,7 +250,8 @@ def test_fused_gemm1_epilogue_gives_the_unfused_bits(tmp_path):
     with FLASHINFER_MOE_DISABLE_GEMM1_FUSION set (a process-wide switch, hence the subprocesses)
     every output must be bitwise the fused one. Only the unfused run, and the one case whose
     per-token groups (48 columns) are wider than the decode tile's 32, launch the activation
-    kernel."""
+    kernel. On Hopper the Sm90 cases compare the fused kernel with CUTLASS + the activation
+    kernel (the same K-slice promotion arithmetic, hence the same bits)."""
     import os
     import random
     import subprocess
@@ -235,10 +269,13 @@ def test_fused_gemm1_epilogue_gives_the_unfused_bits(tmp_path):
         subprocess.run([sys.executable, "-c", _FUSION_PROBE, tests_dir, str(out), str(seed)],
                        env=env, check=True, timeout=600)  # fmt: skip
         runs[mode] = torch.load(out)
-    assert len(runs["fused"]) == len(runs["unfused"]) == 2 * (2 * len(FUSED_EPILOGUE) + 1)
+    hopper = torch.cuda.get_device_capability() == (9, 0)
+    expected = 2 * (2 * len(FUSED_EPILOGUE) + 1) + (len(SM90_FUSED) if hopper else 0)
+    assert len(runs["fused"]) == len(runs["unfused"]) == expected
     for fused, unfused in zip(runs["fused"], runs["unfused"]):
         name, tactic, kernels, out = fused
         what = f"{name} {tactic} (seed {seed})"
+        assert out is not None and unfused[3] is not None, f"{what}: refused"
         unfusable = name.startswith("token-row") and tactic == "Sm80Decode"
         assert bool(kernels) == unfusable, f"{what}: fused run launched {kernels}"
         assert unfused[2], f"{what}: the unfused run never launched the activation kernel"

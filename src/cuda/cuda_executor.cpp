@@ -283,13 +283,24 @@ bool gemm1_fusion_enabled() {
 }
 
 // GEMM1 with the gather (a_row_index) and / or the activation fused in, when its family is sm80
-// and the operands allow; false (and *out untouched) when nothing could be fused.
+// and the operands allow, or with the activation fused for FP8 on Sm90 where that measured
+// faster (heuristics.h); false (and *out untouched) when nothing could be fused.
 bool fuse_into_gemm1(const MoeProblem& p, const CudaWorkspaceLayout& ws, GemmTactic tactic,
                      const GroupedGemmArgs& gemm1, const ActivationParams* act, int sm,
                      GroupedGemmArgs* out) {
-  if (tactic != GemmTactic::Sm80Decode && tactic != GemmTactic::Sm80Prefill) return false;
   if (!gemm1_fusion_enabled()) return false;
   GroupedGemmArgs g = gemm1;
+  if (tactic == GemmTactic::Sm90) {
+    const int64_t experts = gemm1.num_experts > 0 ? gemm1.num_experts : 1;
+    if (!gemm1.fp8 || !fuse_sm90_gemm1_activation(gemm1.k, gemm1.max_rows / experts)) {
+      return false;
+    }
+    g.activation = act;
+    if (!grouped_gemm_supports(tactic, g, sm, nullptr)) return false;
+    *out = g;
+    return true;
+  }
+  if (tactic != GemmTactic::Sm80Decode && tactic != GemmTactic::Sm80Prefill) return false;
   // FP8 input rows need the gather's quantization (or scale copy); the activation epilogue
   // also requantizes GEMM2's input when its groups fit one CTA (sm80_activation_epilogue.cuh).
   if (!gemm1.fp8 && input_feeds_gemm1(p)) {

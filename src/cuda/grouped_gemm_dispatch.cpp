@@ -2,14 +2,16 @@
 // Sm80Prefill to the portable mma.sync family (two tile shapes), Sm90 to the CUTLASS
 // TMA + WGMMA family, whose configuration is picked here from the average rows per expert.
 // Auto is resolved by the caller (host/heuristics.h) before it gets here.
-// The optional fusions and split K of GroupedGemmArgs are sm80-only: the sm90 family refuses
-// them here.
-// FP8 operands (args.fp8) on Sm90 go to the FP8 configurations (sm90_fp8_grouped_gemm.h), which
-// share the tactic and its workspace.
+// The optional fusions and split K of GroupedGemmArgs are sm80-only, with one exception: FP8
+// GEMM1 with the activation fused (args.activation) runs on Sm90 as its own kernel
+// (sm90_fp8_gated_gemm.h). The sm90 family refuses the rest here.
+// Other FP8 operands (args.fp8) on Sm90 go to the CUTLASS FP8 configurations
+// (sm90_fp8_grouped_gemm.h), which share the tactic and its workspace.
 #include <cuda_runtime_api.h>
 
 #include "cuda/grouped_gemm.h"
 #include "cuda/sm80_grouped_gemm.h"
+#include "cuda/sm90_fp8_gated_gemm.h"
 #include "cuda/sm90_fp8_grouped_gemm.h"
 #include "cuda/sm90_grouped_gemm.h"
 
@@ -56,9 +58,9 @@ bool grouped_gemm_supports(GemmTactic tactic, const GroupedGemmArgs& args, int s
     case GemmTactic::Sm80Prefill:
       return sm80::supports(sm80::Tile::Prefill, args, sm, why);
     case GemmTactic::Sm90:
-      if (args.a_row_index != nullptr || args.activation != nullptr || args.schedule_prebuilt ||
-          args.k_splits != 1) {
-        if (why) *why = "sm90 grouped GEMM: no fused gather, activation, prebuilt schedule or split K";
+      if (args.activation != nullptr) return sm90_fp8_gated::supports(args, sm, why);
+      if (args.a_row_index != nullptr || args.schedule_prebuilt || args.k_splits != 1) {
+        if (why) *why = "sm90 grouped GEMM: no fused gather, prebuilt schedule or split K (nor a bf16 fused activation)";
         return false;
       }
       if (args.fp8) return sm90_fp8::supports(sm90_fp8::config_for(args), args, sm, why);
@@ -99,8 +101,8 @@ int launch_grouped_gemm(GemmTactic tactic, const GroupedGemmArgs& args, void* st
     case GemmTactic::Sm80Prefill:
       return sm80::launch(sm80::Tile::Prefill, args, stream);
     case GemmTactic::Sm90:
-      if (args.a_row_index != nullptr || args.activation != nullptr || args.schedule_prebuilt ||
-          args.k_splits != 1) {
+      if (args.activation != nullptr) return sm90_fp8_gated::launch(args, stream);
+      if (args.a_row_index != nullptr || args.schedule_prebuilt || args.k_splits != 1) {
         return static_cast<int>(cudaErrorInvalidValue);
       }
       if (args.fp8) return sm90_fp8::launch(sm90_fp8::config_for(args), args, stream);

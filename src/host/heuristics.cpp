@@ -52,4 +52,9 @@ const char* gemm_tactic_name(GemmTactic t) {
   return "unknown";
 }
 
+bool fuse_sm90_gemm1_activation(int64_t k, int64_t rows_per_expert) {
+  return k >= kSm90FusedGemm1MinK && rows_per_expert >= kSm90FusedGemm1MinRowsPerExpert &&
+         rows_per_expert <= kSm90FusedGemm1MaxRowsPerExpert;
+}
+
 }  // namespace flashinfer_moe

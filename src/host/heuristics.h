@@ -68,6 +68,23 @@ constexpr int32_t kMaxKSplits = 4;
 constexpr int64_t kMinSplitK = 2048;
 int32_t choose_k_splits(int64_t ctas, int64_t resident, int64_t k);
 
+// Whether FP8 GEMM1 on Sm90 runs with its activation and GEMM2's requantization fused
+// (sm90_fp8_gated_gemm.h) rather than as the CUTLASS GEMM plus the activation kernel, given
+// GEMM1's K (the hidden size) and the rows per local expert (max_rows / E_local). Measured on
+// an H100 (fused / unfused, us; docs/bench/2026-11-26-h100-sm90-fused-ab.md):
+//   DeepSeek-V3 block FP8 (K 7168): T=64 (2 rows) 2405 / 2366, T=256 (8) 3028 / 3125,
+//     T=1024 (32) 3816 / 3874, T=4096 (128) 7408 / 6459;
+//   Mixtral-8x7B per-tensor FP8 (K 4096): T=256 (64 rows) 597 / 641, T=1024 (256) 1380 / 1377,
+//     T=4096 (1024) 3914 / 3496;
+//   Qwen3-30B-A3B block FP8 (K 2048): 4-9% slower at T = 16..1024, 24% at 4096.
+// The fused kernel's epilogue does not overlap its MMAs, so it wins only where a tile's K loop is
+// long (K >= 4096) and the tiles are few enough that the activation kernel's extra pass and the
+// fp32 round trip weigh more: a few to 64 rows per expert.
+constexpr int64_t kSm90FusedGemm1MinK = 4096;
+constexpr int64_t kSm90FusedGemm1MinRowsPerExpert = 4;
+constexpr int64_t kSm90FusedGemm1MaxRowsPerExpert = 64;
+bool fuse_sm90_gemm1_activation(int64_t k, int64_t rows_per_expert);
+
 // "Sm80Decode", "Sm80Prefill", "Sm90" or "Auto" (for messages).
 const char* gemm_tactic_name(GemmTactic t);
 
