@@ -10,7 +10,6 @@
 #include <cudaTypedefs.h>
 
 #include <climits>
-#include <cstring>
 
 #include "cuda/act_quant.cuh"
 #include "cuda/device_info.h"
@@ -406,19 +405,6 @@ __global__ void __launch_bounds__(kThreads, 1)
 }
 
 // ---- host -----------------------------------------------------------------------------------
-
-bool build_has_sm90a() {
-#if defined(FLASHINFER_MOE_CUDA_ARCHS_STRING)
-  const char* s = FLASHINFER_MOE_CUDA_ARCHS_STRING;  // e.g. "80,90a,100a"
-  while (*s) {
-    const char* end = s;
-    while (*end && *end != ',' && *end != ';') ++end;
-    if (end - s == 3 && std::strncmp(s, "90a", 3) == 0) return true;
-    s = *end ? end + 1 : end;
-  }
-#endif
-  return false;
-}
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 

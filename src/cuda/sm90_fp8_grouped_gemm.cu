@@ -6,7 +6,6 @@
 
 #include <climits>
 #include <cstdint>
-#include <cstring>
 #include <initializer_list>
 
 #include "cuda/device_info.h"
@@ -25,20 +24,6 @@ constexpr int64_t kScaleBlock = 128;  // blockwise: K slice and weight rows per 
 constexpr int64_t kBlockwiseSwapABMaxRows = 64;
 // Per-tensor: likewise (measurements in sm90_fp8_grouped_gemm.h).
 constexpr int64_t kPerTensorSwapABMaxRows = 256;
-
-// Whether the library was compiled with the sm_90a target (wgmma exists only there).
-bool build_has_sm90a() {
-#if defined(FLASHINFER_MOE_CUDA_ARCHS_STRING)
-  const char* s = FLASHINFER_MOE_CUDA_ARCHS_STRING;  // e.g. "80,90a,100a"
-  while (*s) {
-    const char* end = s;
-    while (*end && *end != ',' && *end != ';') ++end;
-    if (end - s == 3 && std::strncmp(s, "90a", 3) == 0) return true;
-    s = *end ? end + 1 : end;
-  }
-#endif
-  return false;
-}
 
 bool aligned(const void* p, uintptr_t bytes) {
   return (reinterpret_cast<uintptr_t>(p) % bytes) == 0;

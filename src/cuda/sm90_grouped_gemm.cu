@@ -24,7 +24,6 @@
 
 #include <climits>
 #include <cstdint>
-#include <cstring>
 
 #include "cuda/device_info.h"
 #include "cuda/sm90_grouped_gemm.h"
@@ -38,20 +37,6 @@ namespace flashinfer_moe {
 namespace cuda {
 namespace sm90 {
 namespace {
-
-// Whether the library was compiled with the sm_90a target (wgmma exists only there).
-bool build_has_sm90a() {
-#if defined(FLASHINFER_MOE_CUDA_ARCHS_STRING)
-  const char* s = FLASHINFER_MOE_CUDA_ARCHS_STRING;  // e.g. "80,90a,100a"
-  while (*s) {
-    const char* end = s;
-    while (*end && *end != ',' && *end != ';') ++end;
-    if (end - s == 3 && std::strncmp(s, "90a", 3) == 0) return true;
-    s = *end ? end + 1 : end;
-  }
-#endif
-  return false;
-}
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
