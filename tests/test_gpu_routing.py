@@ -5,7 +5,7 @@ in the same order, with the shared routing_math exp), and agree with the float64
 (``reference_routing``) up to fp32 rounding. Also: CUDA-graph capture and replay, the current
 torch stream, precomputed (plain and packed) ids, the kernel's limits, inputs left unmodified,
 expert counts that are not a multiple of the warp, and precomputed routing read by the layer's
-permutation directly (strided, packed, out of range; one 1024-slot chunk and several).
+permutation directly (strided, packed, out of range; the one-block path and the chunked one).
 """
 
 from __future__ import annotations
@@ -264,7 +264,7 @@ def test_gpu_layer_reads_precomputed_routing_directly(num_tokens, form, gen):
     """The permutation decodes the caller's ids itself (strides, packed words, ids out of range
     -> -1) and copies the weights (f16, or the packed bf16 half) for finalize and the routing
     outputs: the layer must equal the same layer fed the clean int32 ids and fp32 weights."""
-    t, e, k = num_tokens, 16, 4  # 300 * 4 = 1200 slots: more than one 1024-slot chunk
+    t, e, k = num_tokens, 16, 4  # 300 * 4 = 1200 slots: past the one-block path (1024)
     ids = torch.randint(-3, e + 3, (t, k), generator=gen, dtype=torch.int32)
     weights = (torch.rand(t, k, generator=gen) + 0.1).to(torch.float16)
     valid = (ids >= 0) & (ids < e)

@@ -22,6 +22,9 @@ namespace cuda {
 namespace {
 
 constexpr int kWarp = 32;
+// Slots a lane looks up before a warp ranks them: the loads of a step overlap instead of one
+// dependent global load per 32 slots.
+constexpr int kPrefetch = 4;
 constexpr int kScanThreads = 256;
 constexpr int kOffsetThreads = 256;
 constexpr int kSmallThreads = 256;
@@ -84,12 +87,21 @@ __global__ void __launch_bounds__(kWarp) count_chunk_kernel(PermuteParams p) {
   __syncwarp();
   const int64_t begin = chunk * kPermuteSlotsPerChunk;
   const int64_t end = min(p.num_slots, begin + kPermuteSlotsPerChunk);
-  for (int64_t base = begin; base < end; base += kWarp) {
-    if (p.routed_ids != nullptr && base + lane < end) copy_routed_slot(p, base + lane);
-    const int32_t e = local_expert_of(p, base + lane, end);
-    const unsigned same = __match_any_sync(0xffffffffu, e);
-    if (e >= 0 && lane == 31 - __clz(same)) count[e] += __popc(same);
-    __syncwarp();
+  for (int64_t base = begin; base < end; base += kWarp * kPrefetch) {
+    int32_t experts[kPrefetch];
+#pragma unroll
+    for (int i = 0; i < kPrefetch; ++i) {
+      const int64_t s = base + i * kWarp + lane;
+      if (p.routed_ids != nullptr && s < end) copy_routed_slot(p, s);
+      experts[i] = local_expert_of(p, s, end);
+    }
+#pragma unroll
+    for (int i = 0; i < kPrefetch; ++i) {
+      const int32_t e = experts[i];
+      const unsigned same = __match_any_sync(0xffffffffu, e);
+      if (e >= 0 && lane == 31 - __clz(same)) count[e] += __popc(same);
+      __syncwarp();
+    }
   }
   for (int32_t e = lane; e < p.local_num_experts; e += kWarp) {
     p.chunk_counts[static_cast<int64_t>(e) * p.num_chunks + chunk] = count[e];
@@ -155,26 +167,40 @@ __global__ void __launch_bounds__(kOffsetThreads) expert_offsets_kernel(PermuteP
 __device__ __forceinline__ void assign_rows_in_order(const PermuteParams& p, int64_t begin,
                                                      int64_t end, int32_t* next_rank, int lane) {
   const unsigned lanes_below = (1u << lane) - 1u;
-  for (int64_t base = begin; base < end; base += kWarp) {
-    const int64_t s = base + lane;
-    const int32_t e = local_expert_of(p, s, end);
-    const unsigned same = __match_any_sync(0xffffffffu, e);
-    if (s < end) {
-      int32_t row = -1;
-      if (e >= 0) {
-        const int64_t rank = next_rank[e] + __popc(same & lanes_below);
-        const int64_t first = p.row_offsets[e];
-        if (rank < p.row_offsets[e + 1] - first) {
-          row = static_cast<int32_t>(first + rank);
-          p.permuted_to_expanded[row] = static_cast<int32_t>(s);
-          p.row_expert[row] = e;
-        }
+  for (int64_t base = begin; base < end; base += kWarp * kPrefetch) {
+    // The step's experts and their row ranges first (independent loads), then the ranking.
+    int32_t experts[kPrefetch];
+    int64_t first[kPrefetch], kept[kPrefetch];
+#pragma unroll
+    for (int i = 0; i < kPrefetch; ++i) {
+      experts[i] = local_expert_of(p, base + i * kWarp + lane, end);
+      first[i] = kept[i] = 0;
+      if (experts[i] >= 0) {
+        first[i] = p.row_offsets[experts[i]];
+        kept[i] = p.row_offsets[experts[i] + 1] - first[i];
       }
-      p.expanded_to_permuted[s] = row;
     }
-    __syncwarp();  // every lane has read next_rank[e] before the leader advances it
-    if (e >= 0 && lane == 31 - __clz(same)) next_rank[e] += __popc(same);
-    __syncwarp();
+#pragma unroll
+    for (int i = 0; i < kPrefetch; ++i) {
+      const int64_t s = base + i * kWarp + lane;
+      const int32_t e = experts[i];
+      const unsigned same = __match_any_sync(0xffffffffu, e);
+      if (s < end) {
+        int32_t row = -1;
+        if (e >= 0) {
+          const int64_t rank = next_rank[e] + __popc(same & lanes_below);
+          if (rank < kept[i]) {
+            row = static_cast<int32_t>(first[i] + rank);
+            p.permuted_to_expanded[row] = static_cast<int32_t>(s);
+            p.row_expert[row] = e;
+          }
+        }
+        p.expanded_to_permuted[s] = row;
+      }
+      __syncwarp();  // every lane has read next_rank[e] before the leader advances it
+      if (e >= 0 && lane == 31 - __clz(same)) next_rank[e] += __popc(same);
+      __syncwarp();
+    }
   }
 }
 
@@ -192,7 +218,7 @@ __global__ void __launch_bounds__(kWarp) scatter_kernel(PermuteParams p) {
   assign_rows_in_order(p, begin, min(p.num_slots, begin + kPermuteSlotsPerChunk), rank_base, lane);
 }
 
-// All four phases in one block, for one chunk (num_slots <= kPermuteSlotsPerChunk) and at most
+// All four phases in one block, for num_slots <= kSmallPermuteMaxSlots and at most
 // kSmallPermuteMaxExperts experts. Counting order does not matter (integer smem atomics); the
 // ranks are then assigned by one warp walking the slots in order, exactly as scatter_kernel does.
 __global__ void __launch_bounds__(kSmallThreads) small_permute_kernel(PermuteParams p) {
@@ -241,7 +267,7 @@ int launch_permute(const PermuteParams& p, void* stream) {
     return static_cast<int>(cudaErrorInvalidValue);
   }
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if (p.num_slots <= kPermuteSlotsPerChunk && p.local_num_experts <= kSmallPermuteMaxExperts) {
+  if (p.num_slots <= kSmallPermuteMaxSlots && p.local_num_experts <= kSmallPermuteMaxExperts) {
     return static_cast<int>(
         pdl::launch_kernel(small_permute_kernel, dim3(1), dim3(kSmallThreads), 0, s, p.pdl, p));
   }

@@ -10,9 +10,9 @@
 //   3. offsets: an inclusive scan over the experts -> row_offsets [E_local + 1];
 //   4. scatter: each chunk ranks its slots again, from its base, in slot order, and writes
 //               expanded_to_permuted / permuted_to_expanded / row_expert.
-// Small problems (num_slots <= kPermuteSlotsPerChunk, i.e. one chunk, and at most
-// kSmallPermuteMaxExperts local experts; every decode batch) run all four phases in one block
-// instead: launches, not work, are what costs there.
+// Small problems (num_slots <= kSmallPermuteMaxSlots and at most kSmallPermuteMaxExperts local
+// experts; every decode batch) run all four phases in one block instead: launches, not work, are
+// what costs there.
 // With precomputed routing the kernels read the caller's ids directly (PermuteParams::routed_ids)
 // and copy ids and weights into the workspace on the way, so no routing kernel runs before them.
 // Either way the permutation can also write the sm80 GEMM schedule (sm80_schedule.cuh) from the
@@ -62,8 +62,10 @@ struct PermuteParams {
   float* weights_copy = nullptr;
 };
 
-// Largest local expert count of the one-block permutation (its per-expert arrays live in smem).
+// Largest local expert count of the one-block permutation (its per-expert arrays live in smem),
+// and its most slots.
 constexpr int32_t kSmallPermuteMaxExperts = 1024;
+constexpr int64_t kSmallPermuteMaxSlots = 1024;
 
 // Largest local expert count: each warp keeps one int32 counter per expert in shared memory.
 constexpr int32_t kPermuteMaxLocalExperts = 8192;
