@@ -12,7 +12,8 @@ MXFP8 groups of 32) for GEMM1's input and the intermediate; every weight scale g
 (per matrix, per row, row blocks of 16 as the seed form makes them, 128x128 blocks, 1x32);
 pre-quantized e4m3 inputs with and without 1x128 scales; I and H not multiples of 128; tiny
 weight scales (about 1e-8, flashinfer issue 2356); EP and capacity; the transposed W_out of the
-seed form; the exact small-integer tier; determinism.
+seed form; the exact small-integer tier; determinism; GEMM1's fused activation + requantization
+epilogues (sm80 family and the Hopper kernel), bitwise equal to the unfused path.
 """
 
 from __future__ import annotations

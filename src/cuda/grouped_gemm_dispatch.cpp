@@ -60,7 +60,7 @@ bool grouped_gemm_supports(GemmTactic tactic, const GroupedGemmArgs& args, int s
     case GemmTactic::Sm90:
       if (args.activation != nullptr) return sm90_fp8_gated::supports(args, sm, why);
       if (args.a_row_index != nullptr || args.schedule_prebuilt || args.k_splits != 1) {
-        if (why) *why = "sm90 grouped GEMM: no fused gather, prebuilt schedule or split K (nor a bf16 fused activation)";
+        if (why) *why = "sm90 grouped GEMM: no fused gather, prebuilt schedule or split K";
         return false;
       }
       if (args.fp8) return sm90_fp8::supports(sm90_fp8::config_for(args), args, sm, why);
