@@ -264,9 +264,6 @@ __device__ __forceinline__ void stage_fragments(const float (&up)[kFragment],
   }
 }
 
-// The smallest quantization group the epilogue takes: 4 columns, one lane's share of a row.
-constexpr int64_t kMinQuantGroup = 4;
-
 // GEMM2's input from the staged tile: activation (activation_kernel.cuh's formulas) and e4m3
 // quantization (act_quant.cuh's rules), the same bits as the activation kernel. One warp per
 // row; lane l owns intermediate columns [4 l, 4 l + 4) of the tile, so a quantization group of
@@ -407,6 +404,9 @@ __global__ void __launch_bounds__(kThreads, 1)
 // ---- host -----------------------------------------------------------------------------------
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// The smallest quantization group the epilogue takes: 4 columns, one lane's share of a row.
+constexpr int64_t kMinQuantGroup = 4;
 
 // The epilogue's quantization of GEMM2's input; nullptr when the kernel can do it.
 const char* epilogue_quant_of(const ActivationParams& act, sm80::FusedQuant* out) {

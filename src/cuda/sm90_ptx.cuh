@@ -1,7 +1,7 @@
 // The Hopper (sm_90a) instructions our own WGMMA kernels use, as thin PTX wrappers: mbarriers,
-// TMA tensor loads, named barriers, register reallocation and FP8 warpgroup MMAs. The CUTLASS kernels of the sm90
-// families bring their own; this header serves kernels written without CUTLASS's collectives
-// (sm90_fp8_gated_gemm.cu). Every wrapper compiles to nothing outside sm_90a, where callers
+// TMA tensor loads, named barriers, register reallocation and FP8 warpgroup MMAs. The CUTLASS
+// kernels of the sm90 families bring their own; this header serves kernels written without
+// CUTLASS's collectives (sm90_fp8_gated_gemm.cu). Every wrapper compiles to nothing outside sm_90a, where callers
 // must not run (their supports() checks the device).
 #pragma once
 
