@@ -114,7 +114,7 @@ if ((BUILD_OK == 0)); then
   # The e4m3 quantizers bitwise against the CPU's (a standalone nvcc build, no CUTLASS).
   run_step quantcheck 120 quantcheck.log bash -c "nvcc -O3 -std=c++17 --expt-relaxed-constexpr \
     -gencode=arch=compute_90a,code=sm_90a -I src/include -I src tests/cuda/check_act_quant.cu \
-    src/cuda/gather_kernel.cu src/cuda/activation_kernel.cu src/cuda/finalize_kernel.cu \
+    src/cuda/permute/gather_kernel.cu src/cuda/epilogue/activation_kernel.cu src/cuda/finalize/finalize_kernel.cu \
     src/cpu/act_quant.cpp -o $BUILD/check_act_quant && $BUILD/check_act_quant"
   run_step bench 150 bench.log "$PY" -m flashinfer.fused_moe.bench \
     --tokens "${GPU_CHECK_BENCH_TOKENS:-1,16,256,4096}" --dtype "${GPU_CHECK_BENCH_DTYPE:-bf16}" \

@@ -1,4 +1,4 @@
-"""The CUDA routing kernel (src/cuda/routing_kernel.cu) against the CPU executor and the reference.
+"""The CUDA routing kernel (src/cuda/routing/routing_kernel.cu) against the CPU executor and the reference.
 
 GPU routing must give the CPU's ids and weights bit for bit (both use the same fp32 formulas,
 in the same order, with the shared routing_math exp), and agree with the float64 reference

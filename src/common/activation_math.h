@@ -1,6 +1,6 @@
 // The fp32 activation formulas of docs/semantics.md ("Activations"), written once for the CPU
 // executor (src/cpu/activation.h) and the CUDA activation kernel and fused GEMM1 epilogue
-// (src/cuda/activation_kernel.cuh).
+// (src/cuda/epilogue/activation_kernel.cuh).
 //
 // Where a formula has the shape a * b + c, it goes through routing_math::mul / add: nvcc would
 // otherwise contract it into one fused multiply-add (one rounding where the CPU, built with

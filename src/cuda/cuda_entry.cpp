@@ -7,8 +7,8 @@
 // entry points from build_info.cpp.)
 #include <cuda_runtime_api.h>
 
-#include "cuda/routing_entry.h"
-#include "cuda/routing_kernel.h"
+#include "cuda/routing/routing_entry.h"
+#include "cuda/routing/routing_kernel.h"
 #include "flashinfer_moe/moe.h"
 #include "host/status.h"
 #include "host/validate.h"

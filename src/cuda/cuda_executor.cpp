@@ -23,16 +23,16 @@
 #include <cstdlib>
 #include <limits>
 
-#include "cuda/activation_kernel.h"
+#include "cuda/epilogue/activation_kernel.h"
 #include "cuda/cuda_workspace.h"
 #include "cuda/device_info.h"
-#include "cuda/finalize_kernel.h"
+#include "cuda/finalize/finalize_kernel.h"
 #include "cuda/fp8_plan.h"
-#include "cuda/gather_kernel.h"
-#include "cuda/grouped_gemm.h"
-#include "cuda/permute_kernel.h"
-#include "cuda/routing_entry.h"
-#include "cuda/routing_kernel.h"
+#include "cuda/permute/gather_kernel.h"
+#include "cuda/gemm/grouped_gemm.h"
+#include "cuda/permute/permute_kernel.h"
+#include "cuda/routing/routing_entry.h"
+#include "cuda/routing/routing_kernel.h"
 #include "flashinfer_moe/moe.h"
 #include "host/heuristics.h"
 #include "host/status.h"

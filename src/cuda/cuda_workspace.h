@@ -14,7 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "cuda/grouped_gemm.h"
+#include "cuda/gemm/grouped_gemm.h"
 #include "flashinfer_moe/moe.h"
 #include "host/heuristics.h"
 

@@ -10,8 +10,8 @@
 // Host only: g++ -O2 -std=c++17 -ffp-contract=off -x c++ -I src/include -I src
 //              tests/cuda/check_act_quant.cu src/cpu/act_quant.cpp -o /tmp/chk_host
 // Device:    nvcc -O3 -std=c++17 --expt-relaxed-constexpr -gencode=arch=compute_90a,code=sm_90a
-//              -I src/include -I src tests/cuda/check_act_quant.cu src/cuda/gather_kernel.cu
-//              src/cuda/activation_kernel.cu src/cuda/finalize_kernel.cu src/cpu/act_quant.cpp
+//              -I src/include -I src tests/cuda/check_act_quant.cu src/cuda/permute/gather_kernel.cu
+//              src/cuda/epilogue/activation_kernel.cu src/cuda/finalize/finalize_kernel.cu src/cpu/act_quant.cpp
 //              -o /tmp/chk
 // Exit status 0 only when every check passed.
 #include <cmath>
@@ -193,9 +193,9 @@ int check_host() {
 #if defined(__CUDACC__)
 #include <cuda_runtime.h>
 
-#include "cuda/activation_kernel.h"
-#include "cuda/finalize_kernel.h"
-#include "cuda/gather_kernel.h"
+#include "cuda/epilogue/activation_kernel.h"
+#include "cuda/finalize/finalize_kernel.h"
+#include "cuda/permute/gather_kernel.h"
 
 namespace {
 

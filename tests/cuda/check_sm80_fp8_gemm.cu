@@ -1,5 +1,5 @@
 // Standalone check of the portable grouped GEMM's FP8 mode (GroupedGemmArgs::fp8,
-// src/cuda/sm80_fp8_grouped_gemm_kernel.cuh) on one GPU:
+// src/cuda/gemm/sm80/sm80_fp8_grouped_gemm_kernel.cuh) on one GPU:
 //   1. correctness against a float64 CPU model: e4m3 codes in both tiles, K- and N-major B, odd
 //      n and k, padded / misaligned strides, empty experts, poisoned C padding and slack rows;
 //      without scales and with the K-slice scales (128 slices with 128x128 weight blocks, MXFP8
@@ -10,7 +10,7 @@
 //   3. speed: decode and prefill shapes, the GEMM kernel alone with its schedule prebuilt,
 //      L2 flushed before each run; GB/s counts the active experts' weight bytes.
 // Build: nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -I src/include -I src
-//          tests/cuda/check_sm80_fp8_gemm.cu src/cuda/sm80_grouped_gemm.cu -o /tmp/chk_fp8
+//          tests/cuda/check_sm80_fp8_gemm.cu src/cuda/gemm/sm80/sm80_grouped_gemm.cu -o /tmp/chk_fp8
 // Exit status 0 only when every check passed.
 #include <cuda_runtime.h>
 
@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "common/formats.h"
-#include "cuda/sm80_grouped_gemm.h"
+#include "cuda/gemm/sm80/sm80_grouped_gemm.h"
 
 using flashinfer_moe::DType;
 using flashinfer_moe::ScaleFormat;

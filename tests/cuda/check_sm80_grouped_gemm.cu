@@ -1,4 +1,4 @@
-// Standalone check of the portable grouped GEMM (src/cuda/sm80_grouped_gemm.h) on one GPU:
+// Standalone check of the portable grouped GEMM (src/cuda/gemm/sm80/sm80_grouped_gemm.h) on one GPU:
 //   1. correctness: random grouped problems (bf16 / fp16, K- and N-major B, odd n and k, padded
 //      and misaligned strides, empty experts, experts with more rows than a tile) against a
 //      float64 CPU computation. Small-integer inputs make fp32 accumulation exact, so those cases
@@ -9,7 +9,7 @@
 //      GEMM kernel alone, its schedule prebuilt), printing GB/s (all bytes, and the expert weights
 //      alone) and TFLOP/s, each also checked on sampled outputs.
 // Build: nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -I src/include -I src
-//          tests/cuda/check_sm80_grouped_gemm.cu src/cuda/sm80_grouped_gemm.cu -o /tmp/chk
+//          tests/cuda/check_sm80_grouped_gemm.cu src/cuda/gemm/sm80/sm80_grouped_gemm.cu -o /tmp/chk
 // -DFLASHINFER_MOE_SM80_DECODE_STAGES=N: another decode pipeline depth (A/B tuning runs).
 // Exit status 0 only when every check passed.
 #include <cuda_bf16.h>
@@ -24,7 +24,7 @@
 #include <cstring>
 #include <vector>
 
-#include "cuda/sm80_grouped_gemm.h"
+#include "cuda/gemm/sm80/sm80_grouped_gemm.h"
 
 using flashinfer_moe::DType;
 using flashinfer_moe::cuda::GroupedGemmArgs;

@@ -1,5 +1,5 @@
 // Standalone check of the FP8 Hopper grouped GEMM configurations
-// (src/cuda/sm90_fp8_grouped_gemm.h).
+// (src/cuda/gemm/sm90/sm90_fp8_grouped_gemm.h).
 //
 // 1. supports(): accepts what is compiled, rejects the rest with a reason.
 // 2. Correctness against a float64 CPU model, every element, with C padding columns and rows past
@@ -21,7 +21,7 @@
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --expt-relaxed-constexpr
 //     -DNDEBUG -DFLASHINFER_MOE_WITH_CUTLASS -DFLASHINFER_MOE_CUDA_ARCHS_STRING='"90a"'
 //     -I src -I src/include -I <cutlass>/include [-I <cuda>/include/cccl]
-//     tests/cuda/check_sm90_fp8_grouped_gemm.cu src/cuda/sm90_fp8_grouped_gemm*.cu -o check
+//     tests/cuda/check_sm90_fp8_grouped_gemm.cu src/cuda/gemm/sm90/sm90_fp8_grouped_gemm*.cu -o check
 // (each sm90_fp8_grouped_gemm_{prefill,swap_ab,blockwise,blockwise_prefill}.cu is one CUTLASS
 // instantiation: compile them with -c in parallel and link.) Argument "quick": correctness only;
 // "blockwise": the blockwise configs only. "bw_prefill" ("bw_prefill_quick"): correctness (and
@@ -38,7 +38,7 @@
 #include <vector>
 
 #include "common/formats.h"
-#include "cuda/sm90_fp8_grouped_gemm.h"
+#include "cuda/gemm/sm90/sm90_fp8_grouped_gemm.h"
 
 using flashinfer_moe::DType;
 using flashinfer_moe::ScaleFormat;

@@ -1,4 +1,4 @@
-// Standalone check of the Hopper grouped GEMM family (src/cuda/sm90_grouped_gemm.cu).
+// Standalone check of the Hopper grouped GEMM family (src/cuda/gemm/sm90/sm90_grouped_gemm.cu).
 //
 // Every configuration (sm90::Config: Prefill, SwapAB, SwapABWide) is checked:
 // 1. Correctness: random grouped problems (uneven rows, experts with 0 rows, K and N not
@@ -16,8 +16,8 @@
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --expt-relaxed-constexpr
 //     -DNDEBUG -DFLASHINFER_MOE_WITH_CUTLASS -DFLASHINFER_MOE_CUDA_ARCHS_STRING='"90a"'
 //     -I src -I src/include -I <cutlass>/include [-I <cuda>/include/cccl]
-//     tests/cuda/check_sm90_grouped_gemm.cu src/cuda/sm90_grouped_gemm*.cu -o check_sm90
-// (each src/cuda/sm90_grouped_gemm*.cu is one CUTLASS instantiation: compile them with -c in
+//     tests/cuda/check_sm90_grouped_gemm.cu src/cuda/gemm/sm90/sm90_grouped_gemm*.cu -o check_sm90
+// (each src/cuda/gemm/sm90/sm90_grouped_gemm*.cu is one CUTLASS instantiation: compile them with -c in
 // parallel and link.) Argument "quick": correctness only.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -29,7 +29,7 @@
 #include <cstring>
 #include <vector>
 
-#include "cuda/sm90_grouped_gemm.h"
+#include "cuda/gemm/sm90/sm90_grouped_gemm.h"
 
 using flashinfer_moe::DType;
 using flashinfer_moe::cuda::GroupedGemmArgs;
