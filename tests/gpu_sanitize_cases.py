@@ -12,11 +12,12 @@ every GEMM tactic and is checked like tests/test_gpu_moe.py (reference, CPU exec
 sanitizer-clean run is also a correct one. The shapes are tiny because the sanitizers slow
 kernels down by orders of magnitude; they still cover one and many rows per expert, odd sizes
 (unaligned rows), FP8 block and per-tensor scales, GEMM1's fused FP8 epilogues (sm80 and
-Hopper) and a split-K GEMM2, an EP window with capacity, a transposed W2 view and the
+Hopper) and a split-K GEMM2, FP4 (W4A16) weights in every storage form, an EP window with capacity, a transposed W2 view and the
 unfinalized output.
 ``FLASHINFER_MOE_TEST_DEVICE=cpu`` runs them on the CPU executor (a dry run of the script).
-``--quick`` runs the first three cases only (racecheck is the slowest tool), the third the
-Hopper fused FP8 GEMM1 (its shared-memory hand-offs are what racecheck should see).
+``--quick`` runs the first four cases only (racecheck is the slowest tool): the third is the
+Hopper fused FP8 GEMM1, the fourth the W4A16 kernel with its fused epilogue (their
+shared-memory hand-offs are what racecheck should see).
 Exit status 0 when every case passed, 1 otherwise (the sanitizer's own exit code wins when it
 found an error).
 """
@@ -52,12 +53,24 @@ def _fp8(w, q1, q2, **kw):
     return p
 
 
+def _fp4_mixed_layouts():
+    """NVFP4 with one code per byte in W1 and packed codes with 128x4-swizzled scales in W2."""
+    p = build_problem(T=150, E=4, k=2, H=200, I=72, weights="nvfp4:unpacked:linear", seed=13)
+    p.w2 = make_weights("nvfp4:packed:swizzled", 4, 200, 72, 43)
+    return p
+
+
 CASES = [
     ("decode T=1", lambda: build_problem(T=1, E=8, k=2, H=200, I=72, seed=1)),
     ("odd sizes T=33 H=201 I=37", lambda: build_problem(T=33, E=8, k=3, H=201, I=37, seed=2)),
     ("fp8 block, sm90 fused GEMM1, ragged K T=20 H=4176 I=256",
      lambda: _fp8("e4m3:128x128", "fp8_group:128", "fp8_group:128", T=20, E=4, k=2, H=4176,
                   I=256, seed=11)),
+    ("fp4 mxfp4 W4A16, fused gather + activation, ragged K T=5 H=2880 I=96",
+     lambda: build_problem(T=5, E=4, k=2, H=2880, I=96, weights="mxfp4", activation=Act.SwigluBias,
+                           act_params=True, biases=True, seed=12)),
+    ("fp4 nvfp4 unpacked + swizzled packed, prefill T=150 H=200 I=72",
+     lambda: _fp4_mixed_layouts()),
     ("fp8 block T=20 H=256 I=200",
      lambda: _fp8("e4m3:128x128", "fp8_group:128", "fp8_group:128", T=20, E=4, k=2, H=256,
                   I=200, seed=8)),
@@ -85,7 +98,7 @@ def main(argv: list[str]) -> int:
     if ON_GPU and not torch.cuda.is_available():
         print("gpu_sanitize_cases: no CUDA device", file=sys.stderr)
         return 1
-    cases = CASES[:3] if "--quick" in argv else CASES
+    cases = CASES[:4] if "--quick" in argv else CASES
     failed = 0
     for name, make in cases:
         start = time.perf_counter()

@@ -9,7 +9,8 @@ with a ValueError naming ``tactic``.
 
 Covered: every activation scale kind (static scalar and per expert, per token, per group of 128,
 MXFP8 groups of 32) for GEMM1's input and the intermediate; every weight scale granularity
-(per matrix, per row, row blocks of 16 as the seed form makes them, 128x128 blocks, 1x32);
+(per matrix, per row, row blocks of 16 as the seed form makes them, 128x128 blocks, 1x32, and
+K blocks that differ from the activation groups: 16-column blocks under 1x128 groups);
 pre-quantized e4m3 inputs with and without 1x128 scales; I and H not multiples of 128; tiny
 weight scales (about 1e-8, flashinfer issue 2356); EP and capacity; the transposed W_out of the
 seed form; the exact small-integer tier; determinism; GEMM1's fused activation + requantization
@@ -67,6 +68,10 @@ SCALES = [
     ("e4m3:16x0", "fp8_token", "fp8_token"),  # the seed form's row blocks
     ("e4m3:1x32", "mxfp8", "mxfp8"),  # MXFP8-shaped slices of 32
     ("e4m3:0x0", "fp8_group:128", "fp8_static"),
+    # Weight blocks along K that differ from the activation groups meet in slices of their gcd:
+    # the seed form's transposed W_out ([all H] x 16 blocks) under 1x128 groups, and 1x16 vs 64.
+    ("e4m3:0x16", "fp8_group:128", "fp8_group:128"),
+    ("e4m3:1x16", "fp8_group:128", "fp8_group:64"),
 ]
 
 
@@ -334,7 +339,8 @@ def _mixed_formats():
 OUT_OF_SCOPE = [
     ("w2.format", _mixed_formats),  # e4m3 w1 with bf16 w2
     ("input_quant.mode", lambda: fp8_problem(input_quant="none", seed=16)),  # W8A16
-    ("w1.block_cols", lambda: fp8_problem(input_quant="fp8_group:64", seed=17)),  # 64 vs 128
+    # gcd(128, 24) = 8: not a whole mma K step
+    ("w1.block_cols", lambda: fp8_problem(input_quant="fp8_group:24", seed=17)),
 ]
 
 

@@ -1,4 +1,5 @@
-// run_cuda: the fused MoE layer on the GPU for BF16 / F16 and e4m3 weights (flashinfer_moe/moe.h).
+// run_cuda: the fused MoE layer on the GPU for BF16 / F16, e4m3 and e2m1 weights
+// (flashinfer_moe/moe.h).
 //
 // The pipeline mirrors the CPU executor (src/cpu/executor.cpp) phase by phase, one or more
 // kernels each, all on the caller's stream:
@@ -27,6 +28,7 @@
 #include "cuda/cuda_workspace.h"
 #include "cuda/device_info.h"
 #include "cuda/finalize/finalize_kernel.h"
+#include "cuda/fp4_plan.h"
 #include "cuda/fp8_plan.h"
 #include "cuda/permute/gather_kernel.h"
 #include "cuda/gemm/grouped_gemm.h"
@@ -120,13 +122,14 @@ Status check_weight_scope(const char* name, const QuantTensor& w, DType compute)
   return ok_status();
 }
 
-// What the CUDA engine covers today: unquantized BF16 / F16 GEMMs, and e4m3 weights with e4m3
-// activations (fp8_plan.h). Everything else is NotImplemented naming the field; never a silent
-// fallback to the CPU.
+// What the CUDA engine covers today: unquantized BF16 / F16 GEMMs, e4m3 weights with e4m3
+// activations (fp8_plan.h) and e2m1 weights with BF16 / F16 activations (fp4_plan.h).
+// Everything else is NotImplemented naming the field; never a silent fallback to the CPU.
 Status check_scope(const MoeProblem& p) {
   FIMOE_RETURN_IF_ERROR(check_index_limits(p));
   // The FP8 path never rounds to the compute dtype (both GEMM inputs are e4m3), so any float
   // compute dtype works there.
+  if (is_fp4_problem(p)) return check_fp4_scope(p);
   if (is_fp8_problem(p)) return check_fp8_scope(p);
   if (p.compute_dtype != DType::BF16 && p.compute_dtype != DType::F16) {
     return not_on_cuda_yet("compute_dtype", dtype_name(p.compute_dtype));
@@ -179,8 +182,8 @@ Status pick_tactic(const MoeProblem& p, const GroupedGemmArgs& args, int sm, con
   q.sm90_supported = grouped_gemm_supports(GemmTactic::Sm90, args, sm, nullptr);
   // Both GEMMs decide on the whole expert (W1 + W2) so that they agree.
   const int64_t m1 = is_gated(p.activation) ? 2 * p.intermediate_size : p.intermediate_size;
-  const int64_t elem = is_fp8_problem(p) ? 1 : 2;
-  q.expert_weight_bytes = elem * (m1 + p.intermediate_size) * p.hidden_size;
+  const int64_t bits = is_fp4_problem(p) ? 4 : (is_fp8_problem(p) ? 8 : 16);
+  q.expert_weight_bytes = bits * (m1 + p.intermediate_size) * p.hidden_size / 8;
   q.fp8_k_scales = args.fp8 && (args.a_kscale.data != nullptr || args.b_kscale.data != nullptr);
   const GemmTactic choice = choose_gemm_tactic(q);
   if (grouped_gemm_supports(choice, args, sm, &why)) {
@@ -386,6 +389,15 @@ Status enqueue_pipeline(const MoeProblem& p, const CudaWorkspaceLayout& ws, cons
     gemm1 = fp8_gemm_args(gemm1, fp8.gemm1);
     gemm2 = fp8_gemm_args(gemm2, fp8.gemm2);
   }
+  const bool fp4 = is_fp4_problem(p);
+  Fp4Plan w4;
+  if (fp4) {
+    plan_fp4(p, &w4);
+    gemm1.b_format = p.w1.format;
+    gemm1.b_kscale = w4.gemm1.b_kscale;
+    gemm2.b_format = p.w2.format;
+    gemm2.b_kscale = w4.gemm2.b_kscale;
+  }
   GemmTactic tactic1 = GemmTactic::Auto, tactic2 = GemmTactic::Auto;
   FIMOE_RETURN_IF_ERROR(pick_tactic(p, gemm1, sm, "GEMM1", &tactic1));
   FIMOE_RETURN_IF_ERROR(pick_tactic(p, gemm2, sm, "GEMM2", &tactic2));
@@ -394,6 +406,7 @@ Status enqueue_pipeline(const MoeProblem& p, const CudaWorkspaceLayout& ws, cons
     act.dequant = fp8.gemm1.dequant;
     act.quant = fp8.gemm2_input;
   }
+  if (fp4) act.dequant = w4.gemm1.dequant;
   GroupedGemmArgs run1 = gemm1, run2 = gemm2;
   fuse_into_gemm1(p, ws, tactic1, gemm1, &act, sm, &run1);
   // One schedule for both GEMMs, written by the permutation, when they use the same sm80 tile.
@@ -474,6 +487,7 @@ Status enqueue_pipeline(const MoeProblem& p, const CudaWorkspaceLayout& ws, cons
   rows.hidden = H;
   rows.row_expert = ws.row_expert;
   if (ws.fp8) rows.dequant = fp8.gemm2.dequant;
+  if (fp4) rows.dequant = w4.gemm2.dequant;
   if (p.w2_bias.present()) {
     rows.bias = p.w2_bias.data;
     rows.bias_dtype = static_cast<int32_t>(p.w2_bias.dtype);

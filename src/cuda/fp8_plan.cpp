@@ -7,15 +7,7 @@
 
 namespace flashinfer_moe {
 namespace cuda {
-namespace {
 
-Status not_yet(const char* field, const char* what) {
-  return make_status(StatusCode::NotImplemented,
-                     "run_cuda: %s: %s is not implemented on CUDA yet (the CPU executor runs it)",
-                     field, what);
-}
-
-// An F32 scalar-or-[E_local] tensor as (pointer, stride): stride 0 for one value.
 const float* scalar_or_per_expert(const TensorView& v, int64_t* stride) {
   if (!v.present()) {
     *stride = 0;
@@ -25,9 +17,7 @@ const float* scalar_or_per_expert(const TensorView& v, int64_t* stride) {
   return static_cast<const float*>(v.data);
 }
 
-// The block scales of `q` (rows x cols per matrix; weights have an expert index) as a device
-// view, with "whole dimension" blocks resolved.
-WeightScales scales_of(const QuantTensor& q, bool weights, int64_t rows, int64_t cols) {
+WeightScales weight_scales_view(const QuantTensor& q, bool weights, int64_t rows, int64_t cols) {
   WeightScales s;
   if (!q.scale.present()) return s;
   s.data = q.scale.data;
@@ -47,23 +37,8 @@ WeightScales scales_of(const QuantTensor& q, bool weights, int64_t rows, int64_t
   return s;
 }
 
-ActQuantOut quant_out(const ActQuantSpec& q, void* codes, int64_t ld_codes, float* scales,
-                      int64_t group, int64_t k) {
-  ActQuantOut o;
-  o.mode = static_cast<int32_t>(q.mode);
-  o.static_scale = scalar_or_per_expert(q.static_scale, &o.static_stride);
-  o.codes = static_cast<uint8_t*>(codes);
-  o.ld_codes = ld_codes;
-  o.scales.data = scales;
-  o.scales.group = group;
-  o.scales.ld = (k + group - 1) / group;
-  return o;
-}
-
-// One GEMM's split: the activation scales (`a`, group a.group over K columns) and the weight
-// scales `w` go into the GEMM when they vary along K, else into the dequant of its output.
-Fp8GemmPlan split_scales(const ActScales& a, const WeightScales& w, const TensorView& global,
-                         int64_t k) {
+Fp8GemmPlan split_gemm_scales(const ActScales& a, const WeightScales& w, const TensorView& global,
+                              int64_t k) {
   Fp8GemmPlan g;
   g.dequant.active = true;
   if (a.group < k) {
@@ -81,11 +56,48 @@ Fp8GemmPlan split_scales(const ActScales& a, const WeightScales& w, const Tensor
   return g;
 }
 
+namespace {
+
+Status not_yet(const char* field, const char* what) {
+  return make_status(StatusCode::NotImplemented,
+                     "run_cuda: %s: %s is not implemented on CUDA yet (the CPU executor runs it)",
+                     field, what);
+}
+
+ActQuantOut quant_out(const ActQuantSpec& q, void* codes, int64_t ld_codes, float* scales,
+                      int64_t group, int64_t k) {
+  ActQuantOut o;
+  o.mode = static_cast<int32_t>(q.mode);
+  o.static_scale = scalar_or_per_expert(q.static_scale, &o.static_stride);
+  o.codes = static_cast<uint8_t*>(codes);
+  o.ld_codes = ld_codes;
+  o.scales.data = scales;
+  o.scales.group = group;
+  o.scales.ld = (k + group - 1) / group;
+  return o;
+}
+
 Status check_act_quant(const char* field, ActQuant m) {
   if (is_fp8_act_quant(m)) return ok_status();
   return not_yet(field, m == ActQuant::None
                             ? "unquantized activations with e4m3 weights (W8A16)"
                             : "this activation format with e4m3 weights");
+}
+
+Status check_k_slices(const char* field, const WeightScales& w, int64_t group, int64_t k) {
+  if (w.data == nullptr || w.block_cols >= k || group >= k || w.block_cols == group) {
+    return ok_status();
+  }
+  int64_t a = w.block_cols, b = group;
+  while (b != 0) {
+    const int64_t r = a % b;
+    a = b;
+    b = r;
+  }
+  if (a % 16 == 0) return ok_status();
+  return not_yet(field,
+                 "weight blocks along K whose gcd with the activation groups is not a multiple "
+                 "of 16");
 }
 
 }  // namespace
@@ -105,18 +117,13 @@ Status check_fp8_scope(const MoeProblem& p) {
   FIMOE_RETURN_IF_ERROR(check_act_quant("inter_quant.mode", p.inter_quant.mode));
   // The GEMMs take one K slice for both operands' K-varying scales.
   const int64_t M1 = is_gated(p.activation) ? 2 * p.intermediate_size : p.intermediate_size;
-  const WeightScales w1 = scales_of(p.w1, true, M1, p.hidden_size);
-  const WeightScales w2 = scales_of(p.w2, true, p.hidden_size, p.intermediate_size);
+  const WeightScales w1 = weight_scales_view(p.w1, true, M1, p.hidden_size);
+  const WeightScales w2 = weight_scales_view(p.w2, true, p.hidden_size, p.intermediate_size);
   const int64_t g1 = fp8_gemm1_group(p), g2 = fp8_input_group(p.inter_quant, p.intermediate_size);
-  if (w1.data && w1.block_cols < p.hidden_size && g1 < p.hidden_size && w1.block_cols != g1) {
-    return not_yet("w1.block_cols",
-                   "weight blocks along K that differ from GEMM1's activation groups");
-  }
-  if (w2.data && w2.block_cols < p.intermediate_size && g2 < p.intermediate_size &&
-      w2.block_cols != g2) {
-    return not_yet("w2.block_cols",
-                   "weight blocks along K that differ from GEMM2's activation groups");
-  }
+  // Weight blocks and activation groups that differ along K meet in slices of their gcd, which
+  // the sm80 family applies when it is a multiple of the mma K (16).
+  FIMOE_RETURN_IF_ERROR(check_k_slices("w1.block_cols", w1, g1, p.hidden_size));
+  FIMOE_RETURN_IF_ERROR(check_k_slices("w2.block_cols", w2, g2, p.intermediate_size));
   return ok_status();
 }
 
@@ -130,14 +137,16 @@ void plan_fp8(const MoeProblem& p, const CudaWorkspaceLayout& ws, Fp8Plan* plan)
   if (p.input.format == ElemFormat::E4M3) {
     // Codes copied as they are, one scale per group of the input's block columns.
     f.gemm1_input.mode = static_cast<int32_t>(ActQuant::Fp8PerGroup);
-    f.input_scale = scales_of(p.input, false, p.num_tokens, H);
+    f.input_scale = weight_scales_view(p.input, false, p.num_tokens, H);
     int64_t unused = 0;
     f.input_global = scalar_or_per_expert(p.input.global_scale, &unused);
   }
   f.gemm2_input = quant_out(p.inter_quant, ws.gemm2_input, ws.ld_gemm2_input,
                             ws.gemm2_input_scales, fp8_input_group(p.inter_quant, I), I);
-  f.gemm1 = split_scales(f.gemm1_input.scales, scales_of(p.w1, true, M1, H), p.w1.global_scale, H);
-  f.gemm2 = split_scales(f.gemm2_input.scales, scales_of(p.w2, true, H, I), p.w2.global_scale, I);
+  f.gemm1 = split_gemm_scales(f.gemm1_input.scales, weight_scales_view(p.w1, true, M1, H),
+                              p.w1.global_scale, H);
+  f.gemm2 = split_gemm_scales(f.gemm2_input.scales, weight_scales_view(p.w2, true, H, I),
+                              p.w2.global_scale, I);
 }
 
 }  // namespace cuda

@@ -36,6 +36,18 @@ struct Fp8Plan {
   ActQuantOut gemm2_input;  // how the activation kernel writes GEMM2's input
 };
 
+// Shared with the FP4 plan (fp4_plan.h):
+// An F32 scalar-or-[E_local] tensor as (pointer, stride): stride 0 for one value.
+const float* scalar_or_per_expert(const TensorView& v, int64_t* stride);
+// The block scales of `q` (rows x cols per matrix; weights have an expert index) as a device
+// view, with "whole dimension" blocks resolved.
+WeightScales weight_scales_view(const QuantTensor& q, bool weights, int64_t rows, int64_t cols);
+// One GEMM's split: the activation scales `a` (group a.group of K columns) and the weight scales
+// `w` go into the GEMM when they vary along K, else into the dequant of its output; `global`
+// (the weights' per-expert multiplier) always into the dequant.
+Fp8GemmPlan split_gemm_scales(const ActScales& a, const WeightScales& w, const TensorView& global,
+                              int64_t k);
+
 // Whether run_cuda's FP8 path covers `p` (e4m3 weights); NotImplemented naming the field if not.
 Status check_fp8_scope(const MoeProblem& p);
 

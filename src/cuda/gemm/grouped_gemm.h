@@ -11,7 +11,8 @@
 // sizes, decode and prefill tiles) and sm90_grouped_gemm.cu (CUTLASS TMA + WGMMA, K-major B,
 // 16-byte aligned rows). Each family says whether it can run a given problem.
 //
-// Optional fusions (sm80 family only; the others reject them in grouped_gemm_supports):
+// Optional fusions (sm80 family only; the others reject them in grouped_gemm_supports; FP4
+// weights take the gather and activation fusions only with K-slice scales):
 //   a_row_index   GEMM1 reads A row a_row_index[r] / a_row_index_div straight from the caller's
 //                 input instead of a gathered copy (saves the gather launch and its traffic);
 //   activation    the epilogue applies bias + (gated) activation and writes the compute-dtype
@@ -86,6 +87,13 @@ struct GroupedGemmArgs {
   bool fp8 = false;
   ActScales a_kscale;
   WeightScales b_kscale;
+  // FP4 weights (W4A16, sm80 family only): b_format E2M1Packed or E2M1Unpacked means B holds
+  // e2m1 codes (sm80_w4a16_grouped_gemm_kernel.cuh) while A stays in `dtype`. The b strides then
+  // count bytes; packed codes need b_stride_k == 1 and an even k, byte (n, k / 2) holding k (low
+  // nibble) and k + 1. C is the fp32 sum of code x A products, each K slice's partial sum times
+  // b_kscale (a_kscale unused): C[r, n] = sum_s (sum_{k in s} A[r, k] B_e[n, k]) b_kscale(e, n, s)
+  // with slices of b_kscale.block_cols (a multiple of 16); null b_kscale.data: no scale here.
+  ElemFormat b_format = ElemFormat::Float;
   // May launch programmatically dependent on the previous kernel (sm80 family, sm_90+; see
   // sm80_pdl.cuh); the other families launch normally whatever it says.
   bool pdl = false;

@@ -6,7 +6,8 @@
 // GEMM1 with the activation fused (args.activation) runs on Sm90 as its own kernel
 // (sm90_fp8_gated_gemm.h). The sm90 family refuses the rest here.
 // Other FP8 operands (args.fp8) on Sm90 go to the CUTLASS FP8 configurations
-// (sm90_fp8_grouped_gemm.h), which share the tactic and its workspace.
+// (sm90_fp8_grouped_gemm.h), which share the tactic and its workspace. FP4 weights (b_format
+// E2M1*) run on the sm80 family only.
 #include <cuda_runtime_api.h>
 
 #include "cuda/gemm/grouped_gemm.h"
@@ -58,6 +59,10 @@ bool grouped_gemm_supports(GemmTactic tactic, const GroupedGemmArgs& args, int s
     case GemmTactic::Sm80Prefill:
       return sm80::supports(sm80::Tile::Prefill, args, sm, why);
     case GemmTactic::Sm90:
+      if (args.b_format == ElemFormat::E2M1Packed || args.b_format == ElemFormat::E2M1Unpacked) {
+        if (why) *why = "sm90 grouped GEMM: no e2m1 (FP4) weights yet (the sm80 family runs them)";
+        return false;
+      }
       if (args.activation != nullptr) return sm90_fp8_gated::supports(args, sm, why);
       if (args.a_row_index != nullptr || args.schedule_prebuilt || args.k_splits != 1) {
         if (why) *why = "sm90 grouped GEMM: no fused gather, prebuilt schedule or split K";

@@ -246,7 +246,8 @@ struct Fp8GemmParams {
   bool a_vec16, b_vec16;
   ActScales a_scale;     // data null: none applied here
   WeightScales b_scale;  // data null: none applied here
-  int64_t slice;         // K columns per scale slice (kScaled only)
+  int64_t slice;         // K columns per scale slice (kScaled only): divides a's group and b's
+                         // column block, a multiple of 16
   ActivationParams act;  // the fused GEMM1 epilogue's parameters (Epilogue != StoreF32)
   FusedQuant quant;      // how that epilogue quantizes GEMM2's input
   int64_t split_stride;  // split K (gridDim.z > 1, StoreF32): split z writes c + z * split_stride
@@ -353,13 +354,19 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
       }
     }
   }
+  // Slice s starts at K column s * p.slice, inside A's group and B's column block there (a
+  // slice divides both; when it equals one, s is that index).
   auto load_scales = [&](int64_t s) {
-    const int64_t b_col = p.b_scale.data != nullptr ? weight_scale_col_offset(p.b_scale, s) : 0;
+    const int64_t k0 = s * p.slice;
+    const int64_t a_group = p.a_scale.group == p.slice ? s : k0 / p.a_scale.group;
+    const int64_t b_block = p.b_scale.block_cols == p.slice ? s : k0 / p.b_scale.block_cols;
+    const int64_t b_col =
+        p.b_scale.data != nullptr ? weight_scale_col_offset(p.b_scale, b_block) : 0;
 #pragma unroll
     for (int mt = 0; mt < kPartT; ++mt) {
 #pragma unroll
       for (int j = 0; j < 2; ++j) {
-        a_s[mt][j] = a_off[mt][j] >= 0 ? p.a_scale.data[a_off[mt][j] + s * a_step] : 1.0f;
+        a_s[mt][j] = a_off[mt][j] >= 0 ? p.a_scale.data[a_off[mt][j] + a_group * a_step] : 1.0f;
       }
     }
 #pragma unroll

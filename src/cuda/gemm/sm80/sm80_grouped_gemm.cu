@@ -8,11 +8,26 @@
 #include "cuda/gemm/sm80/sm80_fp8_grouped_gemm_kernel.cuh"
 #include "cuda/gemm/sm80/sm80_grouped_gemm.h"
 #include "cuda/gemm/sm80/sm80_grouped_gemm_kernel.cuh"
+#include "cuda/gemm/sm80/sm80_launch.cuh"
+#include "cuda/gemm/sm80/sm80_w4a16_grouped_gemm.h"
+#include "cuda/gemm/sm80/sm80_w4a16_grouped_gemm_kernel.cuh"
 
 namespace flashinfer_moe {
 namespace cuda {
 namespace sm80 {
 namespace {
+
+constexpr int kScheduleThreads = 256;
+
+// The family's own schedule launch (one CTA; sm80_schedule.cuh has the rules). Smem:
+// (num_experts + 1) int32. Defined here, in the one translation unit that launches it.
+__global__ void __launch_bounds__(kScheduleThreads)
+    build_schedule_kernel(const int64_t* __restrict__ row_offsets, int32_t num_experts,
+                          int64_t max_rows, int32_t row_tile, int64_t capacity,
+                          void* __restrict__ scratch) {
+  extern __shared__ int32_t tile_start[];
+  build_schedule_block(row_offsets, num_experts, max_rows, row_tile, capacity, scratch, tile_start);
+}
 
 // The schedule kernel keeps one int32 per expert in static-size-free dynamic smem (<= 32 KB).
 constexpr int32_t kMaxExperts = 8192;
@@ -39,8 +54,12 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 
 bool b_is_k_major(const GroupedGemmArgs& a) { return a.b_stride_k == 1; }
 
-// Elements per 16 bytes: 16 e4m3 codes or 8 bf16 / fp16 values.
-int64_t elems_per_16_bytes(const GroupedGemmArgs& a) { return a.fp8 ? 16 : 8; }
+bool b_is_fp4(const GroupedGemmArgs& a) {
+  return a.b_format == ElemFormat::E2M1Packed || a.b_format == ElemFormat::E2M1Unpacked;
+}
+
+// B's stride units per 16 bytes: 16 e4m3 codes, 16 bytes of e2m1 codes or 8 bf16 / fp16 values.
+int64_t elems_per_16_bytes(const GroupedGemmArgs& a) { return a.fp8 || b_is_fp4(a) ? 16 : 8; }
 
 // Whether B's contiguous lines start on 16-byte boundaries (the expert stride matters only when
 // there is more than one expert).
@@ -50,9 +69,18 @@ bool b_lines_aligned16(const GroupedGemmArgs& a) {
   return aligned16(a.b) && line_stride % v == 0 && (a.num_experts <= 1 || a.b_stride_e % v == 0);
 }
 
+int64_t gcd64(int64_t a, int64_t b) {
+  while (b != 0) {
+    const int64_t r = a % b;
+    a = b;
+    b = r;
+  }
+  return a;
+}
+
 // The K slice of the fp8 K-varying scales (0 when there are none), or -1 with `why` set when
 // the kernel cannot apply them: a slice must be a whole number of mma K steps (16) unless it
-// spans all of K, and both scales must share it.
+// spans all of K.
 int64_t fp8_scale_slice(const GroupedGemmArgs& a, const char** why) {
   const bool has_a = a.a_kscale.data != nullptr, has_b = a.b_kscale.data != nullptr;
   if (!has_a && !has_b) return 0;
@@ -64,13 +92,13 @@ int64_t fp8_scale_slice(const GroupedGemmArgs& a, const char** why) {
     *why = "sm80 grouped GEMM: fp8 b_kscale needs block_rows, block_cols >= 1";
     return -1;
   }
-  if (has_a && has_b && a.a_kscale.group != a.b_kscale.block_cols) {
-    *why = "sm80 grouped GEMM: fp8 a_kscale.group and b_kscale.block_cols differ";
-    return -1;
-  }
-  const int64_t slice = has_a ? a.a_kscale.group : a.b_kscale.block_cols;
+  // The slice is the largest K run over which both scales are constant: the gcd of A's group
+  // and B's column block (e.g. the seed's 16-column weight blocks under 128-column groups).
+  const int64_t slice = has_a && has_b ? gcd64(a.a_kscale.group, a.b_kscale.block_cols)
+                                       : (has_a ? a.a_kscale.group : a.b_kscale.block_cols);
   if (slice % 16 != 0 && slice < a.k) {
-    *why = "sm80 grouped GEMM: fp8 K scale slice is not a multiple of 16 (the mma K)";
+    *why = "sm80 grouped GEMM: fp8 K scale slice (gcd of the A group and the B column block) is "
+           "not a multiple of 16 (the mma K)";
     return -1;
   }
   return slice;
@@ -87,12 +115,6 @@ bool fused_quant_of(const ActivationParams& act, FusedQuant* out) {
   return true;
 }
 
-// Intermediate columns a CTA of `bw` weight rows covers under the fused activation: a gated CTA
-// spends half its rows on the matching gate rows.
-int64_t fused_cols_per_cta(const ActivationParams& act, int64_t bw) {
-  return is_gated(static_cast<Activation>(act.activation)) ? bw / 2 : bw;
-}
-
 // Whether the fp8 kernel can requantize GEMM2's input in its epilogue; nullptr when it can.
 const char* check_fused_quant(Tile tile, const ActivationParams& act) {
   FusedQuant fq;
@@ -102,6 +124,26 @@ const char* check_fused_quant(Tile tile, const ActivationParams& act) {
   if (!fp8_epilogue_fits(fq, fused_cols_per_cta(act, col_tile_of(tile)), act.inter)) {
     return "sm80 grouped GEMM: the fused fp8 activation needs its quantization groups inside "
            "one CTA's columns";
+  }
+  return nullptr;
+}
+
+// The W4A16 arguments (b_format E2M1*); nullptr when fine.
+const char* check_fp4_args(const GroupedGemmArgs& a) {
+  if (a.fp8 || a.a_kscale.data != nullptr) {
+    return "sm80 grouped GEMM: e2m1 weights take bf16 / fp16 activations (W4A16) only";
+  }
+  if (a.b_format == ElemFormat::E2M1Packed && (a.b_stride_k != 1 || a.k % 2 != 0)) {
+    return "sm80 grouped GEMM: packed e2m1 weights need K-major B and an even k";
+  }
+  const bool scaled = a.b_kscale.data != nullptr;
+  if (scaled && (a.b_kscale.block_rows <= 0 || a.b_kscale.block_cols <= 0 ||
+                 a.b_kscale.block_cols % 16 != 0)) {
+    return "sm80 grouped GEMM: e2m1 K-slice scales need blocks of a multiple of 16 columns";
+  }
+  if (!scaled && a.activation != nullptr) {
+    return "sm80 grouped GEMM: the fused activation with e2m1 weights is compiled for K-slice "
+           "scales only";
   }
   return nullptr;
 }
@@ -144,6 +186,12 @@ const char* check_args(Tile tile, const GroupedGemmArgs& a) {
     const char* why = nullptr;
     if (fp8_scale_slice(a, &why) < 0) return why;
   }
+  if (b_is_fp4(a)) {
+    const char* why = check_fp4_args(a);
+    if (why != nullptr) return why;
+  } else if (a.b_format != ElemFormat::Float && a.b_format != ElemFormat::E4M3) {
+    return "sm80 grouped GEMM: unknown b_format";
+  }
   if (a.a_row_index != nullptr && (a.a_row_index_div < 1 || !aligned16(a.a) || a.lda % 8 != 0)) {
     return "sm80 grouped GEMM: a_row_index needs a positive divisor and 16-byte aligned A rows";
   }
@@ -168,30 +216,6 @@ const char* check_args(Tile tile, const GroupedGemmArgs& a) {
     return "sm80 grouped GEMM: scratch missing, misaligned or smaller than workspace_size()";
   }
   return nullptr;
-}
-
-// Grid columns of a launch with `bw` weight rows per CTA: column tiles of C, or with the fused
-// activation tiles of intermediate columns.
-int64_t column_tiles(const GroupedGemmArgs& a, int64_t bw) {
-  if (a.activation == nullptr) return (a.n + bw - 1) / bw;
-  const int64_t per_cta = fused_cols_per_cta(*a.activation, bw);
-  return (a.activation->inter + per_cta - 1) / per_cta;
-}
-
-// Launches `kernel` (either family kernel of tile configuration Cfg) over (work items, column
-// tiles, K splits).
-template <class Cfg, class Params>
-cudaError_t launch_tiles(void (*kernel)(Params), const Params& params, const GroupedGemmArgs& a,
-                         int64_t capacity, cudaStream_t stream) {
-  // Host-only attribute call (allowed during stream capture); needed past 48 KB of smem.
-  cudaError_t err =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
-  if (err != cudaSuccess) return err;
-  const dim3 grid(static_cast<unsigned>(capacity),
-                  static_cast<unsigned>(column_tiles(a, Cfg::kBW)),
-                  static_cast<unsigned>(a.k_splits));
-  return pdl::launch_kernel(kernel, grid, dim3(Cfg::kThreads), Cfg::kSmemBytes, stream, a.pdl,
-                            params);
 }
 
 template <class Cfg, bool kBf16, bool kKMajorB, Epilogue kEpi>
@@ -304,6 +328,10 @@ bool schedule_layout(Tile tile, int32_t num_experts, int64_t max_rows, int32_t* 
 // CTAs per SM that the tile configuration of a launch of `a` without the fused activation is
 // built for (split K, its only user, never runs fused).
 int resident_ctas_per_sm(Tile tile, const GroupedGemmArgs& a) {
+  if (b_is_fp4(a)) {  // one min-blocks value per tile shape, whatever the layout
+    return tile == Tile::Decode ? W4DecodeTile<true, true>::kMinBlocks
+                                : W4PrefillTile<true, true>::kMinBlocks;
+  }
   if (a.fp8) {
     const bool scaled = a.a_kscale.data != nullptr || a.b_kscale.data != nullptr;
     if (tile == Tile::Decode) {
@@ -345,6 +373,10 @@ int launch(Tile tile, const GroupedGemmArgs& a, void* stream_ptr) {
   }
 
   if (a.fp8) return launch_fp8_gemm(tile, a, capacity, stream);
+  if (b_is_fp4(a)) {
+    return static_cast<int>(tile == Tile::Decode ? launch_w4a16_decode(a, capacity, stream)
+                                                 : launch_w4a16_prefill(a, capacity, stream));
+  }
 
   GemmParams p;
   p.a = static_cast<const uint16_t*>(a.a);

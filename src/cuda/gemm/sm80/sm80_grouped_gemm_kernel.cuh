@@ -66,18 +66,6 @@ static_assert(DecodeTileKMajorB::kBW == DecodeTileNMajorB::kBW &&
 // accumulators a thread), two CTAs per SM: 273 TFLOP/s on E8 N28672 K4096 with 4096 rows.
 using PrefillTile = TileConfig<128, 128, 32, 4, 2, 4, 2>;
 
-constexpr int kScheduleThreads = 256;
-
-// The family's own schedule launch (one CTA; sm80_schedule.cuh has the rules). Smem:
-// (num_experts + 1) int32.
-__global__ void __launch_bounds__(kScheduleThreads)
-    build_schedule_kernel(const int64_t* __restrict__ row_offsets, int32_t num_experts,
-                          int64_t max_rows, int32_t row_tile, int64_t capacity,
-                          void* __restrict__ scratch) {
-  extern __shared__ int32_t tile_start[];
-  build_schedule_block(row_offsets, num_experts, max_rows, row_tile, capacity, scratch, tile_start);
-}
-
 // What the GEMM kernel needs besides the tile configuration.
 struct GemmParams {
   const uint16_t* a;  // bf16 / fp16 bits

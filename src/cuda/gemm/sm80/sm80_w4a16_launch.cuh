@@ -1,0 +1,94 @@
+// The W4A16 kernel's instantiations for one tile shape (sm80_w4a16_grouped_gemm.h): the
+// variants a launch can need, chosen at run time from the arguments. The fused epilogue is
+// compiled for K-slice-scaled weights only (NVFP4, MXFP4, the seed's K blocks), which is every
+// real FP4 checkpoint; K-constant scales run unfused (the family's check refuses the fusion).
+#pragma once
+
+#include <cstdint>
+
+#include "cuda/gemm/sm80/sm80_launch.cuh"
+#include "cuda/gemm/sm80/sm80_w4a16_grouped_gemm.h"
+#include "cuda/gemm/sm80/sm80_w4a16_grouped_gemm_kernel.cuh"
+
+namespace flashinfer_moe {
+namespace cuda {
+namespace sm80 {
+
+inline bool aligned16_ptr(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+inline W4GemmParams w4a16_params(const GroupedGemmArgs& a) {
+  W4GemmParams p;
+  p.a = static_cast<const uint16_t*>(a.a);
+  p.lda = a.lda;
+  p.b = static_cast<const uint8_t*>(a.b);
+  p.b_stride_e = a.b_stride_e;
+  p.b_stride_n = a.b_stride_n;
+  p.b_stride_k = a.b_stride_k;
+  p.c = a.c;
+  p.ldc = a.ldc;
+  p.n = a.n;
+  p.k = a.k;
+  p.schedule = a.scratch;
+  p.a_vec16 = aligned16_ptr(a.a) && a.lda % 8 == 0;
+  // B's contiguous lines (weight rows, or k rows for N-major) start on 16-byte boundaries.
+  const int64_t line = a.b_stride_k == 1 ? a.b_stride_n : a.b_stride_k;
+  p.b_vec16 =
+      aligned16_ptr(a.b) && line % 16 == 0 && (a.num_experts <= 1 || a.b_stride_e % 16 == 0);
+  p.a_row_index = a.a_row_index;
+  p.a_row_index_div = a.a_row_index_div;
+  p.b_scale = a.b_kscale;
+  p.slice = a.b_kscale.data != nullptr ? a.b_kscale.block_cols : 0;
+  if (a.activation != nullptr) p.act = *a.activation;
+  p.split_stride = a.split_stride;
+  return p;
+}
+
+template <template <bool, bool> class Tile, bool kBf16, bool kPacked, bool kKMajorB, bool kScaled,
+          Epilogue kEpi>
+cudaError_t launch_w4a16_kernel(const GroupedGemmArgs& a, const W4GemmParams& p, int64_t capacity,
+                                cudaStream_t stream) {
+  using Cfg = Tile<kPacked, kKMajorB>;
+  return launch_tiles<Cfg>(w4a16_grouped_gemm_kernel<Cfg, kBf16, kPacked, kKMajorB, kScaled, kEpi>,
+                           p, a, capacity, stream);
+}
+
+// The weight layout and epilogue, for one activation dtype.
+template <template <bool, bool> class Tile, bool kBf16>
+cudaError_t launch_w4a16_layout(const GroupedGemmArgs& a, const W4GemmParams& p, int64_t capacity,
+                                cudaStream_t stream) {
+  const bool packed = a.b_format == ElemFormat::E2M1Packed;
+  const bool scaled = p.slice > 0;
+  constexpr Epilogue kS = Epilogue::StoreF32;
+  if (a.activation != nullptr) {  // K-major B with K-slice scales (check_args)
+    constexpr Epilogue kG = Epilogue::GatedActivation, kA = Epilogue::Activation;
+    const bool gated = is_gated(static_cast<Activation>(a.activation->activation));
+    if (packed) {
+      return gated ? launch_w4a16_kernel<Tile, kBf16, true, true, true, kG>(a, p, capacity, stream)
+                   : launch_w4a16_kernel<Tile, kBf16, true, true, true, kA>(a, p, capacity, stream);
+    }
+    return gated ? launch_w4a16_kernel<Tile, kBf16, false, true, true, kG>(a, p, capacity, stream)
+                 : launch_w4a16_kernel<Tile, kBf16, false, true, true, kA>(a, p, capacity, stream);
+  }
+  if (packed) {  // K-major (check_args)
+    return scaled ? launch_w4a16_kernel<Tile, kBf16, true, true, true, kS>(a, p, capacity, stream)
+                  : launch_w4a16_kernel<Tile, kBf16, true, true, false, kS>(a, p, capacity, stream);
+  }
+  if (a.b_stride_k == 1) {
+    return scaled
+               ? launch_w4a16_kernel<Tile, kBf16, false, true, true, kS>(a, p, capacity, stream)
+               : launch_w4a16_kernel<Tile, kBf16, false, true, false, kS>(a, p, capacity, stream);
+  }
+  return scaled ? launch_w4a16_kernel<Tile, kBf16, false, false, true, kS>(a, p, capacity, stream)
+                : launch_w4a16_kernel<Tile, kBf16, false, false, false, kS>(a, p, capacity, stream);
+}
+
+template <template <bool, bool> class Tile>
+cudaError_t launch_w4a16(const GroupedGemmArgs& a, int64_t capacity, cudaStream_t stream) {
+  const W4GemmParams p = w4a16_params(a);
+  return a.dtype == DType::BF16 ? launch_w4a16_layout<Tile, true>(a, p, capacity, stream)
+                                : launch_w4a16_layout<Tile, false>(a, p, capacity, stream);
+}
+
+}  // namespace sm80
+}  // namespace cuda
+}  // namespace flashinfer_moe

@@ -1,0 +1,154 @@
+"""The CUDA executor on FP4-weight (e2m1) MoeProblems: W4A16, every GEMM tactic.
+
+Same method as test_gpu_fp8.py (tests/gpu_cases.py): each problem is built on the CPU with
+poisoned outputs, run on the device with Auto, Sm80Decode, Sm80Prefill and Sm90, and checked
+against the float64 reference (which decodes exactly the codes and scales the kernel sees) and
+against the CPU executor. The sm80 family (and Auto) must run every problem; Sm90 has no FP4
+kernel and must refuse with a ValueError naming ``tactic``.
+
+Covered: NVFP4 (e4m3 scales per 16 + per-expert global; packed and one code per byte; linear
+and 128x4-swizzled scales) and MXFP4 (ue8m0 per 32) weights with bf16 and fp16 activations; the
+exact small-integer tier; decode and prefill sizes; H and I not multiples of 128 (H = 2880 as
+gpt-oss); gpt-oss's clamped SwiGLU with biases; EP and capacity; determinism; the fused gather
+and activation epilogue bitwise equal to the unfused path; W4A8 / W4A4 are NotImplementedError
+naming the field.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from flashinfer.fused_moe.enums import ActivationType as Act
+from flashinfer.fused_moe.enums import GemmTactic
+from flashinfer.fused_moe.runner import run_problem
+from gpu_cases import (
+    ON_GPU,
+    check_all_tactics,
+    check_repeated_calls_bitwise_identical,
+    gpu_only,
+    to_device,
+    with_fresh_outputs,
+)
+from moe_builders import build_problem
+
+pytestmark = [pytest.mark.gpu] if ON_GPU else []
+
+FORMATS = ["nvfp4:packed:linear", "nvfp4:packed:swizzled", "nvfp4:unpacked:linear", "mxfp4"]
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def fp4_problem(weights="mxfp4", dtype="bf16", **kw):
+    d = DTYPES[dtype]
+    kw = dict(dict(T=16, H=256, I=128, E=8, k=2, seed=0), **kw)
+    return build_problem(weights=weights, in_dtype=d, compute=d, out_dtype=d, **kw)
+
+
+def _ran_families(ran):
+    assert GemmTactic.Sm90 not in ran, "Sm90 has no FP4 kernel: it must refuse"
+    return ran
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("weights", FORMATS)
+def test_formats(weights, dtype):
+    _ran_families(check_all_tactics(fp4_problem(weights, dtype, T=40, seed=1)))
+
+
+@pytest.mark.parametrize("weights", ["nvfp4:packed:linear", "mxfp4", "nvfp4:unpacked:linear"])
+def test_exact_small_integers(weights):
+    """Codes of magnitude 0.5..2, power-of-two scales, small-integer inputs: every sum is exact
+    in fp32, so an indexing slip in codes or scales is a large error, not noise."""
+    check_all_tactics(fp4_problem(weights, T=33, exact=True, seed=2))
+
+
+# (T, E, k, H, I, extra): decode and prefill; ragged K tiles and scale blocks.
+SHAPES = [
+    (1, 8, 2, 256, 128, {}),
+    (3, 16, 8, 512, 384, {}),
+    (5, 4, 4, 2880, 2880, {}),  # gpt-oss sizes: H = I = 2880, not a multiple of 128
+    (64, 8, 2, 384, 200, {}),  # I = 200: the last 32-block of GEMM2's K is 8 wide
+    (1000, 8, 2, 512, 256, {}),
+    (1000, 64, 8, 256, 128, dict(activation=Act.Relu2)),
+]
+
+
+@pytest.mark.parametrize("weights", ["nvfp4:packed:linear", "mxfp4"])
+@pytest.mark.parametrize("T,E,k,H,I,extra", SHAPES,
+                         ids=["T{}-E{}-k{}-H{}-I{}".format(*s[:5]) for s in SHAPES])  # fmt: skip
+def test_shapes(T, E, k, H, I, extra, weights):  # noqa: E741
+    check_all_tactics(fp4_problem(weights, T=T, E=E, k=k, H=H, I=I, seed=T + E + H, **extra))
+
+
+@pytest.mark.parametrize("T", [4, 300])
+def test_gpt_oss_options(T):
+    """MXFP4 W4A16 as gpt-oss runs it: fc1 / fc2 biases, clamped SwiGLU (alpha, beta, limit),
+    top-4 of the logits then softmax (Renormalize)."""
+    p = fp4_problem("mxfp4", T=T, E=16, k=4, H=320, I=192, activation=Act.SwigluBias,
+                    biases=True, act_params=True, routing="Renormalize", seed=3)  # fmt: skip
+    check_all_tactics(p)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        dict(offset=4, local=4),
+        dict(capacity=3),
+        dict(permuted=True),
+        dict(rw_on_input=True, k=1, routing="Llama4"),
+    ],
+    ids=["ep", "capacity", "permuted", "llama4"],
+)
+def test_ep_capacity_outputs(extra):
+    check_all_tactics(fp4_problem("nvfp4:packed:linear", T=24, **dict(dict(seed=4), **extra)))
+
+
+def test_deterministic():
+    check_repeated_calls_bitwise_identical(fp4_problem("mxfp4", T=64, seed=5))
+
+
+def test_w4a8_and_w4a4_name_the_field():
+    for quant, field in (("mxfp8", "input_quant.mode"), ("nvfp4", "input_quant.mode")):
+        p = to_device(fp4_problem("nvfp4:packed:linear", input_quant=quant, seed=6), "cuda")
+        with pytest.raises(NotImplementedError, match=field.replace(".", r"\.")):
+            run_problem(with_fresh_outputs(p))
+
+
+_FUSION_SCRIPT = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+from test_gpu_fp4 import fp4_problem
+from gpu_cases import to_device, with_fresh_outputs
+from flashinfer.fused_moe.enums import ActivationType as Act
+from flashinfer.fused_moe.runner import run_problem
+outs = []
+for T, act in ((3, Act.Swiglu), (200, Act.SwigluBias), (40, Act.Relu2)):
+    p = fp4_problem("mxfp4", T=T, H=256, I=192, activation=act, biases=True,
+                    act_params=act == Act.SwigluBias, seed=T)
+    p = with_fresh_outputs(to_device(p, "cuda"))
+    run_problem(p)
+    outs.append(p.output.cpu().view(torch.int16))
+torch.save(outs, sys.argv[1])
+"""
+
+
+@gpu_only
+def test_fused_gemm1_bitwise_equal_to_unfused(tmp_path):
+    """GEMM1 with the gather and the activation fused gives the bits of the unfused pipeline
+    (FLASHINFER_MOE_DISABLE_GEMM1_FUSION); each run in its own process, as the switch is read
+    once."""
+    script = _FUSION_SCRIPT.format(tests=os.path.dirname(__file__))
+    results = []
+    for disabled in (False, True):
+        env = dict(os.environ)
+        env.pop("FLASHINFER_MOE_DISABLE_GEMM1_FUSION", None)
+        if disabled:
+            env["FLASHINFER_MOE_DISABLE_GEMM1_FUSION"] = "1"
+        out = tmp_path / f"out{int(disabled)}.pt"
+        subprocess.run([sys.executable, "-c", script, str(out)], env=env, check=True)
+        results.append(torch.load(out))
+    for fused, unfused in zip(*results):
+        assert torch.equal(fused, unfused), "the fused FP4 GEMM1 differs from the unfused path"
