@@ -6,18 +6,24 @@ Shapes are the doc's own (H=4096, I=11008, E=8): nothing is shrunk or skipped. T
 TensorRT-LLM examples reuse names from the block-scale one, exactly as the doc does, through a
 module-scoped fixture that runs the block-scale example once.
 
-Asserted: the documented output shapes, the dtype of x, and finiteness -- except the FP4
-example, whose documented inputs (random e2m1 codes up to 6, randn block scales, two 11008-long
-dot products) give an fp16 output with rms about 2e4 and tails beyond fp16's 65504, so +-inf
-there is correct rounding; it must still hold no NaN.
+Asserted: the documented output shapes; the result dtype (x's for cutlass_fused_moe, bfloat16
+for the trtllm functions, seed_forms' dtype rule: the FP4 example's sums reach 1e5, past fp16's
+65504, and stay finite in bf16); finiteness; and every MoE output against the float64 reference
+of the problem the call translates to (the same seed-form builder, run on the CPU copy), within
+the error budget of tests/numeric.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import flashinfer
 import pytest
 import torch
-from flashinfer.fused_moe import GatedActType, RoutingMethodType
+from flashinfer.fused_moe import GatedActType, RoutingMethodType, seed_forms
+from flashinfer.fused_moe.reference import reference_moe
+from moe_checks import budget_for
+from numeric import assert_within_budget
 
 DEVICE = "cuda:0" if torch.cuda.is_available() else "cpu"
 
@@ -25,11 +31,31 @@ DEVICE = "cuda:0" if torch.cuda.is_available() else "cpu"
 # fmt: off
 
 
-def _check(output, shape):
+def _check(output, shape, dtype=torch.float16):
     assert isinstance(output, torch.Tensor)
     assert tuple(output.shape) == shape, output.shape
-    assert output.dtype == torch.float16
-    assert not torch.isnan(output).any()
+    assert output.dtype == dtype
+    assert torch.isfinite(output).all()
+
+
+def _on_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.replace(
+            obj, **{f.name: _on_cpu(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        )
+    return obj
+
+
+def _matches_reference(output, builder, *args, **kwargs):
+    """``output`` within the error budget of the float64 reference of ``builder(*args,
+    **kwargs)``, the problem the seed call was translated into (built again, then moved to the
+    CPU). The budget allows Hopper's FP8 MMA accumulator (whichever family ran it)."""
+    problem = _on_cpu(builder(*args, **kwargs))
+    problem.output = output.cpu()
+    budget = budget_for(problem, fp8_tensor_cores=True)
+    assert_within_budget(output, reference_moe(problem), budget, what=str(budget))
 
 
 def test_enum_example(capsys):
@@ -102,7 +128,12 @@ def test_cutlass_fused_moe_example():
 
     print(f"输出形状: {output.shape}")  # torch.Size([8, 4096])
     _check(output, (8, 4096))
-    assert torch.isfinite(output).all()
+    _matches_reference(
+        output, seed_forms.cutlass_seed_problem, x, gating_output, experts,
+        num_experts=num_experts, top_k=top_k, expert_capacity=expert_capacity,
+        hidden_size=hidden_size, intermediate_size=intermediate_size, act_type=GatedActType.SILU,
+        routing_method=RoutingMethodType.ROUND_ROBIN,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -135,14 +166,20 @@ def block_scale_example():
         intermediate_size=intermediate_size
     )
     return dict(output=output, x=x, gating_output=gating_output, experts_fp8=experts_fp8,
-                num_experts=num_experts, top_k=top_k, hidden_size=hidden_size,
-                intermediate_size=intermediate_size)
+                experts_scale=experts_scale, num_experts=num_experts, top_k=top_k,
+                hidden_size=hidden_size, intermediate_size=intermediate_size)
+
+
+def _sizes(ex):
+    return {n: ex[n] for n in ("num_experts", "top_k", "hidden_size", "intermediate_size")}
 
 
 def test_trtllm_fp8_block_scale_example(block_scale_example):
-    output = block_scale_example["output"]
-    _check(output, (8, 4096))
-    assert torch.isfinite(output).all()
+    ex = block_scale_example
+    output = ex["output"]
+    _check(output, (8, 4096), torch.bfloat16)
+    _matches_reference(output, seed_forms.fp8_block_scale_seed_problem, ex["x"],
+                       ex["gating_output"], ex["experts_fp8"], ex["experts_scale"], **_sizes(ex))
 
 
 def test_trtllm_fp8_per_tensor_example(block_scale_example):
@@ -165,8 +202,9 @@ def test_trtllm_fp8_per_tensor_example(block_scale_example):
         hidden_size=hidden_size,
         intermediate_size=intermediate_size
     )
-    _check(output, (8, 4096))
-    assert torch.isfinite(output).all()
+    _check(output, (8, 4096), torch.bfloat16)
+    _matches_reference(output, seed_forms.fp8_per_tensor_scale_seed_problem, x, gating_output,
+                       experts_fp8, experts_scale_per_tensor, **_sizes(block_scale_example))
 
 
 def test_trtllm_fp4_block_scale_example(block_scale_example):
@@ -194,7 +232,9 @@ def test_trtllm_fp4_block_scale_example(block_scale_example):
         hidden_size=hidden_size,
         intermediate_size=intermediate_size
     )
-    _check(output, (8, 4096))  # may hold +-inf: see the module docstring
+    _check(output, (8, 4096), torch.bfloat16)
+    _matches_reference(output, seed_forms.fp4_block_scale_seed_problem, x, gating_output,
+                       experts_fp4, experts_scale_fp4, **_sizes(block_scale_example))
 
 
 def test_moe_layer_example(capsys):
@@ -249,5 +289,10 @@ def test_moe_layer_example(capsys):
     output = moe_layer.forward(x)
     print(f"输出形状: {output.shape}")  # torch.Size([8, 4096])
     _check(output, (8, 4096))
-    assert torch.isfinite(output).all()
     assert "torch.Size([8, 4096])" in capsys.readouterr().out
+    _matches_reference(
+        output, seed_forms.cutlass_seed_problem, x, torch.matmul(x, moe_layer.gating_network),
+        moe_layer.experts, num_experts=8, top_k=2, expert_capacity=64, hidden_size=4096,
+        intermediate_size=11008, act_type=GatedActType.SILU,
+        routing_method=RoutingMethodType.ROUND_ROBIN,
+    )

@@ -35,7 +35,7 @@ def test_fp8_block_two_matrix(scale_shape):
     assert_matches_reference(
         problem,
         out,
-        out_dtype=torch.float32,
+        out_dtype=torch.bfloat16,  # the trtllm functions' result dtype, whatever x is
         k1=h,
         k2=i,
         top_k=k,
@@ -116,7 +116,7 @@ def test_fp8_per_tensor():
     assert_matches_reference(
         problem,
         out,
-        out_dtype=torch.float16,
+        out_dtype=torch.bfloat16,
         k1=h,
         k2=i,
         top_k=k,
@@ -150,7 +150,8 @@ def test_fp4_two_matrix(packed):
     )
     if isinstance(out, (list, tuple)):
         out = out[0]
-    assert_matches_reference(problem, out, out_dtype=torch.float32, k1=h, k2=i, top_k=k)
+    assert out.dtype == torch.bfloat16
+    assert_matches_reference(problem, out, out_dtype=torch.bfloat16, k1=h, k2=i, top_k=k)
     vals = decode_fp4(w, packed)  # [E, 2, I, H]
     w_in = torch.stack([vals[ex, 0] * expand_blocks(scale[ex, 0], i, h) for ex in range(e)])
     w_out = torch.stack([vals[ex, 1] * expand_blocks(scale[ex, 1], i, h) for ex in range(e)])
@@ -162,7 +163,8 @@ def test_fp4_two_matrix(packed):
         top_k=k,
         gated=False,
     )
-    assert_close_to_reference(out, expected, rel_l2=1e-5, what="fp4 two-matrix")
+    # the bf16 result (the trtllm dtype rule) rounds once: at most 2^-8 relative
+    assert_close_to_reference(out, expected, rel_l2=2.0**-8, what="fp4 two-matrix")
 
 
 def test_fp4_pair_packed_with_ue8m0_scales():
@@ -174,8 +176,17 @@ def test_fp4_pair_packed_with_ue8m0_scales():
     fc2 = torch.randint(0, 256, (e, h, i // 2), dtype=torch.uint8, generator=g)
     s1 = torch.randint(124, 130, (e, 2 * i, h // 32), dtype=torch.uint8, generator=g)
     s2 = torch.randint(124, 130, (e, h, i // 32), dtype=torch.uint8, generator=g)
+    # An fp32 output (x's dtype, which the trtllm forms accept besides bf16) keeps the check
+    # at fp32 accuracy.
     out = seed_forms.fp4_block_scale_seed(
-        x, gating, (fc1, fc2), (s1, s2), num_experts=e, top_k=k, act_type=GatedActType.GeGlu
+        x,
+        gating,
+        (fc1, fc2),
+        (s1, s2),
+        num_experts=e,
+        top_k=k,
+        act_type=GatedActType.GeGlu,
+        output=torch.empty(t, h),
     )
     p2 = lambda s: torch.pow(2.0, s.double() - 127)  # noqa: E731
     w1 = torch.stack(
@@ -201,3 +212,30 @@ def test_bf16_seed():
     )
     with pytest.raises(ValueError, match="experts_scale"):
         seed_forms.bf16_seed(x, gating, (fc1, fc2), torch.ones(e, 2), num_experts=e, top_k=k)
+
+
+@pytest.mark.parametrize("x_dtype", [torch.float16, torch.float32])
+def test_trtllm_seed_result_dtype_rule(x_dtype):
+    """The trtllm seed forms return bfloat16 whatever x is (flashinfer's trtllm convention; fp16
+    sums past 65504 stay finite); a caller's ``output`` may be bfloat16 or x's dtype, nothing
+    else."""
+    t, e, h, i, k = 3, 2, 64, 32, 1
+    x = rand_float((t, h), x_dtype, seed=60)
+    gating = rand_float((t, e), torch.float32, seed=61)
+    w = torch.randint(
+        0, 256, (e, 2, i, h), dtype=torch.uint8, generator=torch.Generator().manual_seed(62)
+    )
+    scale = torch.full((e, 2, i // 16), 0.5)
+    kw = dict(num_experts=e, top_k=k, hidden_size=h, intermediate_size=i)
+    out = flashinfer.trtllm_fp4_block_scale_moe(x, gating, w, scale, **kw)
+    assert out.dtype == torch.bfloat16
+    for dtype in (torch.bfloat16, x_dtype):
+        buf = torch.empty(t, h, dtype=dtype)
+        got = flashinfer.trtllm_fp4_block_scale_moe(x, gating, w, scale, output=buf, **kw)
+        assert got is buf
+        assert_close_to_reference(buf.double(), out.double(), rel_l2=1e-2, what=str(dtype))
+    other = torch.float32 if x_dtype == torch.float16 else torch.float16
+    with pytest.raises(TypeError, match="output"):
+        flashinfer.trtllm_fp4_block_scale_moe(
+            x, gating, w, scale, output=torch.empty(t, h, dtype=other), **kw
+        )

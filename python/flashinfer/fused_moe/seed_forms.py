@@ -3,13 +3,13 @@
 The seed forms take ``(x, gating_output, experts[, experts_scale])`` plus keywords and route
 inside. Each ``*_problem`` function below translates one form into a ``MoeProblem`` without
 copying weights (transpositions are strided views); the plain functions run it and return the
-output ``[T, H]`` in ``x``'s dtype. ``cutlass_fused_moe`` and the ``trtllm_*`` functions dispatch
+output ``[T, H]`` (dtype rule below). ``cutlass_fused_moe`` and the ``trtllm_*`` functions dispatch
 here when they are called in the seed form. The checks every form shares and the code of the
 block-scale rule are in ``seed_translate``.
 
 Conventions shared by every form:
 
-* ``x`` [T, H] float32/float16/bfloat16; its dtype is the compute dtype and the output dtype.
+* ``x`` [T, H] float32/float16/bfloat16; its dtype is the compute dtype.
 * ``gating_output`` [T, E], any float dtype; it is converted to float32 before routing (the
   routing math is fp32 anyway, docs/semantics.md), then routed with ``routing_method``.
 * ``experts`` is either a tensor [E, 2, I, H] -- a two-matrix expert: ``experts[:, 0]`` is W_in
@@ -20,7 +20,13 @@ Conventions shared by every form:
 * ``num_experts``, ``hidden_size``, ``intermediate_size`` must match the tensors; ``top_k`` is in
   1..E; ``expert_capacity`` is None/0 (unlimited) or >= 1: each expert keeps its first
   ``expert_capacity`` (token, slot) assignments by token then slot, the rest contribute zero.
-* ``output`` (optional) is a contiguous [T, H] tensor of ``x``'s dtype; it is filled and returned.
+* ``output`` (optional) is a contiguous [T, H] tensor of the result's dtype (below); it is filled
+  and returned.
+* Result dtype: ``cutlass_fused_moe`` returns ``x``'s dtype. The ``trtllm_*`` functions return
+  bfloat16, as flashinfer's trtllm functions do, whatever ``x`` is: bf16 has fp32's exponent
+  range, so an fp16 caller's large sums (the seed FP4 example's reach 1e5) stay finite instead
+  of overflowing fp16's 65504. Their ``output`` may be bfloat16 or ``x``'s dtype (an fp16 buffer
+  then saturates to +-inf past 65504). Both executors follow the output's dtype.
 
 Scales (fp8 block and fp4 forms) are dequant multipliers whose block shape is read from the
 scale's shape, for each stored matrix of R rows x C columns: ``[E, R/br]`` means blocks of br rows
@@ -72,6 +78,14 @@ __all__ = [
 Tensor = torch.Tensor
 
 _FP8_MAX = 448.0
+# The trtllm_* seed forms' result dtype (module docstring) and the outputs they accept.
+TRTLLM_OUTPUT_DTYPE = torch.bfloat16
+
+
+def _trtllm_outputs(x) -> tuple:
+    return (TRTLLM_OUTPUT_DTYPE, x.dtype) if isinstance(x, torch.Tensor) else (TRTLLM_OUTPUT_DTYPE,)
+
+
 _warned_fp8_rounding = False
 
 
@@ -123,6 +137,7 @@ def cutlass_seed_problem(
     act_type=GatedActType.SwiGlu,
     routing_method=RoutingMethodType.Default,
     output=None,
+    _output_dtypes=None,
 ) -> MoeProblem:
     """The ``cutlass_fused_moe`` seed form as a problem: float weights (f32/f16/bf16), no quant."""
     s, w_a, w_b = check_seed_call(
@@ -137,6 +152,7 @@ def cutlass_seed_problem(
         act_type=act_type,
         expert_capacity=expert_capacity,
         output=output,
+        output_dtypes=_output_dtypes,
     )
     check_tensor("experts" if s.two_matrix else "experts[0] (fc1)", w_a, dtypes=FLOAT_DTYPES)
     if w_b is not None:
@@ -175,12 +191,15 @@ def bf16_seed_problem(
         act_type=act_type,
         routing_method=routing_method,
         output=output,
+        _output_dtypes=_trtllm_outputs(x),
     )
 
 
 def _check_e4m3_seed_call(x, gating_output, experts, **kwargs):
     """``check_seed_call`` of an fp8 seed form, with the weights as e4m3 (see ``_as_e4m3``)."""
-    s, w_a, w_b = check_seed_call(x, gating_output, experts, **kwargs)
+    s, w_a, w_b = check_seed_call(
+        x, gating_output, experts, output_dtypes=_trtllm_outputs(x), **kwargs
+    )
     w_a = _as_e4m3("experts" if s.two_matrix else "experts[0] (fc1)", w_a)
     if w_b is not None:
         w_b = _as_e4m3("experts[1] (fc2)", w_b)
@@ -327,6 +346,7 @@ def fp4_block_scale_seed_problem(
         expert_capacity=expert_capacity,
         output=output,
         fp4=True,
+        output_dtypes=_trtllm_outputs(x),
     )
     check_tensor("experts" if s.two_matrix else "experts[0] (fc1)", w_a, dtypes=(torch.uint8,))
     if s.two_matrix:
@@ -344,37 +364,41 @@ def fp4_block_scale_seed_problem(
     return seed_problem(s, x, w1, w2)
 
 
-# Runners: each returns the output [T, H] in x's dtype.
+# Runners: each returns the output [T, H]: x's dtype (cutlass), bfloat16 (trtllm).
 
 
 def cutlass_seed(*args, **kwargs) -> Tensor:
     return custom_ops.run_problem(cutlass_seed_problem(*args, **kwargs))
 
 
+def _trtllm_run(problem: MoeProblem) -> Tensor:
+    return custom_ops.run_problem(problem, output_dtype=TRTLLM_OUTPUT_DTYPE)
+
+
 def bf16_seed(*args, **kwargs) -> Tensor:
-    return custom_ops.run_problem(bf16_seed_problem(*args, **kwargs))
+    return _trtllm_run(bf16_seed_problem(*args, **kwargs))
 
 
 def fp8_block_scale_seed(*args, **kwargs) -> Tensor:
-    return custom_ops.run_problem(fp8_block_scale_seed_problem(*args, **kwargs))
+    return _trtllm_run(fp8_block_scale_seed_problem(*args, **kwargs))
 
 
 def fp8_per_tensor_scale_seed(*args, **kwargs) -> Tensor:
-    return custom_ops.run_problem(fp8_per_tensor_scale_seed_problem(*args, **kwargs))
+    return _trtllm_run(fp8_per_tensor_scale_seed_problem(*args, **kwargs))
 
 
 def fp4_block_scale_seed(*args, **kwargs) -> Tensor:
-    return custom_ops.run_problem(fp4_block_scale_seed_problem(*args, **kwargs))
+    return _trtllm_run(fp4_block_scale_seed_problem(*args, **kwargs))
 
 
-for _runner, _builder in (
-    (cutlass_seed, cutlass_seed_problem),
-    (bf16_seed, bf16_seed_problem),
-    (fp8_block_scale_seed, fp8_block_scale_seed_problem),
-    (fp8_per_tensor_scale_seed, fp8_per_tensor_scale_seed_problem),
-    (fp4_block_scale_seed, fp4_block_scale_seed_problem),
+for _runner, _builder, _dtype in (
+    (cutlass_seed, cutlass_seed_problem, "x's dtype"),
+    (bf16_seed, bf16_seed_problem, "bfloat16"),
+    (fp8_block_scale_seed, fp8_block_scale_seed_problem, "bfloat16"),
+    (fp8_per_tensor_scale_seed, fp8_per_tensor_scale_seed_problem, "bfloat16"),
+    (fp4_block_scale_seed, fp4_block_scale_seed_problem, "bfloat16"),
 ):
     _runner.__doc__ = (
         _builder.__doc__ or ""
-    ) + "\n\nRuns the problem and returns the output [T, H] (x's dtype)."
-del _runner, _builder
+    ) + f"\n\nRuns the problem and returns the output [T, H] ({_dtype}, unless ``output``)."
+del _runner, _builder, _dtype

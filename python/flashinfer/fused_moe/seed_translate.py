@@ -100,7 +100,10 @@ def check_seed_call(
     expert_capacity,
     output,
     fp4: bool = False,
+    output_dtypes: tuple | None = None,
 ) -> tuple[SeedShape, Tensor, Tensor | None]:
+    """The checks every seed form shares. ``output`` must be contiguous [T, H] of one of
+    ``output_dtypes`` (default: ``x``'s dtype only)."""
     check_tensor("x", x, dtypes=FLOAT_DTYPES, ndim=2)
     device = x.device
     num_tokens, hidden = x.shape
@@ -144,7 +147,7 @@ def check_seed_call(
     act = check_enum("act_type", act_type, GatedActType)
     capacity = 0 if expert_capacity is None else check_int("expert_capacity", expert_capacity, 0)
     output = check_output(
-        "output", output, shape=(num_tokens, hidden), dtype=x.dtype, device=device
+        "output", output, shape=(num_tokens, hidden), dtype=output_dtypes or x.dtype, device=device
     )
 
     shape = SeedShape(

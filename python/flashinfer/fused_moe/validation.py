@@ -166,9 +166,10 @@ def check_same_device(tensors: Sequence, names: Sequence[str]) -> torch.device |
 
 
 def check_output(
-    name: str, out, *, shape: Sequence[int], dtype: torch.dtype, device: torch.device
+    name: str, out, *, shape: Sequence[int], dtype, device: torch.device
 ) -> Tensor | None:
-    """A caller-provided output buffer: exact shape and dtype, same device, contiguous."""
+    """A caller-provided output buffer: exact shape, the dtype (or one of a tuple of dtypes),
+    same device, contiguous."""
     if out is None:
         return None
     return check_tensor(name, out, dtypes=dtype, shape=shape, device=device, contiguous=True)
