@@ -152,3 +152,61 @@ def test_dtype_all_runs_both_tables(tmp_path, capsys):
     md = (tmp_path / "results.md").read_text()
     assert md.count("| preset | T |") == 2  # the bf16 table, then the FP8 table
     assert capsys.readouterr().out.count("preset | T |") == 2
+
+
+# ---- FP4 presets -----------------------------------------------------------------------------
+
+
+def test_fp4_presets_floor_counts_four_and_a_quarter_bits():
+    from flashinfer.fused_moe.bench_presets import datasheet_for, find_presets
+
+    assert [p.name for p in find_presets(None, "fp4")] == [
+        "gpt-oss-120b-mxfp4",
+        "Qwen3-235B-A22B-nvfp4",
+    ]
+    mx, nv = find_presets("gpt-oss", "fp4")[0], find_presets("qwen3-235b", "fp4")[0]
+    elems = (2 * 2880 + 2880) * 2880
+    assert mx.expert_weight_bytes() == elems // 2 + elems // 32  # 4.25 bits per weight
+    elems = (2 * 1536 + 1536) * 4096
+    assert nv.expert_weight_bytes() == elems // 2 + elems // 16  # 4.5 bits
+    assert mx.gemm_biases and mx.swiglu is not None
+    sheet = datasheet_for("NVIDIA H100 80GB HBM3")
+    bf16 = find_presets("gpt-oss-120b")[0]
+    # W4A16: the bf16 tensor rate bounds the compute term, 4.25 / 16 of the bytes the memory term.
+    assert bench.floor_ms(mx, 1, 4, sheet) / bench.floor_ms(bf16, 1, 4, sheet) == pytest.approx(
+        4.25 / 16, rel=1e-6
+    )
+    assert bench.floor_ms(mx, 1 << 20, 128, sheet) == pytest.approx(
+        bench.floor_ms(bf16, 1 << 20, 128, sheet)
+    )
+
+
+def test_fp4_cpu_smoke_run(tmp_path, capsys):
+    bench.main(["--device", "cpu", "--dtype", "fp4", "--tokens", "1,4", "--out", str(tmp_path)])
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert [(r["preset"], r["tokens"]) for r in rows] == [
+        ("gpt-oss-120b-mxfp4", 1), ("gpt-oss-120b-mxfp4", 4),
+        ("Qwen3-235B-A22B-nvfp4", 1), ("Qwen3-235B-A22B-nvfp4", 4),
+    ]  # fmt: skip
+    for r in rows:
+        assert r["ours_ms"] > 0 and r["ours_bf16_ms"] > 0
+        # the bf16 engine runs the dequantized weights: the same function up to fp32 rounding
+        assert float(r["ours_bf16_rel_err"]) < 2e-2
+    md = (tmp_path / "results.md").read_text()
+    assert "deq_grouped_mm us" in md and "FP4 targets" in md
+    assert "FP4 targets" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mx", [True, False], ids=["mxfp4", "nvfp4"])
+def test_fp4_torch_dequantization_is_the_library_decode(mx):
+    """The deq_grouped_mm peer's dequantization equals the library's fp32 decoder, rounded."""
+    import torch
+    from flashinfer.fused_moe.bench_fp4 import dequantize_fp4
+    from flashinfer.quantization import e2m1_and_ufp8sf_scale_to_float, fp4_quantize
+
+    block = 32 if mx else 16
+    w = torch.randn(48, 256, generator=torch.Generator().manual_seed(3)) * 0.1
+    q, s = fp4_quantize(w, None, block, mx, is_sf_swizzled_layout=False)
+    ref = e2m1_and_ufp8sf_scale_to_float(q, s, None, block, 0 if mx else 1, False)
+    got = dequantize_fp4(q, s.view(48, -1), block, mx)
+    assert got.dtype == torch.bfloat16 and torch.equal(got.float(), ref)  # exact in bf16

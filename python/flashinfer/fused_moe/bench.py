@@ -22,6 +22,10 @@ weights, next to our bf16 engine on the same (dequantized) weights, the FP8 torc
 (``torch._scaled_grouped_mm``, CUDA only) and the bf16 eager loop; the floor counts 1 byte per
 weight plus the scales and the datasheet FP8 rate. A point ours cannot run (e.g. the FP8 engine
 raising NotImplementedError) shows "n/a" with the reason, and the run goes on.
+``--dtype fp4`` runs the FP4 presets (bench_fp4.py): ours is ``trtllm_fp4_block_scale_moe`` on
+e2m1 weights with bf16 activations (W4A16), next to our bf16 engine on the dequantized weights
+and the torch pipeline that dequantizes on every call; the floor counts 4.25 (MXFP4) or 4.5
+(NVFP4) bits per weight and the bf16 rate.
 Without a GPU the CPU executor and the eager peer run on shrunk "CPU smoke" shapes.
 Results (bench_table.py formats them): a table on stdout, and <prefix>results.json, .md and .png
 under ``--out`` (``--out-prefix``, default empty). Benchmarks measure; they never assert.
@@ -52,7 +56,15 @@ from .bench_presets import (
     dense_flops_for,
     find_presets,
 )
-from .bench_table import columns, format_row, fp8_summary, is_fp8_row, result_paths, save
+from .bench_table import (
+    columns,
+    format_row,
+    fp4_summary,
+    fp8_summary,
+    result_paths,
+    save,
+    table_kind,
+)
 
 GRAPH_MAX_TOKENS = 64
 
@@ -256,7 +268,8 @@ def main(argv=None) -> None:
         choices=tuple(DTYPES),
         default="bf16",
         help="weight format of the presets: bf16 (default), fp8 (the '-fp8' presets: block and "
-        "per-tensor e4m3) or all; also the pool --presets name prefixes are looked up in",
+        "per-tensor e4m3), fp4 (the '-mxfp4' / '-nvfp4' W4A16 presets) or all; also the pool "
+        "--presets name prefixes are looked up in",
     )
     ap.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
     ap.add_argument(
@@ -330,15 +343,18 @@ def main(argv=None) -> None:
     rows: list[dict] = []
     header = None
     for p in presets:
-        if columns(tactics, p.is_fp8) != header:  # each table (bf16, FP8) gets its header
-            header = columns(tactics, p.is_fp8)
+        kind = table_kind({"quant": p.quant})
+        if columns(tactics, kind) != header:  # each table (bf16, FP8, FP4) gets its header
+            header = columns(tactics, kind)
             print(" | ".join(header))
         run_preset(p, tokens, device, sheet, rows, tactics)
         if use_cuda:
             torch.cuda.empty_cache()  # the preset's weights are gone: free them for the next one
     save(args.out, meta, rows, args.out_prefix, tactics)
-    if any(is_fp8_row(r) for r in rows):
+    if any(table_kind(r) == "fp8" for r in rows):
         print(fp8_summary(rows))
+    if any(table_kind(r) == "fp4" for r in rows):
+        print(fp4_summary(rows))
     paths = result_paths(args.out, args.out_prefix)
     print(f"results: {paths['json']}, {paths['md']}")
 

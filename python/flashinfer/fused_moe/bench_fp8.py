@@ -49,7 +49,12 @@ _CALIBRATION_TOKENS = 256
 
 
 def make_layer(p: Preset, device: torch.device) -> Layer:
-    """The benchmarked layer of a preset: ``Fp8Layer`` for the FP8 formats, else ``Layer``."""
+    """The benchmarked layer of a preset: ``Fp8Layer`` for the FP8 formats, ``Fp4Layer``
+    (bench_fp4.py) for the FP4 ones, else ``Layer``."""
+    if p.is_fp4:
+        from .bench_fp4 import Fp4Layer
+
+        return Fp4Layer(p, device)
     return Fp8Layer(p, device) if p.is_fp8 else Layer(p, device)
 
 

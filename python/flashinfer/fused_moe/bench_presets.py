@@ -2,9 +2,11 @@
 
 A preset is one MoE layer of a public model: expert count, top-k, hidden and (per-expert)
 intermediate size, the gated activation, the routing the model uses and the weight format:
-bf16 (``PRESETS``, the default table) or FP8 e4m3 (``FP8_PRESETS``, names ending in "-fp8":
+bf16 (``PRESETS``, the default table), FP8 e4m3 (``FP8_PRESETS``, names ending in "-fp8":
 128x128 block scales through ``trtllm_fp8_block_scale_moe``, or per-tensor scales through
-``trtllm_fp8_per_tensor_scale_moe``). Without a GPU the benchmark runs "CPU smoke" versions of the
+``trtllm_fp8_per_tensor_scale_moe``) or FP4 e2m1 weights with bf16 activations
+(``FP4_PRESETS``, names ending in "-mxfp4" / "-nvfp4", through ``trtllm_fp4_block_scale_moe``;
+bench_fp4.py). Without a GPU the benchmark runs "CPU smoke" versions of the
 presets (``cpu_smoke``): the same routing and activation on experts scaled down so that a run of
 every preset takes about a minute on 2 cores.
 """
@@ -18,8 +20,12 @@ from .enums import ActivationType, RoutingMethodType
 
 DEFAULT_TOKENS = (1, 4, 16, 64, 256, 1024, 4096, 16384)
 # Weight formats of a preset (Preset.quant), and the --dtype choices that select them.
-QUANTS = ("bf16", "fp8_block", "fp8_tensor")
-DTYPES = {"bf16": ("bf16",), "fp8": ("fp8_block", "fp8_tensor"), "all": QUANTS}
+QUANTS = ("bf16", "fp8_block", "fp8_tensor", "mxfp4", "nvfp4")
+FP8_QUANTS = ("fp8_block", "fp8_tensor")
+FP4_QUANTS = ("mxfp4", "nvfp4")
+DTYPES = {"bf16": ("bf16",), "fp8": FP8_QUANTS, "fp4": FP4_QUANTS, "all": QUANTS}
+# Elements per scale of the FP4 formats (MXFP4: ue8m0 per 32; NVFP4: e4m3 per 16).
+FP4_BLOCK = {"mxfp4": 32, "nvfp4": 16}
 FP8_BLOCK = 128  # DeepSeekFp8: 128x128 weight blocks, 1x128 activation groups
 CPU_SMOKE_TOKENS = (1, 4, 16, 64, 256)
 
@@ -40,12 +46,19 @@ class Preset:
     gated: bool = True
     dtype: str = "bfloat16"
     note: str = ""
-    # Weight format, one of QUANTS: "bf16", "fp8_block" (DeepSeekFp8) or "fp8_tensor".
+    # Weight format, one of QUANTS: "bf16", "fp8_block" (DeepSeekFp8), "fp8_tensor", "mxfp4"
+    # or "nvfp4" (W4A16).
     quant: str = "bf16"
+    # fc1 / fc2 biases in the layer (gpt-oss has them; the FP4 layer times them).
+    gemm_biases: bool = False
 
     @property
     def is_fp8(self) -> bool:
-        return self.quant != "bf16"
+        return self.quant in FP8_QUANTS
+
+    @property
+    def is_fp4(self) -> bool:
+        return self.quant in FP4_QUANTS
 
     def gemm1_rows(self) -> int:
         return 2 * self.intermediate_size if self.gated else self.intermediate_size
@@ -61,6 +74,9 @@ class Preset:
             return 2 * self.expert_weight_elems()
         if self.quant == "fp8_tensor":
             return self.expert_weight_elems() + 3 * 4  # three fp32 per-expert scalars
+        if self.is_fp4:  # half a byte per code, one scale byte per block: 4.25 / 4.5 bits
+            elems = self.expert_weight_elems()
+            return elems // 2 + elems // FP4_BLOCK[self.quant]
         blocks = lambda n: -(-n // FP8_BLOCK)  # noqa: E731
         h = blocks(self.hidden_size)
         scales = blocks(self.gemm1_rows()) * h + h * blocks(self.intermediate_size)
@@ -131,7 +147,26 @@ FP8_PRESETS = (
     ),
     _fp8(_BF16["Mixtral-8x7B"], "fp8_tensor", note="per-tensor FP8 (static activation scales)"),
 )
-ALL_PRESETS = PRESETS + FP8_PRESETS
+FP4_PRESETS = (
+    dataclasses.replace(
+        _BF16["gpt-oss-120b"], name="gpt-oss-120b-mxfp4", quant="mxfp4", dtype="mxfp4",
+        gemm_biases=True, note="MXFP4 weights x bf16 activations (W4A16); biases, clamped SwiGLU",
+    ),
+    dataclasses.replace(
+        _BF16["Qwen3-235B-A22B"], name="Qwen3-235B-A22B-nvfp4", quant="nvfp4", dtype="nvfp4",
+        note="NVFP4 weights (e4m3 scales per 16) x bf16 activations (W4A16), seed pair form",
+    ),
+)  # fmt: skip
+ALL_PRESETS = PRESETS + FP8_PRESETS + FP4_PRESETS
+_SUFFIXES = ("-fp8", "-mxfp4", "-nvfp4")
+
+
+def model_name(p: Preset) -> str:
+    """The preset's model without its format suffix ("Qwen3-30B-A3B-fp8" -> "Qwen3-30B-A3B")."""
+    for suffix in _SUFFIXES:
+        if p.name.endswith(suffix):
+            return p.name[: -len(suffix)]
+    return p.name
 
 
 def find_presets(names: str | None, dtype: str = "bf16"):
@@ -150,7 +185,7 @@ def find_presets(names: str | None, dtype: str = "bf16"):
         exact = [p for p in ALL_PRESETS if p.name.lower() == key]
         hits = exact or [p for p in pool if p.name.lower().startswith(key)]
         # One model in several formats (dtype "all": "qwen3-30b" is the bf16 and the FP8 preset).
-        if len({p.name.removesuffix("-fp8") for p in hits}) != 1:
+        if len({model_name(p) for p in hits}) != 1:
             known = ", ".join(p.name for p in ALL_PRESETS)
             raise ValueError(f"--presets: '{raw}' matches {len(hits)} presets; known: {known}")
         chosen.extend(hits)
@@ -160,12 +195,12 @@ def find_presets(names: str | None, dtype: str = "bf16"):
 def cpu_smoke(p: Preset) -> Preset:
     """The preset shrunk for the CPU executor: at most 32 experts (k and the routing kept valid),
     hidden and intermediate sizes divided by 32 (multiples of 16; of 128 for block FP8, whose
-    scales cover 128 columns)."""
+    scales cover 128 columns; of 32 for FP4, whose MXFP4 scales cover 32)."""
     experts = min(p.num_experts, 32)
     kwargs = dict(p.routing_kwargs)
     if "n_group" in kwargs:  # keep 8 groups, and enough experts in the kept groups for top_k
         experts = max(experts, kwargs["n_group"] * max(1, -(-p.top_k // kwargs["topk_group"])))
-    step = FP8_BLOCK if p.quant == "fp8_block" else 16
+    step = FP8_BLOCK if p.quant == "fp8_block" else (32 if p.is_fp4 else 16)
     shrink = lambda n: max(step, n // 32 // step * step)  # noqa: E731
     return dataclasses.replace(
         p,
@@ -204,4 +239,7 @@ def dense_flops_for(sheet, quant: str) -> float | None:
     ``datasheet_for`` result), or None when the card or the format's rate is not listed."""
     if sheet is None:
         return None
-    return sheet[2] if quant == "bf16" else FP8_DATASHEET_FLOPS.get(sheet[0])
+    # W4A16 runs bf16 MMAs on the widened codes: the bf16 rate bounds it.
+    if quant == "bf16" or quant in FP4_QUANTS:
+        return sheet[2]
+    return FP8_DATASHEET_FLOPS.get(sheet[0])

@@ -45,11 +45,39 @@ FP8_COLUMNS = (
 )
 
 
-def columns(tactics=(), fp8: bool = False) -> tuple[str, ...]:
-    """The table's header (``fp8``: the FP8 table's): the base columns, with one column per
-    forced tactic after "ours us" and the fastest tactic with its floor ratio at the end (only
-    when ``--tactics`` is given)."""
-    base = FP8_COLUMNS if fp8 else BASE_COLUMNS
+# The FP4 (W4A16) table: "ours bf16" as in the FP8 table; deq_grouped_mm = dequantize every
+# expert to bf16 on each call + the torch grouped-GEMM pipeline (bench_fp4.py).
+FP4_COLUMNS = (
+    "preset",
+    "T",
+    "touched",
+    "floor us",
+    "ours us",
+    "ours bf16 us",
+    "route us",
+    "deq_grouped_mm us",
+    "floor/ours",
+    "bf16/ours",
+    "err bf16",
+    "err deq",
+)
+_COLUMNS = {"bf16": BASE_COLUMNS, "fp8": FP8_COLUMNS, "fp4": FP4_COLUMNS}
+FP4_QUANTS = ("mxfp4", "nvfp4")
+
+
+def table_kind(r: dict) -> str:
+    """Which table a result row belongs to: "bf16", "fp8" or "fp4"."""
+    quant = r.get("quant", "bf16")
+    return "bf16" if quant == "bf16" else ("fp4" if quant in FP4_QUANTS else "fp8")
+
+
+def columns(tactics=(), kind="bf16") -> tuple[str, ...]:
+    """The header of table ``kind`` ("bf16", "fp8", "fp4"; a bool means "fp8" or not): the base
+    columns, with one column per forced tactic after "ours us" and the fastest tactic with its
+    floor ratio at the end (only when ``--tactics`` is given)."""
+    if isinstance(kind, bool):
+        kind = "fp8" if kind else "bf16"
+    base = _COLUMNS[kind]
     if not tactics:
         return base
     at = base.index("ours us") + 1
@@ -86,7 +114,24 @@ def best_tactic(r: dict, tactics) -> tuple[str, float | None]:
 
 
 def is_fp8_row(r: dict) -> bool:
-    return r.get("quant", "bf16") != "bf16"
+    return table_kind(r) == "fp8"
+
+
+def _format_fp4_row(r: dict, tactics=()) -> list[str]:
+    return [
+        r["preset"],
+        str(r["tokens"]),
+        str(r["experts_touched"]),
+        _us(r["floor_ms"]),
+        _us(r["ours_ms"], r["ours_how"]),
+        *(_tactic_cell(r, t) for t in tactics),
+        _us(r["ours_bf16_ms"], r["ours_bf16_how"]),
+        _us(r["route_ms"], r["route_how"]),
+        _us(r.get("deq_grouped_mm_ms"), r.get("deq_grouped_mm_how", "skipped (no CUDA op)")),
+        _ratio(r["floor_ms"], r["ours_ms"]),
+        _ratio(r["ours_bf16_ms"], r["ours_ms"]),
+        *(str(r.get(f"{k}_rel_err") or "n/a") for k in ("ours_bf16", "deq_grouped_mm")),
+    ]
 
 
 def _format_fp8_row(r: dict, tactics=()) -> list[str]:
@@ -110,9 +155,10 @@ def _format_fp8_row(r: dict, tactics=()) -> list[str]:
 
 
 def format_row(r: dict, tactics=()) -> str:
-    """One table row (the FP8 table's columns for an FP8 preset's row)."""
-    if is_fp8_row(r):
-        cells = _format_fp8_row(r, tactics)
+    """One table row (the FP8 / FP4 table's columns for an FP8 / FP4 preset's row)."""
+    kind = table_kind(r)
+    if kind != "bf16":
+        cells = (_format_fp8_row if kind == "fp8" else _format_fp4_row)(r, tactics)
         if tactics:
             name, ms = best_tactic(r, tactics)
             cells += [name, _ratio(r["floor_ms"], ms)]
@@ -160,17 +206,19 @@ def save(out_dir: str, meta: dict, rows: list[dict], prefix: str = "", tactics=(
                 "Tactic columns: ours with FLASHINFER_MOE_GEMM_TACTIC forced; n/a = that family "
                 "cannot run the point (reason in results.json).\n\n"
             )
-        for fp8 in (False, True):
-            table = [r for r in rows if is_fp8_row(r) == fp8]
+        notes = {"fp8": FP8_TABLE_NOTE, "fp4": FP4_TABLE_NOTE}
+        summaries = {"fp8": fp8_summary, "fp4": fp4_summary}
+        for kind in ("bf16", "fp8", "fp4"):
+            table = [r for r in rows if table_kind(r) == kind]
             if not table:
                 continue
-            if fp8:
-                f.write(FP8_TABLE_NOTE + "\n\n")
-            cols = columns(tactics, fp8)
+            if kind in notes:
+                f.write(notes[kind] + "\n\n")
+            cols = columns(tactics, kind)
             f.write("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n")
             for r in table:
                 f.write("| " + format_row(r, tactics) + " |\n")
-            f.write("\n" + (fp8_summary(table) + "\n\n" if fp8 else ""))
+            f.write("\n" + (summaries[kind](table) + "\n\n" if kind in summaries else ""))
     plot(paths["png"], rows, tactics)
 
 
@@ -186,6 +234,39 @@ def fp8_summary(rows: list[dict]) -> str:
         f"FP8 target (ours faster than our bf16 engine at T >= {FP8_TARGET_TOKENS}): met at "
         f"{faster} of {len(big)} points ({len(big) - len(timed)} without both times)."
     )
+
+
+def fp4_summary(rows: list[dict]) -> str:
+    """Issue 10's W4A16 targets over the FP4 rows: floor/ours >= 0.60 at T = 1 and >= 0.75 at
+    T = 16..256; faster than our bf16 engine at T <= 1024, at most 1.3x slower above."""
+    fp4 = [r for r in rows if table_kind(r) == "fp4" and r["ours_ms"] is not None]
+
+    def count(sel, ok):
+        chosen = [r for r in fp4 if sel(r["tokens"])]
+        return f"{sum(ok(r) for r in chosen)} of {len(chosen)}"
+
+    floor = lambda goal: (
+        lambda r: r["floor_ms"] is not None and r["floor_ms"] / r["ours_ms"] >= goal
+    )  # noqa: E731
+    bf16 = [r for r in fp4 if r.get("ours_bf16_ms") is not None]
+    faster = sum(r["ours_ms"] < r["ours_bf16_ms"] for r in bf16 if r["tokens"] <= 1024)
+    within = sum(r["ours_ms"] <= 1.3 * r["ours_bf16_ms"] for r in bf16 if r["tokens"] > 1024)
+    return (
+        f"FP4 targets: floor/ours >= 0.60 at T = 1: {count(lambda t: t == 1, floor(0.60))}; "
+        f">= 0.75 at T = 16..256: {count(lambda t: 16 <= t <= 256, floor(0.75))}; faster than "
+        f"our bf16 engine at T <= 1024: {faster} of {sum(r['tokens'] <= 1024 for r in bf16)}; "
+        f"within 1.3x of it above: {within} of {sum(r['tokens'] > 1024 for r in bf16)}."
+    )
+
+
+FP4_TABLE_NOTE = (
+    "FP4 presets (W4A16): ours = trtllm_fp4_block_scale_moe on e2m1 weights (MXFP4: full form, "
+    "bf16 hidden states; NVFP4: the seed pair form) with bf16 activations; floor = max(touched "
+    "experts' 4-bit codes + scale bytes (4.25 / 4.5 bits per weight) / datasheet bandwidth, "
+    "FLOPs / datasheet bf16 rate); ours bf16 = our bf16 engine on the dequantized weights, "
+    "bf16/ours > 1 = FP4 faster; deq_grouped_mm = dequantize to bf16 on every call + the torch "
+    "grouped-GEMM pipeline; err = relative L2 difference from ours."
+)
 
 
 FP8_TABLE_NOTE = (
@@ -222,6 +303,7 @@ def plot(path: str, rows: list[dict], tactics=()) -> None:
         ("ours_bf16_ms", "ours, bf16 engine", "-."),
         ("grouped_mm_ms", "torch grouped_mm", "-"),
         ("scaled_grouped_mm_ms", "torch scaled_grouped_mm (FP8)", "-"),
+        ("deq_grouped_mm_ms", "torch dequantize + grouped_mm (FP4)", "-"),
         ("eager_ms", "torch eager", "-"),
         ("route_ms", "ours: routing only", "-"),
     )
