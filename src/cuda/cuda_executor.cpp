@@ -185,6 +185,7 @@ Status pick_tactic(const MoeProblem& p, const GroupedGemmArgs& args, int sm, con
   const int64_t bits = is_fp4_problem(p) ? 4 : (is_fp8_problem(p) ? 8 : 16);
   q.expert_weight_bytes = bits * (m1 + p.intermediate_size) * p.hidden_size / 8;
   q.fp8_k_scales = args.fp8 && (args.a_kscale.data != nullptr || args.b_kscale.data != nullptr);
+  q.fp4_weights = is_fp4_problem(p);
   const GemmTactic choice = choose_gemm_tactic(q);
   if (grouped_gemm_supports(choice, args, sm, &why)) {
     *out = choice;

@@ -20,6 +20,12 @@
 //                                          decode 144 us, sm90 172 us).
 //   sm >= 90 and Sm90 can run it        -> Sm90 (TMA + WGMMA; swap-AB configs up to 128 rows,
 //                                          the 128 x 256 prefill tile beyond)
+//   FP4 weights (W4A16, sm80 family only): rows <= 32 -> Sm80Decode, else Sm80Prefill
+//                                          (the decode tile widens each weight once per 16
+//                                          rows, the prefill tile once per 128, but streams
+//                                          far better: H100, gpt-oss-120b MXFP4 T=1024 (32
+//                                          rows per expert) 4.19 ms decode vs 5.82 prefill;
+//                                          Qwen3-235B NVFP4 T=1024 (64 rows) 7.58 vs 6.18)
 //   otherwise                           -> Sm80Prefill
 // The thresholds come from an H100 sweep of all presets (docs/bench/): at <= 16 rows the fused
 // sm80 path wins by 2-24% while few or small experts are hit (its fewer launches matter), and
@@ -41,6 +47,7 @@ struct GemmTacticQuery {
   bool sm90_supported = false;      // grouped_gemm_supports(Sm90, ...) for this GEMM
   int64_t expert_weight_bytes = 0;  // bytes of one expert's W1 + W2
   bool fp8_k_scales = false;        // e4m3 operands with a scale that varies along K
+  bool fp4_weights = false;         // e2m1 weights (W4A16: the sm80 family's W4A16 kernel)
 };
 
 // Past these, the decode-sized problem streams enough weights for the sm90 GEMM to win.
@@ -51,6 +58,7 @@ constexpr double kSm90DecodeMinTouchedBytes = 300e6;
 double expected_active_experts(const GemmTacticQuery& q);
 
 constexpr int64_t kDecodeMaxRowsPerExpert = 16;
+constexpr int64_t kFp4DecodeMaxRowsPerExpert = 32;
 
 // Expected rows per local expert under balanced routing.
 int64_t expected_rows_per_expert(const GemmTacticQuery& q);

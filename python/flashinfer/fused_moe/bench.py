@@ -215,8 +215,11 @@ def run_preset(p: Preset, tokens, device, sheet, rows: list[dict], tactics=()):
         timed = {"ours": layer.ours, **forced, "route": lambda _x, s: layer.route_ours(s), **peers}
         for name, fn in timed.items():
             # The routing kernel alone is always a graph replay: with events its few microseconds
-            # would be hidden behind the host's Python overhead of route().
-            mode = {"eager": "never", "route": "always"}.get(name, "small")
+            # would be hidden behind the host's Python overhead of route(). The FP4 torch peer
+            # dequantizes every expert per call (~100 ms): events, not 145 graph replays.
+            mode = {"eager": "never", "route": "always", "deq_grouped_mm": "never"}.get(
+                name, "small"
+            )
             ms, how = time_ms(functools.partial(fn, x, logits), device, t, graph=mode)
             row[f"{name}_ms"], row[f"{name}_how"] = ms, how
         for name in (*peers, *forced):

@@ -43,9 +43,16 @@ def _decode_scales(scale: torch.Tensor, mx: bool) -> torch.Tensor:
     return scale.view(torch.float8_e4m3fn).float()
 
 
-def dequantize_fp4(codes: torch.Tensor, scale: torch.Tensor, block: int, mx: bool) -> torch.Tensor:
-    """Packed e2m1 [..., K/2] with linear scales [..., K/block] -> bf16 [..., K], exactly."""
-    table = torch.tensor(_E2M1_MAGNITUDES, dtype=torch.float32, device=codes.device)
+def e2m1_table(device) -> torch.Tensor:
+    """The 8 e2m1 magnitudes on ``device`` (made outside any graph capture: a host copy)."""
+    return torch.tensor(_E2M1_MAGNITUDES, dtype=torch.float32, device=device)
+
+
+def dequantize_fp4(codes: torch.Tensor, scale: torch.Tensor, block: int, mx: bool,
+                   table: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    """Packed e2m1 [..., K/2] with linear scales [..., K/block] -> bf16 [..., K], exactly.
+    ``table``: ``e2m1_table`` of the device (pass it when capturing a graph)."""
+    table = e2m1_table(codes.device) if table is None else table
     nib = torch.stack((codes & 0x0F, codes >> 4), dim=-1).flatten(-2).long()
     v = table[nib & 7] * (1.0 - 2.0 * (nib >> 3).float())
     return (v * _decode_scales(scale, mx).repeat_interleave(block, dim=-1)).to(torch.bfloat16)
@@ -82,6 +89,7 @@ class Fp4Layer(Layer):
         self.bias = None
         if p.routing_method in (RoutingMethodType.DeepSeekV3, RoutingMethodType.MiniMax2):
             self.bias = torch.randn(e, generator=g, device=device) * 0.1
+        self.table = e2m1_table(device)
 
     def _expert_stack(self, e: int, rows: int, cols: int, g):
         """(packed codes [e, rows, cols/2], linear scale bytes [e, rows, cols/block], bf16
@@ -152,8 +160,8 @@ class Fp4Layer(Layer):
         w1 = torch.empty_like(self.fc1)
         w2 = torch.empty_like(self.fc2)
         for ex in range(e):
-            w1[ex] = dequantize_fp4(self.q1[ex], self.s1[ex], self.block, self.mx)
-            w2[ex] = dequantize_fp4(self.q2[ex], self.s2[ex], self.block, self.mx)
+            w1[ex] = dequantize_fp4(self.q1[ex], self.s1[ex], self.block, self.mx, self.table)
+            w2[ex] = dequantize_fp4(self.q2[ex], self.s2[ex], self.block, self.mx, self.table)
         ids, weights = self.route_torch(logits)
         t, k = ids.shape
         flat = ids.reshape(-1)

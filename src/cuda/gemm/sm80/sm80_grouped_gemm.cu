@@ -141,9 +141,10 @@ const char* check_fp4_args(const GroupedGemmArgs& a) {
                  a.b_kscale.block_cols % 16 != 0)) {
     return "sm80 grouped GEMM: e2m1 K-slice scales need blocks of a multiple of 16 columns";
   }
-  if (!scaled && a.activation != nullptr) {
-    return "sm80 grouped GEMM: the fused activation with e2m1 weights is compiled for K-slice "
-           "scales only";
+  const W4Scales mode = w4a16_scale_mode(a);
+  if (a.activation != nullptr && mode != W4Scales::Folded16 && mode != W4Scales::Folded32) {
+    return "sm80 grouped GEMM: the fused activation with e2m1 weights is compiled for packed "
+           "codes with e4m3 / ue8m0 scales per 16 or 32 only";
   }
   return nullptr;
 }

@@ -9,11 +9,15 @@
 // sums round.
 //
 // Weight scales (NVFP4: e4m3 per 16 K columns and a per-expert fp32 global; MXFP4: ue8m0 per
-// 32; any block of the seed forms) are applied as in the FP8 kernel: a scale constant along K is
-// left to the kernel reading C (GemmDequant), a scale that varies along K multiplies the partial
-// sum of its K slice in fp32 (kScaled). The slice's scales are loaded one slice ahead, as raw
-// storage words, and decoded only when the partial sum is flushed, so their latency hides
-// behind a whole slice of mmas even when a slice is one K step (NVFP4's 16).
+// 32; any block of the seed forms): a scale constant along K is left to the kernel reading C
+// (GemmDequant); a scale that varies along K is applied here in one of two ways (W4Scales,
+// sm80_w4a16_grouped_gemm.h):
+//   Folded   NVFP4 / MXFP4 byte scales: each widened code is multiplied by its scale in the
+//            compute dtype (exact), and the mmas accumulate scaled products. A K tile's scale
+//            bytes are loaded one tile ahead into registers, so no load waits in the K loop and
+//            the per-step cost is four b16x2 multiplies;
+//   Sliced   anything else: each K slice's partial sum is multiplied by its scale in fp32 (as in
+//            the FP8 kernel), the scales loaded one slice ahead as raw storage words.
 //
 // Data path and k order follow sm80_fp8_grouped_gemm_kernel.cuh: byte tiles with padded rows
 // (N-major weight tiles XOR-swizzled), and thread t of a fragment takes the 4 consecutive
@@ -22,12 +26,16 @@
 // fused), and the fused epilogue writes GEMM1's activated compute-dtype output (no fp32 C).
 #pragma once
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include <cstdint>
 #include <type_traits>
 
 #include "cuda/fp8_operands.h"
 #include "cuda/gemm/sm80/sm80_e2m1.cuh"
 #include "cuda/gemm/sm80/sm80_fp8_grouped_gemm_kernel.cuh"
+#include "cuda/gemm/sm80/sm80_w4a16_grouped_gemm.h"
 
 namespace flashinfer_moe {
 namespace cuda {
@@ -56,13 +64,17 @@ struct W4TileConfig {
 };
 
 // Decode: the bf16 decode tile's 64 weight rows x 16 activation rows, 256 codes deep (128 bytes
-// of a packed weight row per stage), 4 stages, a warp per 16 weight rows.
+// of a packed weight row per stage), 3 stages (53 KB with packed codes: four CTAs per SM), a
+// warp per 16 weight rows. The kernel is latency-bound (each code goes smem -> decode ->
+// multiply -> mma), so more resident warps beat a deeper pipeline: on an H100 (gpt-oss-120b
+// MXFP4, T = 1..256) 4 stages and two CTAs per SM streamed 0.6-0.9 TB/s.
 template <bool PACKED, bool KMAJOR_B>
-using W4DecodeTile = W4TileConfig<64, 16, 256, 4, 4, 1, 2, PACKED, KMAJOR_B>;
-// Prefill: the bf16 prefill tile's 128 x 128, 64 codes deep, 3 stages, 8 warps of 64 x 32.
-// The partial sums of the K slices double the accumulators: one CTA per SM's registers.
+using W4DecodeTile = W4TileConfig<64, 16, 256, 3, 4, 1, 4, PACKED, KMAJOR_B>;
+// Prefill: the bf16 prefill tile's 128 x 128, 64 codes deep, 3 stages, 8 warps of 32 weight
+// rows x 64 activation rows: each widened weight fragment feeds 8 mmas (the decode work per
+// mma is what bounds this kernel; 64 x 32 warps fed 4).
 template <bool PACKED, bool KMAJOR_B>
-using W4PrefillTile = W4TileConfig<128, 128, 64, 3, 2, 4, 1, PACKED, KMAJOR_B>;
+using W4PrefillTile = W4TileConfig<128, 128, 64, 3, 4, 2, 1, PACKED, KMAJOR_B>;
 static_assert(W4DecodeTile<true, true>::kBT == DecodeTileKMajorB::kBT &&
                   W4DecodeTile<true, true>::kBW == DecodeTileKMajorB::kBW &&
                   W4PrefillTile<true, true>::kBT == PrefillTile::kBT &&
@@ -100,6 +112,50 @@ __device__ __forceinline__ float weight_scale_value(const WeightScales& s, uint3
   }
 }
 
+// A folded scale byte as a b16x2 register holding its value twice, exactly: an e4m3 scale
+// (Folded16) in bf16 or fp16, a ue8m0 scale (Folded32) in bf16. Branch-free integer and
+// conversion instructions: a K tile converts every scale of its rows.
+template <bool kBf16, W4Scales kScales>
+__device__ __forceinline__ uint32_t folded_scale_b16x2(uint32_t byte) {
+  if constexpr (kScales == W4Scales::Folded32) {  // 2^(b - 127): the bf16 exponent field is b
+    uint32_t h = byte << 7;
+    h = byte == 0 ? 0x0040u : h;    // 2^-127, a bf16 subnormal
+    h = byte == 255 ? 0x7FC0u : h;  // the NaN code
+    return __byte_perm(h, 0u, 0x1010);
+  } else {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+    uint32_t f16x2;  // the code twice, widened in one instruction (every e4m3 is an fp16 normal)
+    asm("{\n.reg .b16 lo, hi;\nmov.b32 {lo, hi}, %1;\ncvt.rn.f16x2.e4m3x2 %0, lo;\n}\n"
+        : "=r"(f16x2)
+        : "r"(byte * 0x0101u));
+    if constexpr (!kBf16) return f16x2;
+    const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&f16x2));
+    const __nv_bfloat162 b = __floats2bfloat162_rn(f.x, f.y);  // exact: 4 significant bits
+    return *reinterpret_cast<const uint32_t*>(&b);
+#else
+    const float v = formats::e4m3_to_float(static_cast<uint8_t>(byte));
+    const uint32_t h = kBf16 ? formats::float_to_bf16(v) : formats::float_to_fp16(v);
+    return h | (h << 16);
+#endif
+  }
+}
+
+// a * b for b16x2 registers of bf16 (kBf16) or fp16 values.
+template <bool kBf16>
+__device__ __forceinline__ uint32_t mul_b16x2(uint32_t a, uint32_t b) {
+  uint32_t r;
+  if constexpr (kBf16) {
+    const __nv_bfloat162 p = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&a),
+                                     *reinterpret_cast<const __nv_bfloat162*>(&b));
+    r = *reinterpret_cast<const uint32_t*>(&p);
+  } else {
+    const __half2 p =
+        __hmul2(*reinterpret_cast<const __half2*>(&a), *reinterpret_cast<const __half2*>(&b));
+    r = *reinterpret_cast<const uint32_t*>(&p);
+  }
+  return r;
+}
+
 // What the W4A16 kernel needs besides the tile configuration.
 struct W4GemmParams {
   const uint16_t* a;  // bf16 / fp16 bits
@@ -113,13 +169,13 @@ struct W4GemmParams {
   bool a_vec16, b_vec16;
   const int32_t* a_row_index;  // null: A row r is row r; else a_row_index[r] / a_row_index_div
   int32_t a_row_index_div;
-  WeightScales b_scale;  // K-varying weight scales (kScaled)
-  int64_t slice;         // K columns per scale slice, a multiple of 16 (kScaled)
+  WeightScales b_scale;  // K-varying weight scales (kScales != None)
+  int64_t slice;         // K columns per scale slice, a multiple of 16 (kScales != None)
   ActivationParams act;  // the fused GEMM1 epilogue (kEpi != StoreF32)
   int64_t split_stride;  // split K: split z writes c + z * split_stride
 };
 
-template <class Cfg, bool kBf16, bool kPacked, bool kKMajorB, bool kScaled, Epilogue kEpi>
+template <class Cfg, bool kBf16, bool kPacked, bool kKMajorB, W4Scales kScales, Epilogue kEpi>
 __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     w4a16_grouped_gemm_kernel(const W4GemmParams p) {
   static_assert(kKMajorB || kEpi == Epilogue::StoreF32, "fused epilogues need K-major weights");
@@ -127,6 +183,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   constexpr int kHalf = Cfg::kBW / 2;
   constexpr int kOutCols = kGated ? kHalf : Cfg::kBW;
   constexpr int kCodeBytesNum = kPacked ? 1 : 2;  // bytes per code = num / 2
+  constexpr bool kScaled = kScales == W4Scales::Sliced;
+  constexpr bool kFolded = kScales == W4Scales::Folded16 || kScales == W4Scales::Folded32;
+  static_assert(!kFolded || kPacked, "folded scales are compiled for packed codes");
   pdl::pdl_wait();
   const int64_t count = *static_cast<const int64_t*>(p.schedule);
   if (static_cast<int64_t>(blockIdx.x) >= count) return;
@@ -203,12 +262,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   // of each row's scales (-1: a row past n, scale 1), the raw words of the slice being summed
   // (cur) and of the next one (next, in flight).
   constexpr int kPartW = kScaled ? Cfg::kMmaW : 1, kPartT = kScaled ? Cfg::kMmaT : 1;
+  constexpr int kOffW = kScaled || kFolded ? Cfg::kMmaW : 1;
   float part[kPartW][kPartT][4] = {};
-  int64_t b_off[kPartW][2];
+  int64_t b_off[kOffW][2];
   uint32_t cur[kPartW][2], next[kPartW][2];
-  if constexpr (kScaled) {
+  if constexpr (kScaled || kFolded) {
 #pragma unroll
-    for (int mw = 0; mw < kPartW; ++mw) {
+    for (int mw = 0; mw < kOffW; ++mw) {
 #pragma unroll
       for (int j = 0; j < 2; ++j) {
         const int w = warp_w0 + mw * 16 + g + 8 * j;
@@ -249,12 +309,63 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   };
   int64_t slice = -1, slice_end = 0;
 
+  // Folded scales: the scale bytes of one K tile (kTileSlices per weight row of this thread),
+  // loaded a tile ahead into `raw`, and this tile's as b16x2 multipliers in `fold`.
+  constexpr int kSliceSteps = kScales == W4Scales::Folded32 ? 2 : 1;
+  constexpr int kTileSlices = kFolded ? Cfg::kBK / 16 / kSliceSteps : 1;
+  constexpr int kFoldW = kFolded ? Cfg::kMmaW : 1;
+  uint32_t raw[kFoldW][2][kTileSlices], fold[kFoldW][2][kTileSlices];
+  const uint8_t* scale_bytes = static_cast<const uint8_t*>(p.b_scale.data);
+  // A tile wholly inside K with contiguous scale columns (linear, stride_c == 1: the layout of
+  // checkpoints) or whole 4-column groups of the 128x4 swizzle reads each row's bytes at
+  // constant offsets from one pointer; any other tile computes each byte's offset.
+  const bool scales_contiguous = p.b_scale.layout == static_cast<int32_t>(ScaleLayout::Linear)
+                                     ? p.b_scale.stride_c == 1
+                                     : kTileSlices % 4 == 0;
+  const bool scales_swizzled = p.b_scale.layout != static_cast<int32_t>(ScaleLayout::Linear);
+  auto load_tile_scales = [&](int64_t kt) {
+    const int64_t col0 = kt * kTileSlices;
+    if (scales_contiguous && (col0 + kTileSlices) * (16 * kSliceSteps) <= p.k) {
+      const int64_t col_off = weight_scale_col_offset(p.b_scale, col0);
+#pragma unroll
+      for (int mw = 0; mw < kFoldW; ++mw) {
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+          const uint8_t* row = scale_bytes + b_off[mw][j] + col_off;
+          const bool valid = b_off[mw][j] >= 0;
+#pragma unroll
+          for (int s = 0; s < kTileSlices; ++s) {
+            const int off = scales_swizzled ? (s >> 2) * 512 + (s & 3) : s;
+            raw[mw][j][s] = valid ? row[off] : 0u;
+          }
+        }
+      }
+      return;
+    }
+#pragma unroll
+    for (int s = 0; s < kTileSlices; ++s) {
+      const int64_t col = col0 + s;
+      const bool in_k = col * (16 * kSliceSteps) < p.k;
+      const int64_t col_off = in_k ? weight_scale_col_offset(p.b_scale, col) : 0;
+#pragma unroll
+      for (int mw = 0; mw < kFoldW; ++mw) {
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+          raw[mw][j][s] = in_k && b_off[mw][j] >= 0 ? scale_bytes[b_off[mw][j] + col_off] : 0u;
+        }
+      }
+    }
+  };
+
   const KTileRange k_range = split_k_tiles(p.k, Cfg::kBK);
   const int64_t kt_begin = k_range.begin, k_tiles = k_range.count;
 #pragma unroll
   for (int s = 0; s < Cfg::kStages - 1; ++s) {
     if (s < k_tiles) load_stage(s, (kt_begin + s) * Cfg::kBK);
     ptx::cp_async_commit();
+  }
+  if constexpr (kFolded) {
+    if (k_tiles > 0) load_tile_scales(kt_begin);
   }
 
   for (int64_t i = 0; i < k_tiles; ++i) {
@@ -265,6 +376,19 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
       load_stage(static_cast<int>(nxt % Cfg::kStages), (kt_begin + nxt) * Cfg::kBK);
     ptx::cp_async_commit();
     const int64_t kt = kt_begin + i;
+    if constexpr (kFolded) {  // this tile's scales (loaded a tile ago), then the next tile's
+#pragma unroll
+      for (int mw = 0; mw < kFoldW; ++mw) {
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+#pragma unroll
+          for (int s = 0; s < kTileSlices; ++s) {
+            fold[mw][j][s] = folded_scale_b16x2<kBf16, kScales>(raw[mw][j][s]);
+          }
+        }
+      }
+      if (i + 1 < k_tiles) load_tile_scales(kt + 1);
+    }
 
     const char* w_smem = smem + static_cast<int>(i % Cfg::kStages) * Cfg::kStageBytes;
     const char* r_smem = w_smem + Cfg::kWeightTileBytes;
@@ -316,6 +440,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
         // a0..a3: (row g, slots 2t..), (row g+8, 2t..), (row g, 2t+8..), (row g+8, 2t+8..)
         e2m1x4_to_b16x4<kBf16>(sel_lo, wf[mw][0], wf[mw][2]);
         e2m1x4_to_b16x4<kBf16>(sel_hi, wf[mw][1], wf[mw][3]);
+        if constexpr (kFolded) {  // rows g (registers 0, 2) and g + 8 (1, 3)
+          const int sl = ks / kSliceSteps;
+          wf[mw][0] = mul_b16x2<kBf16>(wf[mw][0], fold[mw][0][sl]);
+          wf[mw][2] = mul_b16x2<kBf16>(wf[mw][2], fold[mw][0][sl]);
+          wf[mw][1] = mul_b16x2<kBf16>(wf[mw][1], fold[mw][1][sl]);
+          wf[mw][3] = mul_b16x2<kBf16>(wf[mw][3], fold[mw][1][sl]);
+        }
       }
 #pragma unroll
       for (int mt = 0; mt < Cfg::kMmaT; ++mt) {

@@ -1,7 +1,8 @@
 // The W4A16 kernel's instantiations for one tile shape (sm80_w4a16_grouped_gemm.h): the
 // variants a launch can need, chosen at run time from the arguments. The fused epilogue is
-// compiled for K-slice-scaled weights only (NVFP4, MXFP4, the seed's K blocks), which is every
-// real FP4 checkpoint; K-constant scales run unfused (the family's check refuses the fusion).
+// compiled for packed codes with folded scales only (NVFP4, MXFP4: every real FP4 checkpoint);
+// the seed forms' codes one per byte and float scales run unfused (the family's check refuses
+// the fusion there), which keeps the build at 12 kernels per tile and dtype.
 #pragma once
 
 #include <cstdint>
@@ -43,43 +44,66 @@ inline W4GemmParams w4a16_params(const GroupedGemmArgs& a) {
   return p;
 }
 
-template <template <bool, bool> class Tile, bool kBf16, bool kPacked, bool kKMajorB, bool kScaled,
-          Epilogue kEpi>
+template <template <bool, bool> class Tile, bool kBf16, bool kPacked, bool kKMajorB,
+          W4Scales kScales, Epilogue kEpi>
 cudaError_t launch_w4a16_kernel(const GroupedGemmArgs& a, const W4GemmParams& p, int64_t capacity,
                                 cudaStream_t stream) {
   using Cfg = Tile<kPacked, kKMajorB>;
-  return launch_tiles<Cfg>(w4a16_grouped_gemm_kernel<Cfg, kBf16, kPacked, kKMajorB, kScaled, kEpi>,
+  return launch_tiles<Cfg>(w4a16_grouped_gemm_kernel<Cfg, kBf16, kPacked, kKMajorB, kScales, kEpi>,
                            p, a, capacity, stream);
+}
+
+// Packed K-major codes: every scale mode, and the fused epilogues with folded scales.
+template <template <bool, bool> class Tile, bool kBf16, Epilogue kEpi>
+cudaError_t launch_w4a16_packed(const GroupedGemmArgs& a, const W4GemmParams& p, int64_t capacity,
+                                cudaStream_t stream) {
+  switch (w4a16_scale_mode(a)) {
+    case W4Scales::Folded16:
+      return launch_w4a16_kernel<Tile, kBf16, true, true, W4Scales::Folded16, kEpi>(a, p, capacity,
+                                                                                    stream);
+    case W4Scales::Folded32:
+      return launch_w4a16_kernel<Tile, kBf16, true, true, W4Scales::Folded32, kEpi>(a, p, capacity,
+                                                                                    stream);
+    default:
+      break;
+  }
+  if constexpr (kEpi != Epilogue::StoreF32) {
+    return cudaErrorInvalidValue;  // check_args allows the fusion with folded scales only
+  } else if (w4a16_scale_mode(a) == W4Scales::Sliced) {
+    return launch_w4a16_kernel<Tile, kBf16, true, true, W4Scales::Sliced, kEpi>(a, p, capacity,
+                                                                                stream);
+  } else {
+    return launch_w4a16_kernel<Tile, kBf16, true, true, W4Scales::None, kEpi>(a, p, capacity,
+                                                                              stream);
+  }
+}
+
+// Codes one per byte (the seed forms; K- or N-major): unscaled or sliced, C in fp32.
+template <template <bool, bool> class Tile, bool kBf16, bool kKMajorB>
+cudaError_t launch_w4a16_unpacked(const GroupedGemmArgs& a, const W4GemmParams& p, int64_t capacity,
+                                  cudaStream_t stream) {
+  constexpr Epilogue kS = Epilogue::StoreF32;
+  return w4a16_scale_mode(a) == W4Scales::None
+             ? launch_w4a16_kernel<Tile, kBf16, false, kKMajorB, W4Scales::None, kS>(a, p, capacity,
+                                                                                     stream)
+             : launch_w4a16_kernel<Tile, kBf16, false, kKMajorB, W4Scales::Sliced, kS>(
+                   a, p, capacity, stream);
 }
 
 // The weight layout and epilogue, for one activation dtype.
 template <template <bool, bool> class Tile, bool kBf16>
 cudaError_t launch_w4a16_layout(const GroupedGemmArgs& a, const W4GemmParams& p, int64_t capacity,
                                 cudaStream_t stream) {
-  const bool packed = a.b_format == ElemFormat::E2M1Packed;
-  const bool scaled = p.slice > 0;
-  constexpr Epilogue kS = Epilogue::StoreF32;
-  if (a.activation != nullptr) {  // K-major B with K-slice scales (check_args)
-    constexpr Epilogue kG = Epilogue::GatedActivation, kA = Epilogue::Activation;
-    const bool gated = is_gated(static_cast<Activation>(a.activation->activation));
-    if (packed) {
-      return gated ? launch_w4a16_kernel<Tile, kBf16, true, true, true, kG>(a, p, capacity, stream)
-                   : launch_w4a16_kernel<Tile, kBf16, true, true, true, kA>(a, p, capacity, stream);
+  if (a.b_format == ElemFormat::E2M1Packed) {  // K-major (check_args)
+    if (a.activation == nullptr) {
+      return launch_w4a16_packed<Tile, kBf16, Epilogue::StoreF32>(a, p, capacity, stream);
     }
-    return gated ? launch_w4a16_kernel<Tile, kBf16, false, true, true, kG>(a, p, capacity, stream)
-                 : launch_w4a16_kernel<Tile, kBf16, false, true, true, kA>(a, p, capacity, stream);
+    return is_gated(static_cast<Activation>(a.activation->activation))
+               ? launch_w4a16_packed<Tile, kBf16, Epilogue::GatedActivation>(a, p, capacity, stream)
+               : launch_w4a16_packed<Tile, kBf16, Epilogue::Activation>(a, p, capacity, stream);
   }
-  if (packed) {  // K-major (check_args)
-    return scaled ? launch_w4a16_kernel<Tile, kBf16, true, true, true, kS>(a, p, capacity, stream)
-                  : launch_w4a16_kernel<Tile, kBf16, true, true, false, kS>(a, p, capacity, stream);
-  }
-  if (a.b_stride_k == 1) {
-    return scaled
-               ? launch_w4a16_kernel<Tile, kBf16, false, true, true, kS>(a, p, capacity, stream)
-               : launch_w4a16_kernel<Tile, kBf16, false, true, false, kS>(a, p, capacity, stream);
-  }
-  return scaled ? launch_w4a16_kernel<Tile, kBf16, false, false, true, kS>(a, p, capacity, stream)
-                : launch_w4a16_kernel<Tile, kBf16, false, false, false, kS>(a, p, capacity, stream);
+  return a.b_stride_k == 1 ? launch_w4a16_unpacked<Tile, kBf16, true>(a, p, capacity, stream)
+                           : launch_w4a16_unpacked<Tile, kBf16, false>(a, p, capacity, stream);
 }
 
 template <template <bool, bool> class Tile>
