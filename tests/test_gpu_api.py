@@ -249,29 +249,53 @@ def test_fp8_forms_on_cuda_match_the_cpu_executor():
 
 
 def _fp4_calls():
-    """(name, thunk) of FP4 calls on DEVICE tensors, each valid on the CPU executor."""
+    """(name, fn, args, kwargs, field) of FP4 calls, each valid on the CPU executor. ``field``:
+    None for the forms CUDA runs (W4A16), else the field its NotImplementedError names."""
     t, e, k, h, i = 8, 4, 2, 128, 64
-    x = rand_float((t, h), F16, 50).to(DEVICE)
-    gating = rand_float((t, e), F16, 51).to(DEVICE)
-    codes = torch.randint(0, 16, (e, 2, i, h), dtype=torch.uint8).to(DEVICE)
-    scale16 = (torch.rand(e, 2, i // 16) * 0.1 + 0.01).half().to(DEVICE)
+    x = rand_float((t, h), F16, 50)
+    gating = rand_float((t, e), F16, 51)
+    codes = torch.randint(0, 16, (e, 2, i, h), dtype=torch.uint8)
+    scale16 = (torch.rand(e, 2, i // 16) * 0.1 + 0.01).half()
     seed_kw = dict(num_experts=e, top_k=k, hidden_size=h, intermediate_size=i)
+    # The full form with flashinfer-prepared MxFP4 weights (shuffled rows, swizzled scales).
+    ft, fh, fi = trtllm_math.T, 128, 128
+    w1 = rand_float((trtllm_math.E, 2 * fi, fh), torch.float32, 52, fh**-0.5)
+    w2 = rand_float((trtllm_math.E, fh, fi), torch.float32, 53, fi**-0.5)
+    _, _, g1, g1sf = trtllm_math.fp4_weights(w1, 32, True)
+    _, _, g2, g2sf = trtllm_math.fp4_weights(w2, 32, False)
+    logits = rand_float((ft, trtllm_math.E), torch.float32, 54)
+    xb = rand_float((ft, fh), BF16, 55)
+    swiglu = [torch.full((trtllm_math.E,), v) for v in (1.702, 1.0, 7.0)]
+    full = dict(common(i=fi), routing_method_type=RoutingMethodType.Renormalize)
+    mxfp4 = (g1, g1sf, None, *swiglu, g2, g2sf, None, None, None, None)
+    xq = xb.float().to(torch.float8_e4m3fn)  # per-tensor FP8 activations (W4A8)
+    ones = torch.ones(trtllm_math.E)
     return [
-        ("trtllm_fp4_block seed", lambda: flashinfer.trtllm_fp4_block_scale_moe(
-            x, gating, codes, scale16, **seed_kw)),
+        ("trtllm_fp4_block seed (W4A16 fp16)", flashinfer.trtllm_fp4_block_scale_moe,
+         (x, gating, codes, scale16), seed_kw, None),
+        ("trtllm_fp4_block full MxFP4 x bf16, prepared", flashinfer.trtllm_fp4_block_scale_moe,
+         (logits, None, xb, None, *mxfp4), full, None),
+        ("trtllm_fp4_block full MxFP4 x FP8 (W4A8)", flashinfer.trtllm_fp4_block_scale_moe,
+         (logits, None, xq, None, g1, g1sf, None, None, None, None, g2, g2sf, None, ones, ones,
+          ones), full, "input.format"),
     ]  # fmt: skip
 
 
 @gpu
-def test_fp4_forms_on_cuda_raise_not_implemented():
-    for name, call in _fp4_calls():
-        if ON_GPU:
-            with pytest.raises(NotImplementedError):
-                call()
-        else:  # the dry run: the same calls are valid and run on the CPU executor
-            out = call()
-            out = out[0] if isinstance(out, list) else out
-            assert not torch.isnan(out).any(), name
+def test_fp4_forms_on_cuda():
+    """W4A16 forms run on CUDA and agree with the CPU executor; FP4 with quantized activations
+    (W4A8 / W4A4) raises NotImplementedError naming the field, never runs elsewhere."""
+    for name, fn, args, kw, field in _fp4_calls():
+        if ON_GPU and field is not None:
+            with pytest.raises(NotImplementedError, match=field.replace(".", r"\.")):
+                fn(*[_move(a, DEVICE) for a in args], **kw)
+            continue
+        if not ON_GPU and field is not None:  # the dry run: the call is valid on the CPU
+            out = fn(*[_move(a, "cpu") for a in args], **kw)
+            assert not torch.isnan(out[0] if isinstance(out, list) else out).any(), name
+            continue
+        budget = error_budget(out_dtype=BF16, k1=128, k2=128, top_k=2, requant=[(BF16, 1024)])
+        _gpu_vs_cpu(fn, args, kw, budget, name)
 
 
 # ---- CUDA graphs and caller workspaces ----------------------------------------------------------
