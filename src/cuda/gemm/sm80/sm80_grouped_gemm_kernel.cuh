@@ -17,6 +17,7 @@
 #include <cstdint>
 
 #include "cuda/epilogue/sm80_activation_epilogue.cuh"
+#include "cuda/gemm/sm80/sm80_accumulators.cuh"
 #include "cuda/gemm/sm80/sm80_mma_primitives.cuh"
 #include "cuda/sm80_pdl.cuh"
 #include "cuda/gemm/sm80/sm80_schedule.cuh"
@@ -273,50 +274,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   ptx::cp_async_wait<0>();  // no copy may outlive the CTA's shared memory
   pdl::pdl_trigger();       // only the epilogue is left: let the next kernel's CTAs queue up
 
-  // Accumulator (i, j) of an mma tile: weight row g (+8 for i >= 2), activation row 2t (+1 for
-  // odd i). For one register the 8 lanes with equal t write 32 contiguous bytes of C.
-  const int g = lane >> 2, t = lane & 3;
+  // For one accumulator register the 8 lanes with equal t write 32 contiguous bytes of C.
   if constexpr (kEpi == Epilogue::StoreF32) {
-    float* c_rows = p.c + blockIdx.z * p.split_stride + item.row_begin * p.ldc;
-#pragma unroll
-    for (int mw = 0; mw < Cfg::kMmaW; ++mw) {
-#pragma unroll
-      for (int mt = 0; mt < Cfg::kMmaT; ++mt) {
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const int64_t col = n0 + warp_w0 + mw * 16 + g + 8 * (i >> 1);
-          const int row = warp_t0 + mt * 8 + 2 * t + (i & 1);
-          if (col < p.n && row < item.rows) c_rows[row * p.ldc + col] = acc[mw][mt][i];
-        }
-      }
-    }
+    store_accumulators(acc, p.c + blockIdx.z * p.split_stride, p.ldc, p.n, item, n0, warp_w0,
+                       warp_t0, lane);
   } else {
-    // Stage the fp32 tile in the (now idle) pipeline smem, so one thread sees a column's up and
-    // gate values together, then apply activation_kernel.cu's formulas element by element.
-    // A 4-float row pad (where it fits) makes the staging stores bank-conflict-free.
-    constexpr int kLd = Cfg::kBT * (Cfg::kBW + 4) * 4 <= Cfg::kSmemBytes ? Cfg::kBW + 4 : Cfg::kBW;
-    static_assert(Cfg::kBT * kLd * 4 <= Cfg::kSmemBytes, "the staged tile must fit the smem");
-    float* staged = reinterpret_cast<float*>(smem);  // [kBT][kLd], weight row fastest
-    __syncthreads();  // every warp is done reading the last pipeline stage
-#pragma unroll
-    for (int mw = 0; mw < Cfg::kMmaW; ++mw) {
-#pragma unroll
-      for (int mt = 0; mt < Cfg::kMmaT; ++mt) {
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const int w = warp_w0 + mw * 16 + g + 8 * (i >> 1);
-          const int row = warp_t0 + mt * 8 + 2 * t + (i & 1);
-          staged[row * kLd + w] = acc[mw][mt][i];
-        }
-      }
-    }
-    __syncthreads();
-    uint16_t* a2 = static_cast<uint16_t*>(p.act.a2);
-    const int64_t lda2 = p.act.lda2;
-    activate_staged_tile<kGated, Cfg::kBT, kOutCols, kLd, Cfg::kThreads>(
-        p.act, staged, item, n0, [&](int, int, int64_t r, int64_t col, float v) {
-          a2[r * lda2 + col] = kBf16 ? formats::float_to_bf16(v) : formats::float_to_fp16(v);
-        });
+    activate_accumulators<Cfg, kGated, kBf16, kOutCols>(acc, smem, p.act, item, n0, warp_w0,
+                                                        warp_t0, lane);
   }
 }
 

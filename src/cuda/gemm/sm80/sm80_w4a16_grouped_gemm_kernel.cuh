@@ -34,6 +34,7 @@
 
 #include "cuda/fp8_operands.h"
 #include "cuda/gemm/sm80/sm80_e2m1.cuh"
+#include "cuda/gemm/sm80/sm80_accumulators.cuh"
 #include "cuda/gemm/sm80/sm80_fp8_grouped_gemm_kernel.cuh"
 #include "cuda/gemm/sm80/sm80_w4a16_grouped_gemm.h"
 
@@ -474,47 +475,12 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   ptx::cp_async_wait<0>();
   pdl::pdl_trigger();
 
-  // Accumulator (i) of an mma tile: weight row g (+8 for i >= 2), activation row 2t (+1 odd i).
   if constexpr (kEpi == Epilogue::StoreF32) {
-    float* c_rows = p.c + blockIdx.z * p.split_stride + item.row_begin * p.ldc;
-#pragma unroll
-    for (int mw = 0; mw < Cfg::kMmaW; ++mw) {
-#pragma unroll
-      for (int mt = 0; mt < Cfg::kMmaT; ++mt) {
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const int64_t col = n0 + warp_w0 + mw * 16 + g + 8 * (i >> 1);
-          const int row = warp_t0 + mt * 8 + 2 * t + (i & 1);
-          if (col < p.n && row < item.rows) c_rows[row * p.ldc + col] = acc[mw][mt][i];
-        }
-      }
-    }
+    store_accumulators(acc, p.c + blockIdx.z * p.split_stride, p.ldc, p.n, item, n0, warp_w0,
+                       warp_t0, lane);
   } else {
-    // Stage the fp32 tile so one thread sees a column's up and gate values, then apply the
-    // activation kernel's formulas (GEMM1's K-constant dequantization first) element by element.
-    constexpr int kLd = Cfg::kBT * (Cfg::kBW + 4) * 4 <= Cfg::kSmemBytes ? Cfg::kBW + 4 : Cfg::kBW;
-    static_assert(Cfg::kBT * kLd * 4 <= Cfg::kSmemBytes, "the staged tile must fit the smem");
-    float* staged = reinterpret_cast<float*>(smem);
-    __syncthreads();  // every warp is done reading the last pipeline stage
-#pragma unroll
-    for (int mw = 0; mw < Cfg::kMmaW; ++mw) {
-#pragma unroll
-      for (int mt = 0; mt < Cfg::kMmaT; ++mt) {
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const int w = warp_w0 + mw * 16 + g + 8 * (i >> 1);
-          const int row = warp_t0 + mt * 8 + 2 * t + (i & 1);
-          staged[row * kLd + w] = acc[mw][mt][i];
-        }
-      }
-    }
-    __syncthreads();
-    uint16_t* a2 = static_cast<uint16_t*>(p.act.a2);
-    const int64_t lda2 = p.act.lda2;
-    activate_staged_tile<kGated, Cfg::kBT, kOutCols, kLd, Cfg::kThreads>(
-        p.act, staged, item, n0, [&](int, int, int64_t r, int64_t col, float v) {
-          a2[r * lda2 + col] = kBf16 ? formats::float_to_bf16(v) : formats::float_to_fp16(v);
-        });
+    activate_accumulators<Cfg, kGated, kBf16, kOutCols>(acc, smem, p.act, item, n0, warp_w0,
+                                                        warp_t0, lane);
   }
 }
 
