@@ -24,14 +24,14 @@
 #include <cstdlib>
 #include <limits>
 
-#include "cuda/epilogue/activation_kernel.h"
 #include "cuda/cuda_workspace.h"
 #include "cuda/device_info.h"
+#include "cuda/epilogue/activation_kernel.h"
 #include "cuda/finalize/finalize_kernel.h"
 #include "cuda/fp4_plan.h"
 #include "cuda/fp8_plan.h"
-#include "cuda/permute/gather_kernel.h"
 #include "cuda/gemm/grouped_gemm.h"
+#include "cuda/permute/gather_kernel.h"
 #include "cuda/permute/permute_kernel.h"
 #include "cuda/routing/routing_entry.h"
 #include "cuda/routing/routing_kernel.h"
@@ -330,8 +330,12 @@ int32_t gemm2_k_splits(const CudaWorkspaceLayout& ws, GemmTactic tactic,
   if (disabled || ws.gemm2_max_splits <= 1) return 1;
   if (tactic != GemmTactic::Sm80Decode && tactic != GemmTactic::Sm80Prefill) return 1;
   const GridSize grid = grouped_gemm_grid_size(tactic, gemm2);
-  const int32_t splits =
-      choose_k_splits(grid.ctas, static_cast<int64_t>(grid.ctas_per_sm) * sm_count, gemm2.k);
+  // FP4 weights: a split of half the minimum depth still holds four of the W4A16 decode tile's
+  // 256-deep K tiles (gpt-oss-120b's K = 2880 then splits in two at T = 1).
+  const bool fp4 =
+      gemm2.b_format == ElemFormat::E2M1Packed || gemm2.b_format == ElemFormat::E2M1Unpacked;
+  const int32_t splits = choose_k_splits(
+      grid.ctas, static_cast<int64_t>(grid.ctas_per_sm) * sm_count, fp4 ? 2 * gemm2.k : gemm2.k);
   return splits < ws.gemm2_max_splits ? splits : ws.gemm2_max_splits;
 }
 

@@ -33,8 +33,8 @@
 #include <type_traits>
 
 #include "cuda/fp8_operands.h"
-#include "cuda/gemm/sm80/sm80_e2m1.cuh"
 #include "cuda/gemm/sm80/sm80_accumulators.cuh"
+#include "cuda/gemm/sm80/sm80_e2m1.cuh"
 #include "cuda/gemm/sm80/sm80_fp8_grouped_gemm_kernel.cuh"
 #include "cuda/gemm/sm80/sm80_w4a16_grouped_gemm.h"
 
@@ -310,16 +310,20 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   };
   int64_t slice = -1, slice_end = 0;
 
-  // Folded scales: the scale bytes of one K tile (kTileSlices per weight row of this thread),
-  // loaded a tile ahead into `raw`, and this tile's as b16x2 multipliers in `fold`.
+  // Folded scales: the scale bytes of one K tile, loaded a tile ahead into `raw`, and this
+  // tile's as b16x2 multipliers in `fold`. The four lanes of a quad (equal g) need the same
+  // weight rows' scales, so each loads and converts a quarter of the tile's slices (slice
+  // 4q + t in entry q of lane t) and a step takes its slice's value from the owning lane with a
+  // shuffle: a quarter of the loads and conversions for two shuffles per step.
   constexpr int kSliceSteps = kScales == W4Scales::Folded32 ? 2 : 1;
   constexpr int kTileSlices = kFolded ? Cfg::kBK / 16 / kSliceSteps : 1;
+  constexpr int kQuadSlices = (kTileSlices + 3) / 4;  // entries per lane
   constexpr int kFoldW = kFolded ? Cfg::kMmaW : 1;
-  uint32_t raw[kFoldW][2][kTileSlices], fold[kFoldW][2][kTileSlices];
+  uint32_t raw[kFoldW][2][kQuadSlices], fold[kFoldW][2][kQuadSlices];
   const uint8_t* scale_bytes = static_cast<const uint8_t*>(p.b_scale.data);
   // A tile wholly inside K with contiguous scale columns (linear, stride_c == 1: the layout of
-  // checkpoints) or whole 4-column groups of the 128x4 swizzle reads each row's bytes at
-  // constant offsets from one pointer; any other tile computes each byte's offset.
+  // checkpoints) or whole 4-column groups of the 128x4 swizzle reads each row's bytes at fixed
+  // offsets from one pointer; any other tile computes each byte's offset.
   const bool scales_contiguous = p.b_scale.layout == static_cast<int32_t>(ScaleLayout::Linear)
                                      ? p.b_scale.stride_c == 1
                                      : kTileSlices % 4 == 0;
@@ -332,30 +336,34 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
       for (int mw = 0; mw < kFoldW; ++mw) {
 #pragma unroll
         for (int j = 0; j < 2; ++j) {
-          const uint8_t* row = scale_bytes + b_off[mw][j] + col_off;
+          const uint8_t* row = scale_bytes + b_off[mw][j] + col_off + t;
           const bool valid = b_off[mw][j] >= 0;
 #pragma unroll
-          for (int s = 0; s < kTileSlices; ++s) {
-            const int off = scales_swizzled ? (s >> 2) * 512 + (s & 3) : s;
-            raw[mw][j][s] = valid ? row[off] : 0u;
+          for (int q = 0; q < kQuadSlices; ++q) {
+            const bool mine = valid && 4 * q + t < kTileSlices;
+            raw[mw][j][q] = mine ? row[scales_swizzled ? 512 * q : 4 * q] : 0u;
           }
         }
       }
       return;
     }
 #pragma unroll
-    for (int s = 0; s < kTileSlices; ++s) {
-      const int64_t col = col0 + s;
-      const bool in_k = col * (16 * kSliceSteps) < p.k;
+    for (int q = 0; q < kQuadSlices; ++q) {
+      const int64_t col = col0 + 4 * q + t;
+      const bool in_k = 4 * q + t < kTileSlices && col * (16 * kSliceSteps) < p.k;
       const int64_t col_off = in_k ? weight_scale_col_offset(p.b_scale, col) : 0;
 #pragma unroll
       for (int mw = 0; mw < kFoldW; ++mw) {
 #pragma unroll
         for (int j = 0; j < 2; ++j) {
-          raw[mw][j][s] = in_k && b_off[mw][j] >= 0 ? scale_bytes[b_off[mw][j] + col_off] : 0u;
+          raw[mw][j][q] = in_k && b_off[mw][j] >= 0 ? scale_bytes[b_off[mw][j] + col_off] : 0u;
         }
       }
     }
+  };
+  // This lane's multiplier for slice sl of weight row j of mw (from the quad lane that owns it).
+  auto folded = [&](int mw, int j, int sl) {
+    return __shfl_sync(0xffffffffu, fold[mw][j][sl >> 2], (lane & ~3) | (sl & 3));
   };
 
   const KTileRange k_range = split_k_tiles(p.k, Cfg::kBK);
@@ -383,8 +391,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
 #pragma unroll
         for (int j = 0; j < 2; ++j) {
 #pragma unroll
-          for (int s = 0; s < kTileSlices; ++s) {
-            fold[mw][j][s] = folded_scale_b16x2<kBf16, kScales>(raw[mw][j][s]);
+          for (int q = 0; q < kQuadSlices; ++q) {
+            fold[mw][j][q] = folded_scale_b16x2<kBf16, kScales>(raw[mw][j][q]);
           }
         }
       }
@@ -443,10 +451,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
         e2m1x4_to_b16x4<kBf16>(sel_hi, wf[mw][1], wf[mw][3]);
         if constexpr (kFolded) {  // rows g (registers 0, 2) and g + 8 (1, 3)
           const int sl = ks / kSliceSteps;
-          wf[mw][0] = mul_b16x2<kBf16>(wf[mw][0], fold[mw][0][sl]);
-          wf[mw][2] = mul_b16x2<kBf16>(wf[mw][2], fold[mw][0][sl]);
-          wf[mw][1] = mul_b16x2<kBf16>(wf[mw][1], fold[mw][1][sl]);
-          wf[mw][3] = mul_b16x2<kBf16>(wf[mw][3], fold[mw][1][sl]);
+          const uint32_t s_lo = folded(mw, 0, sl), s_hi = folded(mw, 1, sl);
+          wf[mw][0] = mul_b16x2<kBf16>(wf[mw][0], s_lo);
+          wf[mw][2] = mul_b16x2<kBf16>(wf[mw][2], s_lo);
+          wf[mw][1] = mul_b16x2<kBf16>(wf[mw][1], s_hi);
+          wf[mw][3] = mul_b16x2<kBf16>(wf[mw][3], s_hi);
         }
       }
 #pragma unroll
