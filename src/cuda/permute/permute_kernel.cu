@@ -12,9 +12,9 @@
 
 #include "common/formats.h"
 #include "cuda/cuda_workspace.h"
+#include "cuda/gemm/sm80/sm80_schedule.cuh"
 #include "cuda/permute/permute_kernel.h"
 #include "cuda/sm80_pdl.cuh"
-#include "cuda/gemm/sm80/sm80_schedule.cuh"
 #include "flashinfer_moe/types.h"
 
 namespace flashinfer_moe {

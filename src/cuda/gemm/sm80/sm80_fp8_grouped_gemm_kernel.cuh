@@ -32,8 +32,8 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "cuda/fp8_operands.h"
 #include "cuda/epilogue/sm80_activation_epilogue.cuh"
+#include "cuda/fp8_operands.h"
 #include "cuda/gemm/sm80/sm80_grouped_gemm_kernel.cuh"
 
 namespace flashinfer_moe {

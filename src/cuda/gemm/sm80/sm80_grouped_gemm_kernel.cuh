@@ -19,8 +19,8 @@
 #include "cuda/epilogue/sm80_activation_epilogue.cuh"
 #include "cuda/gemm/sm80/sm80_accumulators.cuh"
 #include "cuda/gemm/sm80/sm80_mma_primitives.cuh"
-#include "cuda/sm80_pdl.cuh"
 #include "cuda/gemm/sm80/sm80_schedule.cuh"
+#include "cuda/sm80_pdl.cuh"
 
 namespace flashinfer_moe {
 namespace cuda {
