@@ -239,3 +239,19 @@ def test_seed_bad_tensors():
             num_experts=e,
             top_k=1,
         )
+
+
+@pytest.mark.parametrize("x_dtype,w_dtype", [(torch.bfloat16, torch.float16),
+                                             (torch.float16, torch.float32)])  # fmt: skip
+def test_unquantized_experts_in_another_dtype_are_a_type_error(x_dtype, w_dtype):
+    """Both executors take the same calls: unquantized weights in x's dtype (the GPU's MMAs have
+    one operand type), else a TypeError naming experts, before anything runs."""
+    t, e, h, i = 3, 2, 32, 16
+    x = rand_float((t, h), x_dtype, seed=80)
+    gating = rand_float((t, e), torch.float32, seed=81)
+    kw = dict(num_experts=e, top_k=1)
+    with pytest.raises(TypeError, match="experts"):
+        flashinfer.cutlass_fused_moe(x, gating, rand_float((e, 2, i, h), w_dtype, seed=82), **kw)
+    pair = (rand_float((e, 2 * i, h), x_dtype, seed=83), rand_float((e, h, i), w_dtype, seed=84))
+    with pytest.raises(TypeError, match=r"experts\[1\]"):
+        flashinfer.trtllm_bf16_moe(x, gating, pair, **kw, hidden_size=h, intermediate_size=i)

@@ -245,9 +245,9 @@ def fp4_summary(rows: list[dict]) -> str:
         chosen = [r for r in fp4 if sel(r["tokens"])]
         return f"{sum(ok(r) for r in chosen)} of {len(chosen)}"
 
-    floor = lambda goal: (
-        lambda r: r["floor_ms"] is not None and r["floor_ms"] / r["ours_ms"] >= goal
-    )  # noqa: E731
+    def floor(goal):
+        return lambda r: r["floor_ms"] is not None and r["floor_ms"] / r["ours_ms"] >= goal
+
     bf16 = [r for r in fp4 if r.get("ours_bf16_ms") is not None]
     faster = sum(r["ours_ms"] < r["ours_bf16_ms"] for r in bf16 if r["tokens"] <= 1024)
     within = sum(r["ours_ms"] <= 1.3 * r["ours_bf16_ms"] for r in bf16 if r["tokens"] > 1024)

@@ -9,7 +9,8 @@ block-scale rule are in ``seed_translate``.
 
 Conventions shared by every form:
 
-* ``x`` [T, H] float32/float16/bfloat16; its dtype is the compute dtype.
+* ``x`` [T, H] float32/float16/bfloat16; its dtype is the compute dtype, and unquantized
+  ``experts`` must have it too (a TypeError names ``experts`` otherwise).
 * ``gating_output`` [T, E], any float dtype; it is converted to float32 before routing (the
   routing math is fp32 anyway, docs/semantics.md), then routed with ``routing_method``.
 * ``experts`` is either a tensor [E, 2, I, H] -- a two-matrix expert: ``experts[:, 0]`` is W_in
@@ -154,9 +155,11 @@ def cutlass_seed_problem(
         output=output,
         output_dtypes=_output_dtypes,
     )
-    check_tensor("experts" if s.two_matrix else "experts[0] (fc1)", w_a, dtypes=FLOAT_DTYPES)
+    # Unquantized weights in x's dtype (the compute dtype), as flashinfer's full form requires:
+    # both executors then run the call (the GPU's MMAs take one operand type), the same bits.
+    check_tensor("experts" if s.two_matrix else "experts[0] (fc1)", w_a, dtypes=x.dtype)
     if w_b is not None:
-        check_tensor("experts[1] (fc2)", w_b, dtypes=FLOAT_DTYPES)
+        check_tensor("experts[1] (fc2)", w_b, dtypes=x.dtype)
     w1, w2 = canonical_weight_views(s, w_a, w_b)
     return seed_problem(s, x, QuantTensor(w1), QuantTensor(w2))
 
