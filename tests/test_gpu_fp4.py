@@ -11,7 +11,7 @@ and 128x4-swizzled scales) and MXFP4 (ue8m0 per 32) weights with bf16 and fp16 a
 exact small-integer tier; decode and prefill sizes; H and I not multiples of 128 (H = 2880 as
 gpt-oss); gpt-oss's clamped SwiGLU with biases; EP and capacity; determinism; the fused gather
 and activation epilogue bitwise equal to the unfused path; W4A8 / W4A4 are NotImplementedError
-naming the field.
+naming the field; bad FP4 input names the argument; NaN scales give NaN rows.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ import os
 import subprocess
 import sys
 
+import flashinfer
 import pytest
 import torch
 from flashinfer.fused_moe.enums import ActivationType as Act
 from flashinfer.fused_moe.enums import GemmTactic
 from flashinfer.fused_moe.runner import run_problem
 from gpu_cases import (
+    DEVICE,
     ON_GPU,
     check_all_tactics,
     check_repeated_calls_bitwise_identical,
@@ -152,3 +154,51 @@ def test_fused_gemm1_bitwise_equal_to_unfused(tmp_path):
         results.append(torch.load(out))
     for fused, unfused in zip(*results):
         assert torch.equal(fused, unfused), "the fused FP4 GEMM1 differs from the unfused path"
+
+
+def _seed_fp4_args(dtype=torch.float16, h=64, packed=True, seed=7):
+    """A valid seed-form FP4 call on DEVICE: (x, gating, codes, scales), keywords."""
+    g = torch.Generator().manual_seed(seed)
+    t, e, i = 3, 2, 32
+    x = torch.randn(t, h, generator=g).to(dtype)
+    gating = torch.randn(t, e, generator=g)
+    codes = torch.randint(0, 256, (e, 2, i, h // 2 if packed else h), dtype=torch.uint8,
+                          generator=g)  # fmt: skip
+    scale = (torch.rand(e, 2, i // 16, generator=g) + 0.5).half()
+    args = [v.to(DEVICE) for v in (x, gating, codes, scale)]
+    return args, dict(num_experts=e, top_k=1, hidden_size=h, intermediate_size=i)
+
+
+@pytest.mark.parametrize(
+    "case,error,field",
+    [
+        ("scale shape", ValueError, "experts_scale"),
+        ("codes dtype", TypeError, "experts"),
+        ("odd packed K", ValueError, "experts"),
+    ],
+)
+def test_bad_fp4_input_names_the_argument(case, error, field):
+    """Bad FP4 input is a ValueError / TypeError naming the argument on CUDA as on the CPU (the
+    same checks run before anything is launched)."""
+    (x, gating, codes, scale), kw = _seed_fp4_args()
+    if case == "scale shape":
+        scale = scale[:, :, :1].repeat(1, 1, 5)  # 5 row blocks do not divide I = 32
+    elif case == "codes dtype":
+        codes = codes.half()
+    else:  # H = 63: a packed last dimension of 32 is neither 63 nor 63 / 2
+        x = x[:, :63]
+        kw["hidden_size"] = 63
+    with pytest.raises(error, match=field):
+        flashinfer.trtllm_fp4_block_scale_moe(x, gating, codes, scale, **kw)
+
+
+def test_nan_scales_give_nan_rows_not_errors():
+    """A NaN block scale is data, not a checkable argument (reading it would sync the host with
+    the device): the rows of the tokens routed to that expert come out NaN, the others finite."""
+    (x, gating, codes, scale), kw = _seed_fp4_args(seed=8)
+    gating = torch.tensor([[9.0, -9.0], [-9.0, 9.0], [9.0, -9.0]], device=x.device)
+    scale = scale.clone()
+    scale[0, 0, 0] = float("nan")  # expert 0, W_in rows 0..15
+    out = flashinfer.trtllm_fp4_block_scale_moe(x, gating, codes, scale, **kw).float().cpu()
+    assert torch.isnan(out[[0, 2]]).any(dim=1).all()  # tokens 0 and 2 go to expert 0
+    assert torch.isfinite(out[1]).all()
