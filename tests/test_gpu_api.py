@@ -427,6 +427,44 @@ def test_cuda_graph_of_trtllm_fp8_block_scale_moe(t):
         assert torch.equal(out.view(torch.uint8), eager.view(torch.uint8)), f"replay {r}"
 
 
+@gpu_only
+@pytest.mark.parametrize("t", [1, 300])
+def test_cuda_graph_of_trtllm_fp4_block_scale_moe(t):
+    """The gpt-oss-style MXFP4 form (bf16 hidden states, MajorK packed weights with linear ue8m0
+    scales, biases, clamped SwiGLU) captured and replayed with fresh inputs: the eager result,
+    bit for bit."""
+    e, h, i = trtllm_math.E, 128, 128
+    w1 = rand_float((e, 2 * i, h), torch.float32, 150, h**-0.5)
+    w2 = rand_float((e, h, i), torch.float32, 151, i**-0.5)
+    q1, s1, _, _ = trtllm_math.fp4_weights(w1, 32, True)
+    q2, s2, _, _ = trtllm_math.fp4_weights(w2, 32, False)
+    b1 = rand_float((e, 2 * i), torch.float32, 152, scale=0.1)
+    b2 = rand_float((e, h), torch.float32, 153, scale=0.1)
+    swiglu = [torch.full((e,), v) for v in (1.702, 1.0, 7.0)]
+    q1, s1, q2, s2, b1, b2, *swiglu = (v.to(DEVICE) for v in (q1, s1, q2, s2, b1, b2, *swiglu))
+    kw = dict(_trtllm_sizes(e, trtllm_math.K, i), routing_method_type=RENORM,
+              use_shuffled_weight=False, weight_layout=0)  # fmt: skip
+
+    def inputs(seed):
+        return (rand_float((t, e), torch.float32, seed).to(DEVICE),
+                rand_float((t, h), BF16, seed + 1).to(DEVICE))  # fmt: skip
+
+    def call(logits, x):
+        return flashinfer.trtllm_fp4_block_scale_moe(
+            logits, None, x, None, q1, s1, b1, *swiglu, q2, s2, b2, None, None, None, **kw
+        )[0]
+
+    logits, x = inputs(160)
+    graph, out = _capture(lambda: call(logits, x))
+    for r in range(2):
+        fresh = inputs(170 + 10 * r)
+        logits.copy_(fresh[0]), x.copy_(fresh[1])
+        graph.replay()
+        torch.cuda.synchronize()
+        eager = call(*fresh)
+        assert torch.equal(out.view(torch.uint8), eager.view(torch.uint8)), f"replay {r}"
+
+
 # ---- the tactic override (runner.py) ------------------------------------------------------------
 
 
