@@ -323,3 +323,24 @@ def test_quantized_paths_bad_input():
         api.trtllm_fp4_block_scale_moe(logits, None, torch.ones(T, 128, dtype=BF16),
             None, g1, g1sf, None, None, None, None, g2, g2sf, None, None, None, None,
             **common())  # fmt: skip
+
+
+def test_prepared_weights_restored_per_call_warn_once(monkeypatch):
+    """Weights in flashinfer's prepared layout are copied back to MajorK on every call: the
+    first call says so (pointing at the caller), later ones stay quiet."""
+    import warnings
+
+    from flashinfer.fused_moe import trtllm_translate
+
+    monkeypatch.setattr(trtllm_translate, "_warned_restoring", False)
+    w = torch.zeros(2, 64, 32, dtype=torch.uint8)
+    kw = dict(num_local=2, rows=64, k_bytes=32, shuffled=True, block_major_k=False,
+              epilogue_tile_m=128, gated_interleave=False)  # fmt: skip
+    with pytest.warns(UserWarning, match="gemm1_weights: flashinfer-prepared"):
+        trtllm_translate.restore_weight_stack("gemm1_weights", w, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trtllm_translate.restore_weight_stack("gemm1_weights", w, **kw)
+        # MajorK weights are used as they are: no copy, no warning
+        out = trtllm_translate.restore_weight_stack("gemm1_weights", w, **{**kw, "shuffled": False})
+        assert out is w

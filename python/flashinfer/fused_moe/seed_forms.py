@@ -41,8 +41,6 @@ exponent bytes), float32/float16/bfloat16.
 
 from __future__ import annotations
 
-import os
-import sys
 import warnings
 
 import torch
@@ -60,7 +58,7 @@ from .seed_translate import (
     seed_problem,
     unpack_e2m1,
 )
-from .validation import FLOAT_DTYPES, FP8_E4M3, check_tensor, dtype_name
+from .validation import FLOAT_DTYPES, FP8_E4M3, check_tensor, dtype_name, user_stacklevel
 
 __all__ = [
     "bf16_seed",
@@ -93,16 +91,6 @@ _warned_fp8_rounding = False
 # ---- weight element formats -------------------------------------------------------------------
 
 
-def _user_stacklevel() -> int:
-    """``warnings.warn`` stacklevel of the first caller outside the flashinfer package, so the
-    warning points at user code whichever public wrapper led here."""
-    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_code.co_filename.startswith(package_dir):
-        frame, level = frame.f_back, level + 1
-    return level
-
-
 def _as_e4m3(name: str, w: Tensor) -> Tensor:
     """fp8 weights as given; a wider float tensor is rounded (saturating) on every call."""
     global _warned_fp8_rounding
@@ -114,7 +102,7 @@ def _as_e4m3(name: str, w: Tensor) -> Tensor:
             warnings.warn(
                 f"{name}: {dtype_name(w.dtype)} weights are rounded to float8_e4m3fn on every call "
                 "(slow path); pass float8_e4m3fn weights to avoid it",
-                stacklevel=_user_stacklevel(),
+                stacklevel=user_stacklevel(),
             )
         return w.clamp(-_FP8_MAX, _FP8_MAX).to(FP8_E4M3)
     raise TypeError(

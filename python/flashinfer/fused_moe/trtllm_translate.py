@@ -17,13 +17,14 @@ The FP4 path's operands (``trtllm_fp4_block_scale_moe``) are translated in ``trt
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
 
 from .enums import ActivationType, RoutingMethodType
 from .problem import MoeProblem, RoutingSpec
-from .validation import check_enum, check_float, check_int, check_tensor
+from .validation import check_enum, check_float, check_int, check_tensor, user_stacklevel
 
 Tensor = torch.Tensor
 
@@ -190,6 +191,22 @@ def stored_to_logical_rows(
     return torch.argsort(perm)
 
 
+_warned_restoring = False
+
+
+def _warn_restoring_once(name: str) -> None:
+    """The one warning a process gets for weights restored on every call (the slow path)."""
+    global _warned_restoring
+    if not _warned_restoring:
+        _warned_restoring = True
+        warnings.warn(
+            f"{name}: flashinfer-prepared weights (shuffled rows or BlockMajorK) are restored to "
+            "MajorK on every call (a copy of the weights: the slow path); pass MajorK weights "
+            "with use_shuffled_weight=False, weight_layout=WeightLayout.MajorK to avoid it",
+            stacklevel=user_stacklevel(),
+        )
+
+
 def restore_weight_stack(
     name: str, w: Tensor, *, num_local: int, rows: int, k_bytes: int, shuffled: bool,
     block_major_k: bool, epilogue_tile_m: int, gated_interleave: bool,
@@ -214,6 +231,7 @@ def restore_weight_stack(
         check_tensor(name, w, shape=(num_local, rows, k_bytes // elt_bytes))
     if not shuffled and not block_major_k:
         return w
+    _warn_restoring_once(name)
     block = 32 if epilogue_tile_m % 128 == 0 else 16
     if shuffled and rows % block:
         raise ValueError(

@@ -9,6 +9,8 @@ metadata: they never touch data and never synchronize a device.
 from __future__ import annotations
 
 import numbers
+import os
+import sys
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -173,3 +175,13 @@ def check_output(
     if out is None:
         return None
     return check_tensor(name, out, dtypes=dtype, shape=shape, device=device, contiguous=True)
+
+
+def user_stacklevel() -> int:
+    """``warnings.warn`` stacklevel of the first caller outside the flashinfer package, so a
+    warning points at user code whichever public wrapper led to it."""
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package_dir):
+        frame, level = frame.f_back, level + 1
+    return level
