@@ -14,8 +14,9 @@
 // sm80_w4a16_grouped_gemm.h):
 //   Folded   NVFP4 / MXFP4 byte scales: each widened code is multiplied by its scale in the
 //            compute dtype (exact), and the mmas accumulate scaled products. A K tile's scale
-//            bytes are loaded one tile ahead into registers, so no load waits in the K loop and
-//            the per-step cost is four b16x2 multiplies;
+//            bytes are loaded one tile ahead into registers (each lane of a quad loads and
+//            converts a quarter of them; a step takes its value with a shuffle), so no load
+//            waits in the K loop and the per-step cost is two shuffles and four multiplies;
 //   Sliced   anything else: each K slice's partial sum is multiplied by its scale in fp32 (as in
 //            the FP8 kernel), the scales loaded one slice ahead as raw storage words.
 //
