@@ -332,8 +332,7 @@ int32_t gemm2_k_splits(const CudaWorkspaceLayout& ws, GemmTactic tactic,
   const GridSize grid = grouped_gemm_grid_size(tactic, gemm2);
   // FP4 weights: a split of half the minimum depth still holds four of the W4A16 decode tile's
   // 256-deep K tiles (gpt-oss-120b's K = 2880 then splits in two at T = 1).
-  const bool fp4 =
-      gemm2.b_format == ElemFormat::E2M1Packed || gemm2.b_format == ElemFormat::E2M1Unpacked;
+  const bool fp4 = is_fp4_format(gemm2.b_format);
   const int32_t splits = choose_k_splits(
       grid.ctas, static_cast<int64_t>(grid.ctas_per_sm) * sm_count, fp4 ? 2 * gemm2.k : gemm2.k);
   return splits < ws.gemm2_max_splits ? splits : ws.gemm2_max_splits;

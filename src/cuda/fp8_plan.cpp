@@ -2,6 +2,7 @@
 #include "cuda/fp8_plan.h"
 
 #include <algorithm>
+#include <numeric>
 
 #include "host/status.h"
 
@@ -88,13 +89,7 @@ Status check_k_slices(const char* field, const WeightScales& w, int64_t group, i
   if (w.data == nullptr || w.block_cols >= k || group >= k || w.block_cols == group) {
     return ok_status();
   }
-  int64_t a = w.block_cols, b = group;
-  while (b != 0) {
-    const int64_t r = a % b;
-    a = b;
-    b = r;
-  }
-  if (a % 16 == 0) return ok_status();
+  if (std::gcd(w.block_cols, group) % 16 == 0) return ok_status();
   return not_yet(field,
                  "weight blocks along K whose gcd with the activation groups is not a multiple "
                  "of 16");

@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <numeric>
 
 #include "cuda/gemm/sm80/sm80_fp8_grouped_gemm_kernel.cuh"
 #include "cuda/gemm/sm80/sm80_grouped_gemm.h"
@@ -50,33 +51,7 @@ int64_t schedule_capacity(Tile tile, int32_t num_experts, int64_t max_rows) {
   return by_tiles < max_rows ? by_tiles : max_rows;
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 bool b_is_k_major(const GroupedGemmArgs& a) { return a.b_stride_k == 1; }
-
-bool b_is_fp4(const GroupedGemmArgs& a) {
-  return a.b_format == ElemFormat::E2M1Packed || a.b_format == ElemFormat::E2M1Unpacked;
-}
-
-// B's stride units per 16 bytes: 16 e4m3 codes, 16 bytes of e2m1 codes or 8 bf16 / fp16 values.
-int64_t elems_per_16_bytes(const GroupedGemmArgs& a) { return a.fp8 || b_is_fp4(a) ? 16 : 8; }
-
-// Whether B's contiguous lines start on 16-byte boundaries (the expert stride matters only when
-// there is more than one expert).
-bool b_lines_aligned16(const GroupedGemmArgs& a) {
-  const int64_t line_stride = b_is_k_major(a) ? a.b_stride_n : a.b_stride_k;
-  const int64_t v = elems_per_16_bytes(a);
-  return aligned16(a.b) && line_stride % v == 0 && (a.num_experts <= 1 || a.b_stride_e % v == 0);
-}
-
-int64_t gcd64(int64_t a, int64_t b) {
-  while (b != 0) {
-    const int64_t r = a % b;
-    a = b;
-    b = r;
-  }
-  return a;
-}
 
 // The K slice of the fp8 K-varying scales (0 when there are none), or -1 with `why` set when
 // the kernel cannot apply them: a slice must be a whole number of mma K steps (16) unless it
@@ -94,7 +69,7 @@ int64_t fp8_scale_slice(const GroupedGemmArgs& a, const char** why) {
   }
   // The slice is the largest K run over which both scales are constant: the gcd of A's group
   // and B's column block (e.g. the seed's 16-column weight blocks under 128-column groups).
-  const int64_t slice = has_a && has_b ? gcd64(a.a_kscale.group, a.b_kscale.block_cols)
+  const int64_t slice = has_a && has_b ? std::gcd(a.a_kscale.group, a.b_kscale.block_cols)
                                        : (has_a ? a.a_kscale.group : a.b_kscale.block_cols);
   if (slice % 16 != 0 && slice < a.k) {
     *why = "sm80 grouped GEMM: fp8 K scale slice (gcd of the A group and the B column block) is "

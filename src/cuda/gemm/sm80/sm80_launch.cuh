@@ -1,6 +1,7 @@
-// The grid every kernel of the portable grouped GEMM family launches over, shared by its
-// translation units (sm80_grouped_gemm.cu for bf16 / fp16 and FP8, sm80_w4a16_*.cu for FP4
-// weights): one CTA per (schedule work item, column tile, K split).
+// What every kernel launch of the portable grouped GEMM family shares across its translation
+// units (sm80_grouped_gemm.cu for bf16 / fp16 and FP8, sm80_w4a16_*.cu for FP4 weights): the
+// operand alignment tests that pick the 16-byte copy paths, and the grid, one CTA per
+// (schedule work item, column tile, K split).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -13,6 +14,25 @@
 namespace flashinfer_moe {
 namespace cuda {
 namespace sm80 {
+
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+inline bool b_is_fp4(const GroupedGemmArgs& a) {
+  return a.b_format == ElemFormat::E2M1Packed || a.b_format == ElemFormat::E2M1Unpacked;
+}
+
+// B's stride units per 16 bytes: 16 e4m3 codes, 16 bytes of e2m1 codes or 8 bf16 / fp16 values.
+inline int64_t elems_per_16_bytes(const GroupedGemmArgs& a) {
+  return a.fp8 || b_is_fp4(a) ? 16 : 8;
+}
+
+// Whether B's contiguous lines (K-major rows, or N-major k rows) start on 16-byte boundaries
+// (the expert stride matters only when there is more than one expert).
+inline bool b_lines_aligned16(const GroupedGemmArgs& a) {
+  const int64_t line_stride = a.b_stride_k == 1 ? a.b_stride_n : a.b_stride_k;
+  const int64_t v = elems_per_16_bytes(a);
+  return aligned16(a.b) && line_stride % v == 0 && (a.num_experts <= 1 || a.b_stride_e % v == 0);
+}
 
 // Intermediate columns a CTA of `bw` weight rows covers under the fused activation: a gated CTA
 // spends half its rows on the matching gate rows.

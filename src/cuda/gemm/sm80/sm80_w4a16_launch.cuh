@@ -15,8 +15,6 @@ namespace flashinfer_moe {
 namespace cuda {
 namespace sm80 {
 
-inline bool aligned16_ptr(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 inline W4GemmParams w4a16_params(const GroupedGemmArgs& a) {
   W4GemmParams p;
   p.a = static_cast<const uint16_t*>(a.a);
@@ -30,11 +28,8 @@ inline W4GemmParams w4a16_params(const GroupedGemmArgs& a) {
   p.n = a.n;
   p.k = a.k;
   p.schedule = a.scratch;
-  p.a_vec16 = aligned16_ptr(a.a) && a.lda % 8 == 0;
-  // B's contiguous lines (weight rows, or k rows for N-major) start on 16-byte boundaries.
-  const int64_t line = a.b_stride_k == 1 ? a.b_stride_n : a.b_stride_k;
-  p.b_vec16 =
-      aligned16_ptr(a.b) && line % 16 == 0 && (a.num_experts <= 1 || a.b_stride_e % 16 == 0);
+  p.a_vec16 = aligned16(a.a) && a.lda % 8 == 0;
+  p.b_vec16 = b_lines_aligned16(a);
   p.a_row_index = a.a_row_index;
   p.a_row_index_div = a.a_row_index_div;
   p.b_scale = a.b_kscale;
