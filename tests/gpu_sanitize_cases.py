@@ -12,12 +12,14 @@ every GEMM tactic and is checked like tests/test_gpu_moe.py (reference, CPU exec
 sanitizer-clean run is also a correct one. The shapes are tiny because the sanitizers slow
 kernels down by orders of magnitude; they still cover one and many rows per expert, odd sizes
 (unaligned rows), FP8 block and per-tensor scales, GEMM1's fused FP8 epilogues (sm80 and
-Hopper) and a split-K GEMM2, FP4 (W4A16) weights in every storage form, an EP window with capacity, a transposed W2 view and the
-unfinalized output.
+Hopper) and a split-K GEMM2, FP4 weights in every storage form (W4A16, and W4A8 / W4A4 through
+the widening kernels), an EP window with capacity, a transposed W2 view and the unfinalized
+output.
 ``FLASHINFER_MOE_TEST_DEVICE=cpu`` runs them on the CPU executor (a dry run of the script).
 ``--quick`` runs the first four cases only (racecheck is the slowest tool): the third is the
 Hopper fused FP8 GEMM1, the fourth the W4A16 kernel with its fused epilogue (their
-shared-memory hand-offs are what racecheck should see).
+shared-memory hand-offs are what racecheck should see). ``--match TEXT`` runs the cases whose
+name contains TEXT.
 Exit status 0 when every case passed, 1 otherwise (the sanitizer's own exit code wins when it
 found an error).
 """
@@ -71,6 +73,12 @@ CASES = [
                            act_params=True, biases=True, seed=12)),
     ("fp4 nvfp4 unpacked + swizzled packed, prefill T=150 H=200 I=72",
      lambda: _fp4_mixed_layouts()),
+    ("fp4 W4A4 nvfp4 x nvfp4 per expert, widened, ragged H=200 I=72 T=11",
+     lambda: build_problem(T=11, E=4, k=2, H=200, I=72, weights="nvfp4:packed:linear",
+                           input_quant="nvfp4_per_expert", inter_quant="nvfp4", seed=14)),
+    ("fp4 W4A8 mxfp4 x mxfp8, widened, I=200 T=7",
+     lambda: build_problem(T=7, E=4, k=2, H=256, I=200, weights="mxfp4", input_quant="mxfp8",
+                           inter_quant="mxfp8", seed=15)),
     ("fp8 block T=20 H=256 I=200",
      lambda: _fp8("e4m3:128x128", "fp8_group:128", "fp8_group:128", T=20, E=4, k=2, H=256,
                   I=200, seed=8)),
@@ -99,6 +107,9 @@ def main(argv: list[str]) -> int:
         print("gpu_sanitize_cases: no CUDA device", file=sys.stderr)
         return 1
     cases = CASES[:4] if "--quick" in argv else CASES
+    if "--match" in argv:
+        text = argv[argv.index("--match") + 1]
+        cases = [c for c in cases if text in c[0]]
     failed = 0
     for name, make in cases:
         start = time.perf_counter()

@@ -249,8 +249,11 @@ def test_fp8_forms_on_cuda_match_the_cpu_executor():
 
 
 def _fp4_calls():
-    """(name, fn, args, kwargs, field) of FP4 calls, each valid on the CPU executor. ``field``:
-    None for the forms CUDA runs (W4A16), else the field its NotImplementedError names."""
+    """(name, fn, args, kwargs, intermediate format) of FP4 calls, each valid on the CPU
+    executor and on CUDA: W4A16 (seed and full forms), W4A8 (per-tensor FP8, MxFP8) and W4A4
+    (NvFP4 x NvFP4). The format sizes the budget for flips of the requantized intermediate."""
+    from flashinfer.quantization import fp4_quantize, mxfp8_quantize
+
     t, e, k, h, i = 8, 4, 2, 128, 64
     x = rand_float((t, h), F16, 50)
     gating = rand_float((t, e), F16, 51)
@@ -258,43 +261,51 @@ def _fp4_calls():
     scale16 = (torch.rand(e, 2, i // 16) * 0.1 + 0.01).half()
     seed_kw = dict(num_experts=e, top_k=k, hidden_size=h, intermediate_size=i)
     # The full form with flashinfer-prepared MxFP4 weights (shuffled rows, swizzled scales).
-    ft, fh, fi = trtllm_math.T, 128, 128
-    w1 = rand_float((trtllm_math.E, 2 * fi, fh), torch.float32, 52, fh**-0.5)
-    w2 = rand_float((trtllm_math.E, fh, fi), torch.float32, 53, fi**-0.5)
+    ft, fh, fi, fe = trtllm_math.T, 128, 128, trtllm_math.E
+    w1 = rand_float((fe, 2 * fi, fh), torch.float32, 52, fh**-0.5)
+    w2 = rand_float((fe, fh, fi), torch.float32, 53, fi**-0.5)
     _, _, g1, g1sf = trtllm_math.fp4_weights(w1, 32, True)
     _, _, g2, g2sf = trtllm_math.fp4_weights(w2, 32, False)
-    logits = rand_float((ft, trtllm_math.E), torch.float32, 54)
+    logits = rand_float((ft, fe), torch.float32, 54)
     xb = rand_float((ft, fh), BF16, 55)
-    swiglu = [torch.full((trtllm_math.E,), v) for v in (1.702, 1.0, 7.0)]
+    swiglu = [torch.full((fe,), v) for v in (1.702, 1.0, 7.0)]
     full = dict(common(i=fi), routing_method_type=RoutingMethodType.Renormalize)
     mxfp4 = (g1, g1sf, None, *swiglu, g2, g2sf, None, None, None, None)
     xq = xb.float().to(torch.float8_e4m3fn)  # per-tensor FP8 activations (W4A8)
-    ones = torch.ones(trtllm_math.E)
+    xmx, xmx_sf = mxfp8_quantize(xb.float(), is_sf_swizzled_layout=False)
+    ones = torch.ones(fe)
+    # NvFP4 x NvFP4 (W4A4): global scales from the amax, as flashinfer's recipe.
+    hs = 448.0 * 6 / xb.float().abs().max()
+    w1_gs, w2_gs = (448.0 * 6 / w.abs().amax(dim=(1, 2)) for w in (w1, w2))
+    xnv, xnv_sf = fp4_quantize(xb.float(), hs, 16, False, is_sf_swizzled_layout=False)
+    _, _, n1, n1sf = trtllm_math.fp4_weights(w1, 16, True, w1_gs)
+    _, _, n2, n2sf = trtllm_math.fp4_weights(w2, 16, False, w2_gs)
+    c = torch.tensor(448.0 * 6 / 4.0)  # the intermediate's global scale, fixed offline
+    gate = (1.0 / (w1_gs * hs)).float()
+    nvfp4 = (n1, n1sf, None, None, None, None, n2, n2sf, None, (c * gate).float(), gate,
+             (1.0 / (c * w2_gs)).float())  # fmt: skip
+    e4m3 = torch.float8_e4m3fn
     return [
         ("trtllm_fp4_block seed (W4A16 fp16)", flashinfer.trtllm_fp4_block_scale_moe,
-         (x, gating, codes, scale16), seed_kw, None),
+         (x, gating, codes, scale16), seed_kw, BF16),
         ("trtllm_fp4_block full MxFP4 x bf16, prepared", flashinfer.trtllm_fp4_block_scale_moe,
-         (logits, None, xb, None, *mxfp4), full, None),
+         (logits, None, xb, None, *mxfp4), full, BF16),
         ("trtllm_fp4_block full MxFP4 x FP8 (W4A8)", flashinfer.trtllm_fp4_block_scale_moe,
          (logits, None, xq, None, g1, g1sf, None, None, None, None, g2, g2sf, None, ones, ones,
-          ones), full, "input.format"),
+          ones), full, "e4m3"),
+        ("trtllm_fp4_block full MxFP4 x MxFP8 (W4A8)", flashinfer.trtllm_fp4_block_scale_moe,
+         (logits, None, xmx, xmx_sf.reshape(ft, -1).view(e4m3), *mxfp4), full, "e4m3"),
+        ("trtllm_fp4_block full NvFP4 x NvFP4 (W4A4)", flashinfer.trtllm_fp4_block_scale_moe,
+         (logits, None, xnv, xnv_sf.view(e4m3), *nvfp4), full, "e2m1"),
     ]  # fmt: skip
 
 
 @gpu
 def test_fp4_forms_on_cuda():
-    """W4A16 forms run on CUDA and agree with the CPU executor; FP4 with quantized activations
-    (W4A8 / W4A4) raises NotImplementedError naming the field, never runs elsewhere."""
-    for name, fn, args, kw, field in _fp4_calls():
-        if ON_GPU and field is not None:
-            with pytest.raises(NotImplementedError, match=field.replace(".", r"\.")):
-                fn(*[_move(a, DEVICE) for a in args], **kw)
-            continue
-        if not ON_GPU and field is not None:  # the dry run: the call is valid on the CPU
-            out = fn(*[_move(a, "cpu") for a in args], **kw)
-            assert not torch.isnan(out[0] if isinstance(out, list) else out).any(), name
-            continue
-        budget = error_budget(out_dtype=BF16, k1=128, k2=128, top_k=2, requant=[(BF16, 1024)])
+    """Every FP4 public form runs on CUDA (W4A16, W4A8, W4A4) and agrees with the CPU executor
+    (itself checked against flashinfer's documented math in test_api_trtllm_fp4.py)."""
+    for name, fn, args, kw, inter in _fp4_calls():
+        budget = error_budget(out_dtype=BF16, k1=128, k2=128, top_k=2, requant=[(inter, 1024)])
         _gpu_vs_cpu(fn, args, kw, budget, name)
 
 

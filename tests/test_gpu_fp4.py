@@ -10,8 +10,9 @@ Covered: NVFP4 (e4m3 scales per 16 + per-expert global; packed and one code per 
 and 128x4-swizzled scales) and MXFP4 (ue8m0 per 32) weights with bf16 and fp16 activations; the
 exact small-integer tier; decode and prefill sizes; H and I not multiples of 128 (H = 2880 as
 gpt-oss); gpt-oss's clamped SwiGLU with biases; EP and capacity; determinism; the fused gather
-and activation epilogue bitwise equal to the unfused path; W4A8 / W4A4 are NotImplementedError
-naming the field; bad FP4 input names the argument; NaN scales give NaN rows.
+and activation epilogue bitwise equal to the unfused path; W4A8 / W4A4 (FP8, MXFP8 and NVFP4
+activations and intermediates, static scales per expert); bad FP4 input names the argument; NaN
+scales give NaN rows.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def fp4_problem(weights="mxfp4", dtype="bf16", **kw):
 
 
 def _ran_families(ran):
-    assert GemmTactic.Sm90 not in ran, "Sm90 has no FP4 kernel: it must refuse"
+    # (The CPU dry run ignores tactics, so every one "runs" there.)
+    assert not ON_GPU or GemmTactic.Sm90 not in ran, "Sm90 has no FP4 kernel: it must refuse"
     return ran
 
 
@@ -112,10 +114,42 @@ def test_deterministic():
     check_repeated_calls_bitwise_identical(fp4_problem("mxfp4", T=64, seed=5))
 
 
-def test_w4a8_and_w4a4_name_the_field():
-    for quant, field in (("mxfp8", "input_quant.mode"), ("nvfp4", "input_quant.mode")):
+# (weights, input_quant, inter_quant, extra): FP4 weights with quantized activations, widened
+# exactly to bf16 before the W4A16 kernel (src/cuda/act_widen.cuh).
+QUANTIZED_ACTIVATIONS = [
+    ("mxfp4", "mxfp8", "mxfp8", dict(T=40)),  # W4A8 as trtllm's MxFP8 x MxFP4
+    ("nvfp4:packed:linear", "nvfp4", "nvfp4", dict(T=40)),  # W4A4
+    ("nvfp4:packed:swizzled", "nvfp4_per_expert", "nvfp4_per_expert", dict(T=3, offset=2, local=4)),
+    ("mxfp4", "fp8_static", "fp8_static_per_expert", dict(T=300, H=2880, I=200)),
+    ("mxfp4", "none", "mxfp8", dict(T=17, activation=Act.SwigluBias, biases=True, act_params=True)),
+    ("nvfp4:unpacked:linear", "nvfp4", "none", dict(T=9, dtype="fp16", capacity=3)),
+]
+
+
+@pytest.mark.parametrize("weights,input_quant,inter_quant,extra", QUANTIZED_ACTIVATIONS)
+def test_quantized_activations(weights, input_quant, inter_quant, extra):
+    """W4A8 / W4A4: every tactic that runs FP4 matches the float64 reference of the quantized
+    values and the CPU executor."""
+    p = fp4_problem(weights, input_quant=input_quant, inter_quant=inter_quant,
+                    **dict(dict(seed=6), **extra))  # fmt: skip
+    _ran_families(check_all_tactics(p))
+
+
+@pytest.mark.parametrize("weights", ["mxfp4", "nvfp4:packed:linear"])
+def test_quantized_activations_exact_small_integers(weights):
+    """Small-integer inputs survive MXFP8 exactly and the weights are small integers times
+    powers of two, so GEMM1's sums are exact: a misplaced widened value or row factor is a
+    large error, not noise."""
+    check_all_tactics(fp4_problem(weights, T=21, exact=True, input_quant="mxfp8", seed=12))
+
+
+@gpu_only
+def test_per_token_fp8_with_fp4_weights_names_the_field():
+    """Per-token / per-group FP8 activations with e2m1 weights (no public form makes them) stay
+    NotImplementedError naming the field, never a run elsewhere."""
+    for quant in ("fp8_token", "fp8_group:128"):
         p = to_device(fp4_problem("nvfp4:packed:linear", input_quant=quant, seed=6), "cuda")
-        with pytest.raises(NotImplementedError, match=field.replace(".", r"\.")):
+        with pytest.raises(NotImplementedError, match=r"input_quant\.mode"):
             run_problem(with_fresh_outputs(p))
 
 

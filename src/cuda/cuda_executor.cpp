@@ -123,7 +123,8 @@ Status check_weight_scope(const char* name, const QuantTensor& w, DType compute)
 }
 
 // What the CUDA engine covers today: unquantized BF16 / F16 GEMMs, e4m3 weights with e4m3
-// activations (fp8_plan.h) and e2m1 weights with BF16 / F16 activations (fp4_plan.h).
+// activations (fp8_plan.h) and e2m1 weights with BF16 / F16, FP8 or NVFP4 activations
+// (fp4_plan.h).
 // Everything else is NotImplemented naming the field; never a silent fallback to the CPU.
 Status check_scope(const MoeProblem& p) {
   FIMOE_RETURN_IF_ERROR(check_index_limits(p));
@@ -307,13 +308,14 @@ bool fuse_into_gemm1(const MoeProblem& p, const CudaWorkspaceLayout& ws, GemmTac
   if (tactic != GemmTactic::Sm80Decode && tactic != GemmTactic::Sm80Prefill) return false;
   // FP8 input rows need the gather's quantization (or scale copy); the activation epilogue
   // also requantizes GEMM2's input when its groups fit one CTA (sm80_activation_epilogue.cuh).
-  if (!gemm1.fp8 && input_feeds_gemm1(p)) {
+  // Widened FP4 inputs (W4A8 / W4A4) take their own gather and activation kernels.
+  if (!gemm1.fp8 && !widens_gemm1_input(p) && input_feeds_gemm1(p)) {
     g.a = p.input.data.data;
     g.lda = p.input.data.strides[0];
     g.a_row_index = ws.permuted_to_expanded;  // expanded slot t * k + j
     g.a_row_index_div = p.top_k;
   }
-  if (g.b_stride_k == 1) g.activation = act;
+  if (g.b_stride_k == 1 && !widens_gemm2_input(p)) g.activation = act;
   if (g.a_row_index == nullptr && g.activation == nullptr) return false;
   // The family has the last word; anything it refuses runs unfused.
   if (!grouped_gemm_supports(tactic, g, sm, nullptr)) return false;
@@ -346,8 +348,8 @@ bool use_pdl(int sm) {
   return sm >= 90 && !disabled;
 }
 
-// GEMM1's input rows copied (and rounded, or quantized to e4m3) into the workspace, when GEMM1
-// cannot read them.
+// GEMM1's input rows copied (and rounded, quantized to e4m3, or widened for e2m1 weights) into
+// the workspace, when GEMM1 cannot read them.
 Status enqueue_gather(const MoeProblem& p, const CudaWorkspaceLayout& ws, const Fp8Plan* fp8,
                       void* stream) {
   GatherParams gather;
@@ -369,6 +371,18 @@ Status enqueue_gather(const MoeProblem& p, const CudaWorkspaceLayout& ws, const 
     gather.input_format = fp8->input_format;
     gather.input_scale = fp8->input_scale;
     gather.input_global = fp8->input_global;
+  }
+  if (widens_gemm1_input(p)) {
+    gather.a_dtype = static_cast<int32_t>(DType::BF16);
+    gather.quant.mode = static_cast<int32_t>(p.input_quant.mode);
+    gather.quant.static_scale =
+        scalar_or_per_expert(p.input_quant.static_scale, &gather.quant.static_stride);
+    gather.input_format = static_cast<int32_t>(p.input.format);
+    gather.input_scale = weight_scales_view(p.input, false, p.num_tokens, p.hidden_size);
+    int64_t unused = 0;
+    gather.input_global = scalar_or_per_expert(p.input.global_scale, &unused);
+    gather.widen_row_scale = ws.gemm1_input_scales;
+    return launched(launch_gather_widened(gather, stream), "gather");
   }
   return launched(launch_gather(gather, stream), "gather");
 }
@@ -396,7 +410,9 @@ Status enqueue_pipeline(const MoeProblem& p, const CudaWorkspaceLayout& ws, cons
   const bool fp4 = is_fp4_problem(p);
   Fp4Plan w4;
   if (fp4) {
-    plan_fp4(p, &w4);
+    plan_fp4(p, ws, &w4);
+    gemm1.dtype = w4.gemm1_dtype;
+    gemm2.dtype = w4.gemm2_dtype;
     gemm1.b_format = p.w1.format;
     gemm1.b_kscale = w4.gemm1.b_kscale;
     gemm2.b_format = p.w2.format;
@@ -410,7 +426,16 @@ Status enqueue_pipeline(const MoeProblem& p, const CudaWorkspaceLayout& ws, cons
     act.dequant = fp8.gemm1.dequant;
     act.quant = fp8.gemm2_input;
   }
-  if (fp4) act.dequant = w4.gemm1.dequant;
+  if (fp4) {
+    act.dequant = w4.gemm1.dequant;
+    act.a2_dtype = static_cast<int32_t>(w4.gemm2_dtype);
+    if (widens_gemm2_input(p)) {
+      act.quant.mode = static_cast<int32_t>(p.inter_quant.mode);
+      act.quant.static_scale =
+          scalar_or_per_expert(p.inter_quant.static_scale, &act.quant.static_stride);
+      act.widen_row_scale = ws.gemm2_input_scales;
+    }
+  }
   GroupedGemmArgs run1 = gemm1, run2 = gemm2;
   fuse_into_gemm1(p, ws, tactic1, gemm1, &act, sm, &run1);
   // One schedule for both GEMMs, written by the permutation, when they use the same sm80 tile.
@@ -477,7 +502,9 @@ Status enqueue_pipeline(const MoeProblem& p, const CudaWorkspaceLayout& ws, cons
   }
   FIMOE_RETURN_IF_ERROR(launched(launch_grouped_gemm(tactic1, run1, stream), "GEMM1"));
   if (run1.activation == nullptr) {
-    FIMOE_RETURN_IF_ERROR(launched(launch_activation(act, stream), "activation"));
+    const int err = act.widen_row_scale != nullptr ? launch_activation_widened(act, stream)
+                                                   : launch_activation(act, stream);
+    FIMOE_RETURN_IF_ERROR(launched(err, "activation"));
   }
 
   // GEMM2 overwrites GEMM1's output buffer: the activation above has consumed it.

@@ -43,8 +43,8 @@ struct CudaWorkspaceLayout {
   int32_t* chunk_counts = nullptr;          // [E_local * num_chunks]
   // GEMM operands. GEMM1's and GEMM2's fp32 outputs share one buffer: the activation has read
   // all of GEMM1's output before GEMM2 (same stream) writes its own.
-  void* gemm1_input = nullptr;   // compute dtype [max_rows, ld_gemm1_input]
-  void* gemm2_input = nullptr;   // compute dtype [max_rows, ld_gemm2_input]
+  void* gemm1_input = nullptr;  // compute dtype [max_rows, ld_gemm1_input]
+  void* gemm2_input = nullptr;  // compute dtype [max_rows, ld_gemm2_input]
   // fp32 [max_rows, ld_gemm1_output], or GEMM2's gemm2_max_splits partial outputs
   // [splits][max_rows, ld_gemm2_output], whichever is larger.
   float* gemm_output = nullptr;
@@ -55,6 +55,8 @@ struct CudaWorkspaceLayout {
   // FP8 problems (e4m3 weights): the GEMM inputs above hold e4m3 codes (one byte, row strides
   // multiples of 16) and these their fp32 scales, one per row and K group (fp8_operands.h
   // ActScales, row-major [rows, groups]), sized groups * round_up(max_rows, 4) floats.
+  // FP4-weight problems with a quantized GEMM input (W4A8 / W4A4, fp4_plan.h) keep that input
+  // widened to bf16 and use the same pointer for its per-row factor (one group per row).
   bool fp8 = false;
   float* gemm1_input_scales = nullptr;
   float* gemm2_input_scales = nullptr;
@@ -71,6 +73,24 @@ inline int64_t round_up_to(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 // scope check rejects the mix).
 inline bool is_fp8_problem(const MoeProblem& p) {
   return p.w1.format == ElemFormat::E4M3 || p.w2.format == ElemFormat::E4M3;
+}
+
+// Whether `p` has FP4 (e2m1) weights.
+inline bool is_fp4_format(ElemFormat f) {
+  return f == ElemFormat::E2M1Packed || f == ElemFormat::E2M1Unpacked;
+}
+inline bool is_fp4_problem(const MoeProblem& p) {
+  return is_fp4_format(p.w1.format) || is_fp4_format(p.w2.format);
+}
+
+// Whether an FP4-weight problem's GEMM1 / GEMM2 input is quantized (an E4M3 / NVFP4 input, an
+// input_quant, an inter_quant): run_cuda then widens it exactly to bf16 (act_widen.cuh).
+inline bool widens_gemm1_input(const MoeProblem& p) {
+  return is_fp4_problem(p) &&
+         (p.input.format != ElemFormat::Float || p.input_quant.mode != ActQuant::None);
+}
+inline bool widens_gemm2_input(const MoeProblem& p) {
+  return is_fp4_problem(p) && p.inter_quant.mode != ActQuant::None;
 }
 
 // K columns per activation scale of a GEMM input of `k` columns: the quantization group of
@@ -134,6 +154,8 @@ inline void plan_cuda_workspace(const MoeProblem& p, void* base, CudaWorkspaceLa
     l.gemm1_scale_groups = g1 > 0 ? (H + g1 - 1) / g1 : 1;
     l.gemm2_scale_groups = g2 > 0 ? (I + g2 - 1) / g2 : 1;
   }
+  if (widens_gemm1_input(p)) l.gemm1_scale_groups = 1;
+  if (widens_gemm2_input(p)) l.gemm2_scale_groups = 1;
   l.ld_gemm1_output = round_up_to(M1, 4);
   l.ld_gemm2_output = round_up_to(H, 4);
   l.gemm_scratch_bytes = cuda_gemm_scratch_bytes(p.local_num_experts, l.max_rows);
@@ -163,7 +185,7 @@ inline void plan_cuda_workspace(const MoeProblem& p, void* base, CudaWorkspaceLa
   l.gemm_output = static_cast<float*>(
       take(4 * R * std::max(l.ld_gemm1_output, l.gemm2_max_splits * l.ld_gemm2_output)));
   l.gemm_scratch = take(static_cast<int64_t>(l.gemm_scratch_bytes));
-  if (l.fp8) {
+  if (l.gemm1_scale_groups > 0 || l.gemm2_scale_groups > 0) {
     const int64_t rows = round_up_to(R, 4);
     l.gemm1_input_scales = static_cast<float*>(take(4 * l.gemm1_scale_groups * rows));
     l.gemm2_input_scales = static_cast<float*>(take(4 * l.gemm2_scale_groups * rows));

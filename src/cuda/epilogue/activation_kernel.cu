@@ -22,6 +22,7 @@ namespace {
 
 using act_math::activate;
 using act_math::activate_gated;
+using act_math::ActivationSource;
 using act_math::dequantized;
 using act_math::pre_activation;
 
@@ -106,63 +107,6 @@ using act_quant::RowQuantPlan;
 
 constexpr int kQuantMaxThreads = 512;
 constexpr int kCachePasses = 4;  // 4 columns each: rows up to 16 * threads stay in registers
-
-// The activated row r (columns of h, 0..I-1) as the row engine's fp32 source.
-template <bool kGated, int kVecCols>
-struct ActivationSource {
-  const ActivationParams& p;
-  const float* c1;  // row r of C1
-  int64_t r;
-  int32_t e;
-  float w;
-  act_math::ExpertParams prm;
-  // GEMM1's dequantization factor when it is the same for the whole row
-  // (dequant_is_row_constant): computed once per row, the same bits as per element.
-  bool per_column;
-  float row_factor;
-  __device__ __forceinline__ float dequant(float c, int64_t m) const {
-    if (!p.dequant.active) return c;
-    return per_column ? dequantized(p, c, r, e, m) : __fmul_rn(c, row_factor);
-  }
-  __device__ __forceinline__ void load(int64_t col, float v[kVecCols], int count) const {
-    float up[kVecCols], gate[kVecCols];
-    bool loaded = false;
-    if constexpr (kVecCols == kVec) {
-      if (count == kVec) {  // vector plans: I and ldc1 multiples of 4
-        const float4 u4 = *reinterpret_cast<const float4*>(c1 + col);
-        up[0] = u4.x, up[1] = u4.y, up[2] = u4.z, up[3] = u4.w;
-        if constexpr (kGated) {
-          const float4 g4 = *reinterpret_cast<const float4*>(c1 + p.inter + col);
-          gate[0] = g4.x, gate[1] = g4.y, gate[2] = g4.z, gate[3] = g4.w;
-        }
-        loaded = true;
-      }
-    }
-    if (!loaded) {
-#pragma unroll
-      for (int i = 0; i < kVecCols; ++i) {
-        up[i] = i < count ? c1[col + i] : 0.0f;
-        if constexpr (kGated) gate[i] = i < count ? c1[p.inter + col + i] : 0.0f;
-      }
-    }
-    const Activation act = static_cast<Activation>(p.activation);
-#pragma unroll
-    for (int i = 0; i < kVecCols; ++i) {
-      if (i >= count) {
-        v[i] = 0.0f;
-        continue;
-      }
-      const float u = pre_activation(p, dequant(up[i], col + i), w, e, col + i);
-      if constexpr (kGated) {
-        const int64_t m = p.inter + col + i;
-        const float g = pre_activation(p, dequant(gate[i], m), w, e, m);
-        v[i] = activate_gated(act, g, u, prm);
-      } else {
-        v[i] = activate(act, u);
-      }
-    }
-  }
-};
 
 template <bool kGated, Reduce kReduce, int kVecCols>
 __global__ void __launch_bounds__(kQuantMaxThreads)

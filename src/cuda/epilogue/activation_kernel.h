@@ -49,10 +49,18 @@ struct ActivationParams {
   // gate half of a gated row at I + i). Either one switches to the block-per-row FP8 kernel.
   GemmDequant dequant;
   ActQuantOut quant;  // mode None: a2 in a2_dtype; FP8 modes: codes + scales (a2 unused)
+
+  // FP4 weights with a quantized intermediate (W4A8 / W4A4, act_widen.cuh): quant.mode
+  // (Fp8Static, MxFp8 or NvFp4, static scale per quant.static_scale) quantizes h, a2 (BF16)
+  // receives the widened values and widen_row_scale[r] the row's constant factor.
+  float* widen_row_scale = nullptr;  // [max_rows]
 };
 
 // Enqueues the activation on `stream` (a cudaStream_t). Returns a cudaError_t as int.
 int launch_activation(const ActivationParams& params, void* stream);
+
+// The widened variant (widen_row_scale set): activation_widened_kernel.cu.
+int launch_activation_widened(const ActivationParams& params, void* stream);
 
 }  // namespace cuda
 }  // namespace flashinfer_moe

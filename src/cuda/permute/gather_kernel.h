@@ -41,10 +41,20 @@ struct GatherParams {
   // data null = 1. Scale of (token t, group g) = weight_scale(input_scale, 0, t, g * group).
   WeightScales input_scale;
   const float* input_global = nullptr;  // optional scalar multiplier of an E4M3 input
+
+  // FP4 weights with quantized activations (W4A8 / W4A4, act_widen.cuh): `a` (BF16) receives
+  // the widened values and widen_row_scale[r] the row's constant factor. A Float input is
+  // quantized per quant.mode (Fp8Static, MxFp8 or NvFp4 with quant.static_scale); an E4M3 or
+  // E2M1Packed input (input_format) is decoded with input_scale (e4m3 / ue8m0 scales per
+  // element; a float scale must span the row and joins the factor) and input_global.
+  float* widen_row_scale = nullptr;  // [max_rows]
 };
 
 // Enqueues the gather on `stream` (a cudaStream_t). Returns a cudaError_t as int.
 int launch_gather(const GatherParams& params, void* stream);
+
+// The widened variant (widen_row_scale set): gather_widened_kernel.cu.
+int launch_gather_widened(const GatherParams& params, void* stream);
 
 }  // namespace cuda
 }  // namespace flashinfer_moe
