@@ -4,6 +4,7 @@ results files with the card, commit and date, and rejects bad options. It never 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from flashinfer.fused_moe import bench
@@ -210,3 +211,31 @@ def test_fp4_torch_dequantization_is_the_library_decode(mx):
     ref = e2m1_and_ufp8sf_scale_to_float(q, s, None, block, 0 if mx else 1, False)
     got = dequantize_fp4(q, s.view(48, -1), block, mx)
     assert got.dtype == torch.bfloat16 and torch.equal(got.float(), ref)  # exact in bf16
+
+
+def test_vllm_peer_column(tmp_path, capsys):
+    """--vllm-peer loads a file exposing vLLM's fused_experts / fused_topk and times it as the
+    "vllm" peer: the reordered [gate ; up] weights (and FP8 block scales) must give our result."""
+    model = str(Path(__file__).with_name("vllm_peer_model.py"))
+    bench.main(["--device", "cpu", "--dtype", "all", "--presets", "qwen3-30b,qwen3.5",
+                "--tokens", "1,4", "--vllm-peer", model, "--out", str(tmp_path)])  # fmt: skip
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["meta"]["vllm_peer"] == model
+    by_quant = {}
+    for r in data["rows"]:
+        by_quant.setdefault(r["quant"], []).append(r)
+    for r in by_quant["bf16"]:
+        assert r["vllm_ms"] > 0 and float(r["vllm_rel_err"]) < 2e-2
+    for r in by_quant["fp8_block"]:  # ours quantizes the activations, the model does not
+        assert r["vllm_ms"] > 0 and float(r["vllm_rel_err"]) < 6e-2
+    for r in by_quant.get("fp8_tensor", []) + by_quant.get("nvfp4", []):
+        assert "vllm_ms" not in r  # no vLLM counterpart in this peer
+    md = (tmp_path / "results.md").read_text()
+    assert "vllm/ours" in md
+    assert "vllm us" in capsys.readouterr().out
+
+
+def test_vllm_peer_bad_path_names_the_option(tmp_path):
+    with pytest.raises(SystemExit):
+        bench.main(["--device", "cpu", "--presets", "qwen3-30b", "--tokens", "1",
+                    "--vllm-peer", str(tmp_path / "missing.py"), "--out", str(tmp_path)])  # fmt: skip

@@ -65,6 +65,7 @@ from .bench_table import (
     save,
     table_kind,
 )
+from .bench_vllm import load_vllm_peer, vllm_peer
 
 GRAPH_MAX_TOKENS = 64
 
@@ -189,10 +190,14 @@ def floor_ms(p: Preset, num_tokens: int, experts_touched: int, sheet) -> float |
 # ---- the run --------------------------------------------------------------------------------------
 
 
-def run_preset(p: Preset, tokens, device, sheet, rows: list[dict], tactics=()):
-    """Times every point of one preset; ``tactics``: forced GEMM families timed besides ours."""
+def run_preset(p: Preset, tokens, device, sheet, rows: list[dict], tactics=(), vllm=None):
+    """Times every point of one preset; ``tactics``: forced GEMM families timed besides ours;
+    ``vllm``: vLLM's functions (bench_vllm.py), timed as the "vllm" peer where they apply."""
     layer = make_layer(p, device)
     peers = layer.peers()
+    vllm_fn = vllm_peer(layer, vllm)
+    if vllm_fn is not None:
+        peers["vllm"] = vllm_fn
     forced = {f"tactic_{t}": layer.ours_forced(t) for t in tactics}
     check_tokens = min(4 if device.type == "cuda" else 16, max(tokens))
     # A forced family must agree with ours as closely as a peer: checked the same way, once.
@@ -280,9 +285,16 @@ def main(argv=None) -> None:
         help="comma list of GEMM tactics (auto,sm80_decode,sm80_prefill,sm90): also time ours "
         "with FLASHINFER_MOE_GEMM_TACTIC forced to each, one column per tactic",
     )
+    ap.add_argument(
+        "--vllm-peer",
+        metavar="PATH",
+        help="a Python file exposing vLLM's fused_experts / fused_topk, timed as the 'vllm' peer "
+        "of the bf16 and FP8-block presets (default: the installed vllm, if any)",
+    )
     args = ap.parse_args(argv)
     try:
         tactics = parse_tactics(args.tactics)
+        vllm = load_vllm_peer(args.vllm_peer)
     except ValueError as e:
         ap.error(str(e))
 
@@ -319,6 +331,7 @@ def main(argv=None) -> None:
         "torch": torch.__version__,
         "tokens": tokens,
         "tactics": tactics,
+        "vllm_peer": args.vllm_peer or ("vllm package" if vllm is not None else None),
     }
     print(f"card: {card}; commit {meta['git_commit']}; {meta['date']}")
     if sheet is None and use_cuda:
@@ -347,10 +360,11 @@ def main(argv=None) -> None:
     header = None
     for p in presets:
         kind = table_kind({"quant": p.quant})
-        if columns(tactics, kind) != header:  # each table (bf16, FP8, FP4) gets its header
-            header = columns(tactics, kind)
+        with_vllm = vllm is not None and kind != "fp4"
+        if columns(tactics, kind, with_vllm) != header:  # each table gets its header
+            header = columns(tactics, kind, with_vllm)
             print(" | ".join(header))
-        run_preset(p, tokens, device, sheet, rows, tactics)
+        run_preset(p, tokens, device, sheet, rows, tactics, vllm)
         if use_cuda:
             torch.cuda.empty_cache()  # the preset's weights are gone: free them for the next one
     save(args.out, meta, rows, args.out_prefix, tactics)

@@ -71,18 +71,33 @@ def table_kind(r: dict) -> str:
     return "bf16" if quant == "bf16" else ("fp4" if quant in FP4_QUANTS else "fp8")
 
 
-def columns(tactics=(), kind="bf16") -> tuple[str, ...]:
+# The vLLM peer's columns (bench_vllm.py), last when it ran: its time, its time over ours (> 1:
+# we are faster) and its relative L2 difference from ours.
+VLLM_COLUMNS = ("vllm us", "vllm/ours", "err vllm")
+
+
+def columns(tactics=(), kind="bf16", vllm=False) -> tuple[str, ...]:
     """The header of table ``kind`` ("bf16", "fp8", "fp4"; a bool means "fp8" or not): the base
     columns, with one column per forced tactic after "ours us" and the fastest tactic with its
-    floor ratio at the end (only when ``--tactics`` is given)."""
+    floor ratio at the end (only when ``--tactics`` is given), then the vLLM peer's (``vllm``)."""
     if isinstance(kind, bool):
         kind = "fp8" if kind else "bf16"
-    base = _COLUMNS[kind]
-    if not tactics:
-        return base
-    at = base.index("ours us") + 1
-    extra = tuple(f"{t} us" for t in tactics)
-    return base[:at] + extra + base[at:] + ("best tactic", "floor/best")
+    cols = _COLUMNS[kind]
+    if tactics:
+        at = cols.index("ours us") + 1
+        extra = tuple(f"{t} us" for t in tactics)
+        cols = cols[:at] + extra + cols[at:] + ("best tactic", "floor/best")
+    return cols + (VLLM_COLUMNS if vllm else ())
+
+
+def has_vllm(rows) -> bool:
+    """Whether the vLLM peer ran on these rows (a "vllm_ms" key, None when it failed)."""
+    return any("vllm_ms" in r for r in rows)
+
+
+def _vllm_cells(r: dict) -> list[str]:
+    return [_us(r.get("vllm_ms"), r.get("vllm_how")), _ratio(r.get("vllm_ms"), r["ours_ms"]),
+            str(r.get("vllm_rel_err") or "n/a")]  # fmt: skip
 
 
 def _us(ms, how=None) -> str:
@@ -154,15 +169,17 @@ def _format_fp8_row(r: dict, tactics=()) -> list[str]:
     ]
 
 
-def format_row(r: dict, tactics=()) -> str:
-    """One table row (the FP8 / FP4 table's columns for an FP8 / FP4 preset's row)."""
+def format_row(r: dict, tactics=(), vllm=None) -> str:
+    """One table row (the FP8 / FP4 table's columns for an FP8 / FP4 preset's row), with the
+    vLLM peer's cells when ``vllm`` (default: when the row has them)."""
+    vllm = "vllm_ms" in r if vllm is None else vllm
     kind = table_kind(r)
     if kind != "bf16":
         cells = (_format_fp8_row if kind == "fp8" else _format_fp4_row)(r, tactics)
         if tactics:
             name, ms = best_tactic(r, tactics)
             cells += [name, _ratio(r["floor_ms"], ms)]
-        return " | ".join(cells)
+        return " | ".join(cells + (_vllm_cells(r) if vllm else []))
     cells = [
         r["preset"],
         str(r["tokens"]),
@@ -181,7 +198,7 @@ def format_row(r: dict, tactics=()) -> str:
     if tactics:
         name, ms = best_tactic(r, tactics)
         cells += [name, _ratio(r["floor_ms"], ms)]
-    return " | ".join(cells)
+    return " | ".join(cells + (_vllm_cells(r) if vllm else []))
 
 
 def result_paths(out_dir: str, prefix: str = "") -> dict[str, str]:
@@ -214,10 +231,11 @@ def save(out_dir: str, meta: dict, rows: list[dict], prefix: str = "", tactics=(
                 continue
             if kind in notes:
                 f.write(notes[kind] + "\n\n")
-            cols = columns(tactics, kind)
+            vllm = has_vllm(table)
+            cols = columns(tactics, kind, vllm)
             f.write("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n")
             for r in table:
-                f.write("| " + format_row(r, tactics) + " |\n")
+                f.write("| " + format_row(r, tactics, vllm) + " |\n")
             f.write("\n" + (summaries[kind](table) + "\n\n" if kind in summaries else ""))
     plot(paths["png"], rows, tactics)
 
@@ -305,6 +323,7 @@ def plot(path: str, rows: list[dict], tactics=()) -> None:
         ("scaled_grouped_mm_ms", "torch scaled_grouped_mm (FP8)", "-"),
         ("deq_grouped_mm_ms", "torch dequantize + grouped_mm (FP4)", "-"),
         ("eager_ms", "torch eager", "-"),
+        ("vllm_ms", "vLLM fused MoE (Triton)", "-"),
         ("route_ms", "ours: routing only", "-"),
     )
     for ax, name in zip(axes.flat, presets):
