@@ -14,8 +14,9 @@ Ours is
     and linear ue8m0 scales per 32 (MajorK, unshuffled), fc1 / fc2 biases and the clamped SwiGLU
     parameters; the routing from the logits runs inside the call;
   * NVFP4 (``nvfp4`` presets): e4m3 scales per 16. flashinfer's full form pairs NvFP4 weights
-    with NvFP4 activations (W4A4, not on CUDA yet), so ours is the seed form's pair
-    ``(fc1, fc2)`` with bf16 activations, the same weights and scales (no global scale).
+    with NvFP4 activations (W4A4, which reaches the same GEMMs as widened bf16 values after an
+    extra quantizing pass); the W4A16 point is the seed form's pair ``(fc1, fc2)`` with bf16
+    activations, the same weights and scales (no global scale).
 Weights are N(0, 1/fan_in) quantized once per preset, a chunk of experts at a time.
 """
 
