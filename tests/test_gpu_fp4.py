@@ -50,12 +50,9 @@ def fp4_problem(weights="mxfp4", dtype="bf16", **kw):
     return build_problem(weights=weights, in_dtype=d, compute=d, out_dtype=d, **kw)
 
 
-def _ran_families(ran, sm90=False):
-    """Sm90 runs FP4 (widened weights + the bf16 CUTLASS GEMM) only where the workspace has the
-    widening buffer (from 128 rows per expert by shape) and the scales widen exactly; it must
-    refuse (a ValueError naming ``tactic``) elsewhere. The CPU dry run ignores tactics."""
-    if ON_GPU:
-        assert (GemmTactic.Sm90 in ran) == sm90, f"Sm90 {'refused' if sm90 else 'ran'}: {ran}"
+def _ran_families(ran):
+    # (The CPU dry run ignores tactics, so every one "runs" there.)
+    assert not ON_GPU or GemmTactic.Sm90 not in ran, "Sm90 has no FP4 kernel: it must refuse"
     return ran
 
 
@@ -87,8 +84,7 @@ SHAPES = [
 @pytest.mark.parametrize("T,E,k,H,I,extra", SHAPES,
                          ids=["T{}-E{}-k{}-H{}-I{}".format(*s[:5]) for s in SHAPES])  # fmt: skip
 def test_shapes(T, E, k, H, I, extra, weights):  # noqa: E741
-    ran = check_all_tactics(fp4_problem(weights, T=T, E=E, k=k, H=H, I=I, seed=T + E + H, **extra))
-    _ran_families(ran, sm90=T * k // E >= 128)
+    check_all_tactics(fp4_problem(weights, T=T, E=E, k=k, H=H, I=I, seed=T + E + H, **extra))
 
 
 @pytest.mark.parametrize("T", [4, 300])
@@ -155,46 +151,6 @@ def test_per_token_fp8_with_fp4_weights_names_the_field():
         p = to_device(fp4_problem("nvfp4:packed:linear", input_quant=quant, seed=6), "cuda")
         with pytest.raises(NotImplementedError, match=r"input_quant\.mode"):
             run_problem(with_fresh_outputs(p))
-
-
-# (weights, dtype, extra): prefill sizes (>= 128 rows per expert) where Sm90 widens the weights.
-# ue8m0 scales do not fit fp16's range: MXFP4 with fp16 stays on the sm80 family.
-SM90_WIDENED = [
-    ("nvfp4:packed:swizzled", "bf16", {}, True),
-    ("nvfp4:unpacked:linear", "fp16", {}, True),
-    ("mxfp4", "bf16", dict(activation=Act.SwigluBias, biases=True, act_params=True), True),
-    ("mxfp4", "fp16", {}, False),
-    ("nvfp4:packed:linear", "bf16", dict(input_quant="nvfp4", inter_quant="nvfp4"), True),
-    ("mxfp4", "bf16", dict(capacity=150, routing="precomputed"), True),
-]
-
-
-@pytest.mark.parametrize("weights,dtype,extra,sm90", SM90_WIDENED)
-def test_sm90_widened_prefill(weights, dtype, extra, sm90):
-    p = fp4_problem(weights, dtype, T=600, E=4, k=1, H=320, I=192, seed=21, **extra)
-    _ran_families(check_all_tactics(p), sm90=sm90)
-
-
-_CHUNKS_SCRIPT = """
-import sys, torch
-sys.path.insert(0, {tests!r})
-from test_gpu_fp4 import fp4_problem
-from gpu_cases import check_all_tactics
-from flashinfer.fused_moe.enums import GemmTactic
-for weights in ("mxfp4", "nvfp4:packed:linear"):
-    p = fp4_problem(weights, T=1100, E=8, k=1, H=256, I=128, seed=22)
-    assert GemmTactic.Sm90 in check_all_tactics(p), "Sm90 refused"
-"""
-
-
-@gpu_only
-def test_sm90_widened_chunks():
-    """The Sm90 FP4 path widens and multiplies chunk by chunk of experts: 8 experts in chunks
-    of 3 (FLASHINFER_MOE_FP4_WIDEN_EXPERTS, read once, hence the subprocess) match the
-    reference like one chunk does."""
-    env = dict(os.environ, FLASHINFER_MOE_FP4_WIDEN_EXPERTS="3")
-    script = _CHUNKS_SCRIPT.format(tests=os.path.dirname(__file__))
-    subprocess.run([sys.executable, "-c", script], env=env, check=True)
 
 
 _FUSION_SCRIPT = """

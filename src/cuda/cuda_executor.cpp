@@ -414,8 +414,6 @@ Status enqueue_pipeline(const MoeProblem& p, const CudaWorkspaceLayout& ws, cons
     gemm1.dtype = w4.gemm1_dtype;
     gemm2.dtype = w4.gemm2_dtype;
     gemm1.b_format = p.w1.format;
-    gemm1.b_widened = gemm2.b_widened = ws.fp4_widened;
-    gemm1.b_widened_experts = gemm2.b_widened_experts = ws.fp4_widened_experts;
     gemm1.b_kscale = w4.gemm1.b_kscale;
     gemm2.b_format = p.w2.format;
     gemm2.b_kscale = w4.gemm2.b_kscale;

@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 
 #include "cuda/gemm/grouped_gemm.h"
 #include "flashinfer_moe/moe.h"
@@ -31,9 +30,6 @@ constexpr int64_t kPermuteSlotsPerChunk = 128;
 // sums then need kMaxKSplits copies of the output (at most 7.3 MB for H = 7168), and past a few
 // rows per expert the grid is large enough anyway.
 constexpr int64_t kSplitKMaxRows = 64;
-// The Sm90 FP4 path widens this many bytes of weights at a time (sm90_fp4_widened_gemm.h): a
-// chunk of experts big enough that each chunk's GEMM fills the device at prefill sizes.
-constexpr int64_t kFp4WidenedBytes = int64_t{512} << 20;
 
 struct CudaWorkspaceLayout {
   // Routing results per expanded slot s = t * k + j.
@@ -65,10 +61,6 @@ struct CudaWorkspaceLayout {
   float* gemm1_input_scales = nullptr;
   float* gemm2_input_scales = nullptr;
   int64_t gemm1_scale_groups = 0, gemm2_scale_groups = 0;
-  // FP4 weights with at least kFp4Sm90MinRowsPerExpert rows per expert (by shape): the Sm90
-  // family's widening buffer, for fp4_widened_experts experts of the larger weight matrix.
-  void* fp4_widened = nullptr;
-  int32_t fp4_widened_experts = 0;
   int64_t num_slots = 0;   // S = T * k
   int64_t max_rows = 0;    // upper bound of the kept row count
   int64_t num_chunks = 0;  // permutation chunks
@@ -129,24 +121,6 @@ inline int64_t cuda_max_rows(const MoeProblem& p) {
   // (Checked before multiplying: a huge capacity must not overflow.)
   if (p.expert_capacity <= 0 || p.expert_capacity >= slots) return slots;
   return std::min<int64_t>(slots, p.expert_capacity * p.local_num_experts);
-}
-
-// Experts the Sm90 FP4 widening buffer holds (0: none). Decided by shape only, as the heuristic
-// decides (host/heuristics.h kFp4Sm90MinRowsPerExpert), so that the size never depends on the
-// card or on the tactic picked at run time. FLASHINFER_MOE_FP4_WIDEN_EXPERTS=n caps it at n
-// experts (read once; the tests' way to run the chunk loop on small problems).
-inline int32_t fp4_widened_experts(const MoeProblem& p, int64_t max_rows) {
-  const int64_t E = std::max<int32_t>(p.local_num_experts, 1);
-  if (!is_fp4_problem(p) || max_rows / E < kFp4Sm90MinRowsPerExpert) return 0;
-  const int64_t M1 = is_gated(p.activation) ? 2 * p.intermediate_size : p.intermediate_size;
-  const int64_t expert_bytes = 2 * std::max(M1, p.intermediate_size) * p.hidden_size;
-  int64_t fit = std::max<int64_t>(kFp4WidenedBytes / std::max<int64_t>(expert_bytes, 1), 1);
-  static const int64_t cap = [] {
-    const char* v = std::getenv("FLASHINFER_MOE_FP4_WIDEN_EXPERTS");
-    return v != nullptr ? std::max<int64_t>(std::atoll(v), 1) : int64_t{0};
-  }();
-  if (cap > 0) fit = std::min(fit, cap);
-  return static_cast<int32_t>(std::min<int64_t>(fit, p.local_num_experts));
 }
 
 // GEMM scratch is sized for the hungriest family so that the size does not depend on the card
@@ -211,11 +185,6 @@ inline void plan_cuda_workspace(const MoeProblem& p, void* base, CudaWorkspaceLa
   l.gemm_output = static_cast<float*>(
       take(4 * R * std::max(l.ld_gemm1_output, l.gemm2_max_splits * l.ld_gemm2_output)));
   l.gemm_scratch = take(static_cast<int64_t>(l.gemm_scratch_bytes));
-  l.fp4_widened_experts = fp4_widened_experts(p, R);
-  if (l.fp4_widened_experts > 0) {
-    const int64_t M1w = std::max(M1, I);
-    l.fp4_widened = take(2 * l.fp4_widened_experts * M1w * H);
-  }
   if (l.gemm1_scale_groups > 0 || l.gemm2_scale_groups > 0) {
     const int64_t rows = round_up_to(R, 4);
     l.gemm1_input_scales = static_cast<float*>(take(4 * l.gemm1_scale_groups * rows));

@@ -22,9 +22,8 @@ GemmTactic choose_gemm_tactic(const GemmTacticQuery& q) {
   // The sm80 family applies K-varying FP8 scales per 16-deep slice in registers, which costs it
   // half its bandwidth; the sm90 blockwise kernel does not pay that.
   if (q.fp8_k_scales && sm90) return GemmTactic::Sm90;
-  if (q.fp4_weights) {
-    if (rows <= kFp4DecodeMaxRowsPerExpert) return GemmTactic::Sm80Decode;
-    return sm90 && rows >= kFp4Sm90MinRowsPerExpert ? GemmTactic::Sm90 : GemmTactic::Sm80Prefill;
+  if (q.fp4_weights && !sm90) {
+    return rows <= kFp4DecodeMaxRowsPerExpert ? GemmTactic::Sm80Decode : GemmTactic::Sm80Prefill;
   }
   if (rows <= kDecodeMaxRowsPerExpert) {
     const double active = expected_active_experts(q);

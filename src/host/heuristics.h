@@ -20,9 +20,7 @@
 //                                          decode 144 us, sm90 172 us).
 //   sm >= 90 and Sm90 can run it        -> Sm90 (TMA + WGMMA; swap-AB configs up to 128 rows,
 //                                          the 128 x 256 prefill tile beyond)
-//   FP4 weights (e2m1)                  -> rows <= 32: Sm80Decode; rows >= 128 and Sm90 can
-//                                          run it: Sm90 (widen once per call, then the
-//                                          compute-bound bf16 CUTLASS GEMM); else Sm80Prefill
+//   FP4 weights (W4A16, sm80 family only): rows <= 32 -> Sm80Decode, else Sm80Prefill
 //                                          (the decode tile widens each weight once per 16
 //                                          rows, the prefill tile once per 128, but streams
 //                                          far better: H100, gpt-oss-120b MXFP4 T=1024 (32
@@ -49,7 +47,7 @@ struct GemmTacticQuery {
   bool sm90_supported = false;      // grouped_gemm_supports(Sm90, ...) for this GEMM
   int64_t expert_weight_bytes = 0;  // bytes of one expert's W1 + W2
   bool fp8_k_scales = false;        // e4m3 operands with a scale that varies along K
-  bool fp4_weights = false;         // e2m1 weights
+  bool fp4_weights = false;         // e2m1 weights (W4A16: the sm80 family's W4A16 kernel)
 };
 
 // Past these, the decode-sized problem streams enough weights for the sm90 GEMM to win.
@@ -61,9 +59,6 @@ double expected_active_experts(const GemmTacticQuery& q);
 
 constexpr int64_t kDecodeMaxRowsPerExpert = 16;
 constexpr int64_t kFp4DecodeMaxRowsPerExpert = 32;
-// FP4 weights from this many rows per expert run on Sm90 (widened to bf16, then the CUTLASS
-// GEMM; sm90_fp4_widened_gemm.h) when it can: the workspace holds the widening buffer only then.
-constexpr int64_t kFp4Sm90MinRowsPerExpert = 128;
 
 // Expected rows per local expert under balanced routing.
 int64_t expected_rows_per_expert(const GemmTacticQuery& q);

@@ -87,18 +87,13 @@ struct GroupedGemmArgs {
   bool fp8 = false;
   ActScales a_kscale;
   WeightScales b_kscale;
-  // FP4 weights: b_format E2M1Packed or E2M1Unpacked means B holds e2m1 codes while A stays in
-  // `dtype` (the sm80 family: sm80_w4a16_grouped_gemm_kernel.cuh; Sm90: sm90_fp4_widened_gemm.h,
-  // which needs b_widened). The b strides then
+  // FP4 weights (W4A16, sm80 family only): b_format E2M1Packed or E2M1Unpacked means B holds
+  // e2m1 codes (sm80_w4a16_grouped_gemm_kernel.cuh) while A stays in `dtype`. The b strides then
   // count bytes; packed codes need b_stride_k == 1 and an even k, byte (n, k / 2) holding k (low
   // nibble) and k + 1. C is the fp32 sum of code x A products, each K slice's partial sum times
   // b_kscale (a_kscale unused): C[r, n] = sum_s (sum_{k in s} A[r, k] B_e[n, k]) b_kscale(e, n, s)
   // with slices of b_kscale.block_cols (a multiple of 16); null b_kscale.data: no scale here.
   ElemFormat b_format = ElemFormat::Float;
-  // Sm90 with FP4 weights: room for b_widened_experts experts' weights widened to `dtype`
-  // ([experts, n, k], 16-byte aligned, part of the caller's workspace). Null: Sm90 refuses FP4.
-  void* b_widened = nullptr;
-  int32_t b_widened_experts = 0;
   // May launch programmatically dependent on the previous kernel (sm80 family, sm_90+; see
   // sm80_pdl.cuh); the other families launch normally whatever it says.
   bool pdl = false;

@@ -12,7 +12,6 @@
 
 #include "cuda/gemm/grouped_gemm.h"
 #include "cuda/gemm/sm80/sm80_grouped_gemm.h"
-#include "cuda/gemm/sm90/sm90_fp4_widened_gemm.h"
 #include "cuda/gemm/sm90/sm90_fp8_gated_gemm.h"
 #include "cuda/gemm/sm90/sm90_fp8_grouped_gemm.h"
 #include "cuda/gemm/sm90/sm90_grouped_gemm.h"
@@ -61,7 +60,8 @@ bool grouped_gemm_supports(GemmTactic tactic, const GroupedGemmArgs& args, int s
       return sm80::supports(sm80::Tile::Prefill, args, sm, why);
     case GemmTactic::Sm90:
       if (args.b_format == ElemFormat::E2M1Packed || args.b_format == ElemFormat::E2M1Unpacked) {
-        return sm90_fp4::supports(args, sm, why);
+        if (why) *why = "sm90 grouped GEMM: no e2m1 (FP4) weights yet (the sm80 family runs them)";
+        return false;
       }
       if (args.activation != nullptr) return sm90_fp8_gated::supports(args, sm, why);
       if (args.a_row_index != nullptr || args.schedule_prebuilt || args.k_splits != 1) {
@@ -106,9 +106,6 @@ int launch_grouped_gemm(GemmTactic tactic, const GroupedGemmArgs& args, void* st
     case GemmTactic::Sm80Prefill:
       return sm80::launch(sm80::Tile::Prefill, args, stream);
     case GemmTactic::Sm90:
-      if (args.b_format == ElemFormat::E2M1Packed || args.b_format == ElemFormat::E2M1Unpacked) {
-        return sm90_fp4::launch(args, stream);
-      }
       if (args.activation != nullptr) return sm90_fp8_gated::launch(args, stream);
       if (args.a_row_index != nullptr || args.schedule_prebuilt || args.k_splits != 1) {
         return static_cast<int>(cudaErrorInvalidValue);
