@@ -58,7 +58,7 @@ from collections.abc import Sequence
 
 import torch
 
-from . import custom_ops
+from . import call_cache
 from .cutlass_modes import FP4_WEIGHT_DTYPES, MODES, select_mode
 from .cutlass_workspace import cutlass_fused_moe_workspace_size
 from .enums import ActivationType
@@ -112,17 +112,23 @@ def cutlass_fused_moe(*args, **kwargs):
     return _cutlass_full(*args, **kwargs)
 
 
-def _cutlass_full(*args, **kwargs) -> list[Tensor]:
+def _cutlass_full_translate(*args, **kwargs):
+    """(problem, the caller's workspace or None) of a full-form call."""
     # workspace_buffer is found by position or keyword (not inspect.signature().bind: that is
     # not traceable by torch.compile); cutlass_full_problem rejects a misplaced one anyway.
     if "workspace_buffer" in kwargs:
         workspace = kwargs["workspace_buffer"]
     else:
         workspace = args[_WORKSPACE_POSITION] if len(args) > _WORKSPACE_POSITION else None
-    problem = cutlass_full_problem(*args, **kwargs)
-    if isinstance(workspace, Tensor) and workspace.dtype == torch.int8:
-        workspace = workspace.view(torch.uint8)  # flashinfer accepts int8 scratch too
-    return [custom_ops.run_problem(problem, workspace=workspace)]
+    return cutlass_full_problem(*args, **kwargs), workspace
+
+
+# Repeated full-form calls with the same shapes skip the translation (call_cache.py).
+_FULL_CALLS = call_cache.CallCache(_cutlass_full_translate)
+
+
+def _cutlass_full(*args, **kwargs) -> list[Tensor]:
+    return [_FULL_CALLS.run(args, kwargs)]
 
 
 # ---- the full form -------------------------------------------------------------------------------

@@ -1,0 +1,218 @@
+"""Repeated calls with the same shapes skip the Python translation (host overhead).
+
+A public entry point turns its arguments into a validated ``MoeProblem`` and a native problem;
+that work depends only on the arguments' metadata (dtype, shape, strides, device, grad flag) and
+their non-tensor values, never on tensor data (validation never reads it). When the problem a
+translation builds refers only to the caller's own tensors (no tensor is made or viewed during
+the translation), its native problem is a template: a later call whose arguments have equal
+metadata, and equal values elsewhere, rebinds the template's tensor fields to the new call's
+tensors and runs it, skipping validation and translation. Anything else (a problem with tensors
+made during translation, e.g. folded FP8 scales or restored weights; a tensor passed twice; an
+unhashable argument; zero tokens; tracing under torch.compile) takes the ordinary path on every
+call, with the same results and errors.
+
+Entries are per entry point and bounded (least recently used out). A template is shared, so a
+call holds its entry's lock from the rebinding until the native call has returned.
+``FLASHINFER_MOE_CALL_CACHE=0`` (read at import) turns the cache off, for A/B timing and as an
+escape hatch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+import torch
+
+from . import custom_ops, runner
+from .custom_ops import _is_traced
+from .problem import _FP8_DTYPES, MoeProblem, _to_dlpack, _view, native_module
+
+Tensor = torch.Tensor
+_UNCACHEABLE = object()
+_MAX_ENTRIES = 64
+
+# Tensor fields of MoeProblem as (attribute path, setter on the native problem).
+_NESTED = {
+    "input": ("data", "scale", "global_scale"),
+    "w1": ("data", "scale", "global_scale"),
+    "w2": ("data", "scale", "global_scale"),
+    "routing": ("logits", "bias", "topk_ids", "topk_weights"),
+    "input_quant": ("static_scale",),
+    "inter_quant": ("static_scale",),
+}
+_TOP = ("w1_bias", "w2_bias", "act_alpha", "act_beta", "act_limit", "output", "permuted_output",
+        "topk_ids_out", "topk_weights_out", "expanded_to_permuted_out")  # fmt: skip
+
+
+# Read once: the switch is for A/B timing, set before the process imports flashinfer.
+_ENABLED = os.environ.get("FLASHINFER_MOE_CALL_CACHE", "1") != "0"
+
+
+def _add(v, sig: list, tensors: list) -> None:
+    """Appends ``v``'s signature item(s) (and its tensors). TypeError for an unhashable value."""
+    if isinstance(v, Tensor):
+        sig.append((v.dtype, v.shape, v.stride(), v.device, v.requires_grad))
+        tensors.append(v)
+    elif isinstance(v, (list, tuple)):
+        sig.append((type(v), len(v)))
+        for item in v:
+            _add(item, sig, tensors)
+    else:
+        hash(v)
+        sig.append((type(v), v))
+
+
+def _flatten(args: tuple, kwargs: dict) -> tuple[list, list[Tensor]]:
+    """(signature items, tensors in signature order) of a call."""
+    sig: list = []
+    tensors: list[Tensor] = []
+    for v in args:
+        _add(v, sig, tensors)
+    for name in sorted(kwargs) if kwargs else ():
+        sig.append(name)
+        _add(kwargs[name], sig, tensors)
+    return sig, tensors
+
+
+def _fast_view(t: Tensor):
+    """_view for a tensor that needs neither the fp8 storage view nor a detach."""
+    return native_module().TensorView.of(_to_dlpack(t))
+
+
+@dataclasses.dataclass
+class _Entry:
+    native: object  # the template _C.MoeProblem (tensor fields rebound per call)
+    slots: list  # (owner or None, field, index into the call's tensors, view function)
+    device: torch.device
+    workspace_bytes: int
+    workspace_index: int | None  # the caller's workspace among the call's tensors
+    result_index: int | None  # the caller's output (or permuted output) among them
+    output_shape: tuple | None  # allocated per call when the caller gave no output
+    output_dtype: torch.dtype | None
+    lock: threading.Lock
+
+
+def _problem_tensors(problem: MoeProblem):
+    """(owner, field, tensor) for every tensor of ``problem``; owner None = top level."""
+    for owner, fields in _NESTED.items():
+        obj = getattr(problem, owner)
+        for f in fields:
+            t = getattr(obj, f)
+            if t is not None:
+                yield owner, f, t
+    for f in _TOP:
+        t = getattr(problem, f)
+        if t is not None:
+            yield None, f, t
+
+
+def _make_entry(problem: MoeProblem, workspace, tensors: list[Tensor], output_dtype) -> object:
+    """The template of ``problem`` (run with ``workspace``), or _UNCACHEABLE."""
+    if problem.num_tokens == 0 or len({id(t) for t in tensors}) != len(tensors):
+        return _UNCACHEABLE
+    position = {id(t): i for i, t in enumerate(tensors)}
+    ws_index = None
+    if workspace is not None:
+        ws_index = position.get(id(workspace))
+        if ws_index is None:
+            return _UNCACHEABLE
+    slots = []
+    for owner, field, t in _problem_tensors(problem):
+        i = position.get(id(t))
+        if i is None:
+            return _UNCACHEABLE  # made during translation: must be rebuilt per call
+        plain = t.dtype not in _FP8_DTYPES and not t.requires_grad and _to_dlpack is not None
+        slots.append((owner, field, i, _fast_view if plain else _view))
+    problem = runner.with_env_tactic(problem)
+    native = problem.to_native()
+    out_shape = out_dtype = None
+    if problem.output is None and problem.permuted_output is None:
+        out_shape = (problem.num_tokens, problem.hidden_size)
+        out_dtype = output_dtype or problem.compute_dtype
+        native.output = _view(torch.empty(out_shape, dtype=out_dtype, device=problem.device))
+    kind = runner.native_device_kind(problem.device)
+    required = int(native_module().workspace_size(native, kind))
+    result = problem.output if problem.output is not None else problem.permuted_output
+    result_index = None if result is None else position[id(result)]
+    return _Entry(native, slots, problem.device, required, ws_index, result_index, out_shape,
+                  out_dtype, threading.Lock())  # fmt: skip
+
+
+class CallCache:
+    """The cache of one entry point: ``translate(*args, **kwargs) -> (MoeProblem, workspace)``
+    builds the problem on a miss; ``run`` returns the call's output tensor."""
+
+    def __init__(self, translate: Callable):
+        self._translate = translate
+        self._entries: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def run(self, args: tuple, kwargs: dict, output_dtype=None) -> Tensor:
+        try:
+            sig, tensors = _flatten(args, kwargs)
+            key = (runner.tactic_from_env(), tuple(sig))
+        except TypeError:
+            return self._run_uncached(args, kwargs, output_dtype)
+        if not _ENABLED or not tensors or _is_traced(tensors[0]):
+            return self._run_uncached(args, kwargs, output_dtype)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+        if entry is _UNCACHEABLE:
+            return self._run_uncached(args, kwargs, output_dtype)
+        if entry is None:
+            problem, workspace = self._translate(*args, **kwargs)
+            if problem.num_tokens > 0:
+                entry = _make_entry(problem, workspace, tensors, output_dtype)
+                with self._lock:
+                    self._entries[key] = entry
+                    while len(self._entries) > _MAX_ENTRIES:
+                        self._entries.popitem(last=False)
+            return _run_problem(problem, workspace, output_dtype)
+        return _run_entry(entry, tensors)
+
+    def _run_uncached(self, args, kwargs, output_dtype):
+        problem, workspace = self._translate(*args, **kwargs)
+        return _run_problem(problem, workspace, output_dtype)
+
+
+def _as_workspace(ws):
+    """flashinfer accepts int8 scratch too: the executors take it as uint8."""
+    return ws.view(torch.uint8) if isinstance(ws, Tensor) and ws.dtype == torch.int8 else ws
+
+
+def _run_problem(problem, workspace, output_dtype):
+    return custom_ops.run_problem(
+        problem, workspace=_as_workspace(workspace), output_dtype=output_dtype
+    )
+
+
+def _run_entry(entry: _Entry, tensors: list[Tensor]) -> Tensor:
+    """A hit: the template rebound to this call's tensors, run as runner.run_problem runs it
+    (whose checks passed on the miss with the same metadata, so they pass again)."""
+    C = native_module()
+    device = entry.device
+    ws = None if entry.workspace_index is None else _as_workspace(tensors[entry.workspace_index])
+    if ws is None and entry.workspace_bytes > 0:
+        ws = torch.empty(entry.workspace_bytes, dtype=torch.uint8, device=device)
+    out = None
+    if entry.output_shape is not None:
+        out = torch.empty(entry.output_shape, dtype=entry.output_dtype, device=device)
+    stream = 0 if device.type == "cpu" else runner.current_stream_handle(device)
+    with entry.lock:
+        native = entry.native
+        for owner, field, i, view in entry.slots:
+            setattr(native if owner is None else getattr(native, owner), field, view(tensors[i]))
+        if out is not None:
+            native.output = _fast_view(out) if _to_dlpack is not None else _view(out)
+        ws_arg = _to_dlpack(ws) if ws is not None and _to_dlpack is not None else ws
+        if device.type == "cpu":
+            C.run_cpu(native, ws_arg, 0)
+        else:
+            C.run_cuda(native, ws_arg, stream)
+    return out if out is not None else tensors[entry.result_index]

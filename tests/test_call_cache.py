@@ -1,0 +1,117 @@
+"""The call cache (python/flashinfer/fused_moe/call_cache.py): a repeated full-form
+``cutlass_fused_moe`` call with the same metadata skips the translation and must give exactly
+what the uncached path gives, for the new call's own tensors; anything that differs in metadata
+or in a non-tensor value is a new entry; calls whose problem holds tensors made during the
+translation are never cached. The cache is on unless FLASHINFER_MOE_CALL_CACHE=0."""
+
+from __future__ import annotations
+
+import threading
+
+import flashinfer
+import pytest
+import torch
+from flashinfer.fused_moe import api_cutlass, call_cache, custom_ops
+from numeric import rand_float
+
+BF16 = torch.bfloat16
+T, E, K, H, I = 5, 6, 2, 64, 32  # noqa: E741  (I: intermediate size, as in the docs)
+
+pytestmark = pytest.mark.skipif(not call_cache._ENABLED, reason="FLASHINFER_MOE_CALL_CACHE=0")
+
+
+def _args(seed, t=T, dtype=BF16):
+    g = torch.Generator().manual_seed(seed)
+    x = rand_float((t, H), dtype, seed)
+    ids = torch.stack([torch.randperm(E, generator=g)[:K] for _ in range(t)]).to(torch.int32)
+    w = torch.rand(t, K, generator=g) + 0.1
+    fc1 = rand_float((E, 2 * I, H), dtype, seed + 1, H**-0.5)
+    fc2 = rand_float((E, H, I), dtype, seed + 2, I**-0.5)
+    return [x, ids, w, fc1, fc2, dtype, None]
+
+
+def _uncached(args, **kw):
+    problem, ws = api_cutlass._cutlass_full_translate(*args, **kw)
+    return custom_ops.run_problem(problem, workspace=ws)
+
+
+def _fresh_cache(monkeypatch):
+    cache = call_cache.CallCache(api_cutlass._cutlass_full_translate)
+    monkeypatch.setattr(api_cutlass, "_FULL_CALLS", cache)
+    return cache
+
+
+def test_hits_run_the_new_tensors(monkeypatch):
+    cache = _fresh_cache(monkeypatch)
+    for seed in (1, 2, 3):  # a miss, then two hits with other data of the same shapes
+        args = _args(seed)
+        before = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
+        got = flashinfer.cutlass_fused_moe(*args)[0]
+        assert torch.equal(got, _uncached(args)), f"seed {seed}"
+        for a, b in zip(args, before):
+            assert not isinstance(a, torch.Tensor) or torch.equal(a, b), "an input was modified"
+    assert len(cache._entries) == 1
+    assert isinstance(next(iter(cache._entries.values())), call_cache._Entry)
+
+
+def test_caller_output_and_int8_workspace(monkeypatch):
+    _fresh_cache(monkeypatch)
+    ws_bytes = flashinfer.fused_moe.cutlass_fused_moe_workspace_size(
+        T, H, I, E, K, x_dtype=BF16, weight_dtype=BF16, output_dtype=BF16)  # fmt: skip
+    for seed in (4, 5):
+        args = _args(seed)
+        out = torch.full((T, H), float("nan"), dtype=BF16)
+        ws = torch.empty(ws_bytes, dtype=torch.int8)
+        got = flashinfer.cutlass_fused_moe(*args, output=out, workspace_buffer=ws)[0]
+        assert got is out
+        assert torch.equal(out, _uncached(args))
+
+
+def test_other_metadata_or_values_are_other_entries(monkeypatch):
+    cache = _fresh_cache(monkeypatch)
+    base = _args(6)
+    variants = [
+        base,
+        _args(6, t=T + 1),  # shapes
+        _args(6, dtype=torch.float16)[:5] + [torch.float16, None],  # dtypes
+        [base[0][:, :].t().contiguous().t()] + base[1:],  # strides (a column-major x)
+    ]
+    for args in variants:
+        assert torch.equal(flashinfer.cutlass_fused_moe(*args)[0], _uncached(args))
+        assert torch.equal(flashinfer.cutlass_fused_moe(*args)[0], _uncached(args))
+    assert len(cache._entries) == len(variants)
+    # A non-tensor value is part of the key: an invalid EP rank still raises on a warm cache.
+    with pytest.raises(ValueError, match="ep_rank"):
+        flashinfer.cutlass_fused_moe(*base, ep_size=2, ep_rank=2)
+
+
+def test_problems_with_made_tensors_are_not_cached(monkeypatch):
+    """No token_final_scales: the translation makes a ones tensor, so the call stays uncached
+    (and correct)."""
+    cache = _fresh_cache(monkeypatch)
+    for seed in (7, 8):
+        args = _args(seed)
+        args[2] = None
+        assert torch.equal(flashinfer.cutlass_fused_moe(*args)[0], _uncached(args))
+    assert list(cache._entries.values()) == [call_cache._UNCACHEABLE]
+
+
+def test_concurrent_hits_keep_their_own_tensors(monkeypatch):
+    _fresh_cache(monkeypatch)
+    flashinfer.cutlass_fused_moe(*_args(9))  # the miss
+    cases = [_args(10 + j) for j in range(4)]
+    expected = [_uncached(a) for a in cases]
+    results = [None] * len(cases)
+
+    def work(j):
+        for _ in range(20):
+            results[j] = flashinfer.cutlass_fused_moe(*cases[j])[0]
+            assert torch.equal(results[j], expected[j])
+
+    threads = [threading.Thread(target=work, args=(j,)) for j in range(len(cases))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for got, want in zip(results, expected):
+        assert torch.equal(got, want)
