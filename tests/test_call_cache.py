@@ -23,7 +23,8 @@ pytestmark = pytest.mark.skipif(not call_cache._ENABLED, reason="FLASHINFER_MOE_
 def _args(seed, t=T, dtype=BF16):
     g = torch.Generator().manual_seed(seed)
     x = rand_float((t, H), dtype, seed)
-    ids = torch.stack([torch.randperm(E, generator=g)[:K] for _ in range(t)]).to(torch.int32)
+    rows = [torch.randperm(E, generator=g)[:K] for _ in range(t)]
+    ids = (torch.stack(rows) if rows else torch.empty(0, K, dtype=torch.int64)).to(torch.int32)
     w = torch.rand(t, K, generator=g) + 0.1
     fc1 = rand_float((E, 2 * I, H), dtype, seed + 1, H**-0.5)
     fc2 = rand_float((E, H, I), dtype, seed + 2, I**-0.5)
@@ -115,3 +116,15 @@ def test_concurrent_hits_keep_their_own_tensors(monkeypatch):
         th.join()
     for got, want in zip(results, expected):
         assert torch.equal(got, want)
+
+
+def test_zero_tokens_and_failing_calls_are_not_templates(monkeypatch):
+    cache = _fresh_cache(monkeypatch)
+    args = _args(20, t=0)
+    assert flashinfer.cutlass_fused_moe(*args)[0].shape == (0, H)
+    bad = _args(21)
+    bad[1] = bad[1].long()  # int64 ids: a TypeError naming the argument, on every call
+    for _ in range(2):
+        with pytest.raises(TypeError, match="token_selected_experts"):
+            flashinfer.cutlass_fused_moe(*bad)
+    assert list(cache._entries.values()) == [call_cache._UNCACHEABLE]

@@ -35,7 +35,7 @@ Tensor = torch.Tensor
 _UNCACHEABLE = object()
 _MAX_ENTRIES = 64
 
-# Tensor fields of MoeProblem as (attribute path, setter on the native problem).
+# MoeProblem's tensor fields: nested ones by owner, then the top-level ones.
 _NESTED = {
     "input": ("data", "scale", "global_scale"),
     "w1": ("data", "scale", "global_scale"),
@@ -166,14 +166,19 @@ class CallCache:
         if entry is _UNCACHEABLE:
             return self._run_uncached(args, kwargs, output_dtype)
         if entry is None:
+            # A miss runs the ordinary path first: its errors are the call's errors, and only a
+            # call that ran becomes a template.
             problem, workspace = self._translate(*args, **kwargs)
-            if problem.num_tokens > 0:
+            result = _run_problem(problem, workspace, output_dtype)
+            try:
                 entry = _make_entry(problem, workspace, tensors, output_dtype)
-                with self._lock:
-                    self._entries[key] = entry
-                    while len(self._entries) > _MAX_ENTRIES:
-                        self._entries.popitem(last=False)
-            return _run_problem(problem, workspace, output_dtype)
+            except Exception:  # noqa: BLE001  (anything unexpected: just never cache the key)
+                entry = _UNCACHEABLE
+            with self._lock:
+                self._entries[key] = entry
+                while len(self._entries) > _MAX_ENTRIES:
+                    self._entries.popitem(last=False)
+            return result
         return _run_entry(entry, tensors)
 
     def _run_uncached(self, args, kwargs, output_dtype):
