@@ -128,3 +128,45 @@ def test_zero_tokens_and_failing_calls_are_not_templates(monkeypatch):
         with pytest.raises(TypeError, match="token_selected_experts"):
             flashinfer.cutlass_fused_moe(*bad)
     assert list(cache._entries.values()) == [call_cache._UNCACHEABLE]
+
+
+# ---- the trtllm bf16 full forms ------------------------------------------------------------------
+
+
+def _trtllm_args(seed, routed=False):
+    from flashinfer.fused_moe import RoutingMethodType, WeightLayout, pack_topk_ids, route
+
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(T, E, generator=g)
+    x = rand_float((T, H), BF16, seed)
+    w1 = rand_float((E, 2 * I, H), BF16, seed + 1, H**-0.5)
+    w2 = rand_float((E, H, I), BF16, seed + 2, I**-0.5)
+    kw = dict(use_shuffled_weight=False, weight_layout=WeightLayout.MajorK,
+              routing_method_type=RoutingMethodType.Renormalize)  # fmt: skip
+    if routed:
+        ids, w = route(logits, K, RoutingMethodType.Renormalize)
+        return (pack_topk_ids(ids, w), x, w1, w2, E, K, None, None, I, 0, E), kw
+    return (logits, None, x, w1, w2, E, K, None, None, I, 0, E), kw
+
+
+@pytest.mark.parametrize("routed", [False, True])
+def test_trtllm_bf16_hits_run_the_new_tensors(routed, monkeypatch):
+    from flashinfer.fused_moe import api_trtllm
+
+    fn = flashinfer.trtllm_bf16_routed_moe if routed else flashinfer.trtllm_bf16_moe
+    name = "_BF16_ROUTED_CALLS" if routed else "_BF16_CALLS"
+    cache = call_cache.CallCache(getattr(api_trtllm, name)._translate)
+    monkeypatch.setattr(api_trtllm, name, cache)
+    for seed in (30, 31, 32):
+        args, kw = _trtllm_args(seed, routed)
+        got = fn(*args, **kw)
+        # The uncached path: do_finalize passed as 1 is not `True`, so the cache stays out.
+        want = fn(*args, **dict(kw, do_finalize=1))
+        assert torch.equal(got, want), f"seed {seed}"
+    assert [type(v) for v in cache._entries.values()] == [call_cache._Entry]
+    # Calls the cache leaves alone keep flashinfer's packaging: a caller output, no finalize.
+    args, kw = _trtllm_args(33, routed)
+    out = torch.empty(T, H, dtype=BF16)
+    assert fn(*args, **kw, output=out) is out
+    assert len(fn(*args, **kw, do_finalize=False)) == 3
+    assert len(cache._entries) == 1

@@ -26,9 +26,11 @@ and restored in Python on every call: a copy of the weights per call, the slow p
 from __future__ import annotations
 
 import functools
+import inspect
 
 import torch
 
+from . import call_cache
 from .enums import (
     ActivationType,
     ActQuant,
@@ -43,6 +45,7 @@ from .routing import route
 from .trtllm_fp4 import fp4_problem_parts
 from .trtllm_translate import (
     activation_of,
+    attach_outputs,
     expert_range,
     fold_output_scalars,
     per_expert_f32,
@@ -201,7 +204,9 @@ def _layout_flags(a):
 
 
 def _run(a, x, sizes, routing, act, *, as_list=False, **fields):
-    """Builds the problem, runs it and packages the results as flashinfer returns them."""
+    """Builds the problem, runs it and packages the results as flashinfer returns them. For a
+    call that ``_cacheable`` admits, ``a.problem_only`` asks for the problem with its output
+    attached instead (call_cache.py runs it)."""
     e, k, off, nl, i, h = sizes
     # Explicit specs rather than the dataclass's default_factory, which torch.compile cannot trace.
     fields.setdefault("input_quant", ActQuantSpec())
@@ -211,6 +216,9 @@ def _run(a, x, sizes, routing, act, *, as_list=False, **fields):
         local_expert_offset=off, local_num_experts=nl, top_k=k, routing=routing, activation=act,
         **fields,
     )  # fmt: skip
+    if getattr(a, "problem_only", False):
+        attach_outputs(p, do_finalize=True, output=None, routing_replay_out=None)
+        return p
     return run_and_package(
         p, do_finalize=check_bool("do_finalize", a.do_finalize), output=a.output,
         routing_replay_out=a.routing_replay_out, as_list=as_list, allow_narrow_output=as_list,
@@ -396,7 +404,10 @@ def trtllm_bf16_moe(
     expanded_idx_to_permuted_idx int32 [T, k]]``. Seed form: see the module docstring.
     ``enable_pdl`` and ``tune_max_num_tokens`` are accepted for compatibility and ignored.
     """
-    return _bf16(_args(locals(), **_FROM_LOGITS))
+    call = locals()
+    if _cacheable(call):
+        return _BF16_CALLS.run(tuple(call.values()), {})
+    return _bf16(_args(call, **_FROM_LOGITS))
 
 
 def trtllm_bf16_routed_moe(
@@ -411,7 +422,10 @@ def trtllm_bf16_routed_moe(
     ``(expert_id << 16) | bf16_bits(weight)`` or an ``(ids int32, weights bf16/f32)`` pair of
     [T, k] tensors (global ids; ids outside [0, num_experts) are skipped). ``gemm1_lora_delta``
     is not supported (NotImplementedError)."""
-    return _bf16(_args(locals(), **_ROUTED))
+    call = locals()
+    if _cacheable(call):
+        return _BF16_ROUTED_CALLS.run(tuple(call.values()), {})
+    return _bf16(_args(call, **_ROUTED))
 
 
 @_accepts_seed_form("fp8_per_tensor_scale_seed")
@@ -542,3 +556,33 @@ def trtllm_fp4_block_scale_routed_moe(
     """``trtllm_fp4_block_scale_moe`` with precomputed ``topk_ids`` (packed int32 words or an
     (ids, weights) pair). ``gemm1_lora_delta`` is not supported (NotImplementedError)."""
     return _fp4(_args(locals(), **_ROUTED))
+
+
+# ---- the call cache of the bf16 full forms (call_cache.py) ------------------------------------------
+
+
+def _cacheable(call: dict) -> bool:
+    """The calls the cache may take: a finalized output the library allocates, no routing
+    replay (anything else is packaged by run_and_package on every call)."""
+    return (
+        call.get("do_finalize") is True
+        and call.get("routing_replay_out") is None
+        and call.get("output") is None
+    )
+
+
+def _problem_translator(fn, absent: dict):
+    """call_cache's translate for ``fn``: positional values in ``fn``'s parameter order ->
+    (the problem with its output attached, no workspace)."""
+    names = tuple(inspect.signature(inspect.unwrap(fn)).parameters)
+
+    def translate(*values):
+        a = _args(dict(zip(names, values)), **absent)
+        a.problem_only = True
+        return _bf16(a), None
+
+    return translate
+
+
+_BF16_CALLS = call_cache.CallCache(_problem_translator(trtllm_bf16_moe, _FROM_LOGITS))
+_BF16_ROUTED_CALLS = call_cache.CallCache(_problem_translator(trtllm_bf16_routed_moe, _ROUTED))

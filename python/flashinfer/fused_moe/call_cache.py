@@ -4,7 +4,8 @@ A public entry point turns its arguments into a validated ``MoeProblem`` and a n
 that work depends only on the arguments' metadata (dtype, shape, strides, device, grad flag) and
 their non-tensor values, never on tensor data (validation never reads it). When the problem a
 translation builds refers only to the caller's own tensors (no tensor is made or viewed during
-the translation), its native problem is a template: a later call whose arguments have equal
+the translation, except a fresh output, which a hit allocates alike), its native problem is a
+template: a later call whose arguments have equal
 metadata, and equal values elsewhere, rebinds the template's tensor fields to the new call's
 tensors and runs it, skipping validation and translation. Anything else (a problem with tensors
 made during translation, e.g. folded FP8 scales or restored weights; a tensor passed twice; an
@@ -121,8 +122,12 @@ def _make_entry(problem: MoeProblem, workspace, tensors: list[Tensor], output_dt
         if ws_index is None:
             return _UNCACHEABLE
     slots = []
+    made_output = None
     for owner, field, t in _problem_tensors(problem):
         i = position.get(id(t))
+        if i is None and owner is None and field == "output":
+            made_output = t  # an output the translation allocated: allocated per call too
+            continue
         if i is None:
             return _UNCACHEABLE  # made during translation: must be rebuilt per call
         plain = t.dtype not in _FP8_DTYPES and not t.requires_grad and _to_dlpack is not None
@@ -130,14 +135,16 @@ def _make_entry(problem: MoeProblem, workspace, tensors: list[Tensor], output_dt
     problem = runner.with_env_tactic(problem)
     native = problem.to_native()
     out_shape = out_dtype = None
-    if problem.output is None and problem.permuted_output is None:
+    if made_output is not None:
+        out_shape, out_dtype = tuple(made_output.shape), made_output.dtype
+    elif problem.output is None and problem.permuted_output is None:
         out_shape = (problem.num_tokens, problem.hidden_size)
         out_dtype = output_dtype or problem.compute_dtype
         native.output = _view(torch.empty(out_shape, dtype=out_dtype, device=problem.device))
     kind = runner.native_device_kind(problem.device)
     required = int(native_module().workspace_size(native, kind))
     result = problem.output if problem.output is not None else problem.permuted_output
-    result_index = None if result is None else position[id(result)]
+    result_index = None if result is None or made_output is not None else position[id(result)]
     return _Entry(native, slots, problem.device, required, ws_index, result_index, out_shape,
                   out_dtype, threading.Lock())  # fmt: skip
 
