@@ -207,7 +207,6 @@ def _run_problem(problem, workspace, output_dtype):
 def _run_entry(entry: _Entry, tensors: list[Tensor]) -> Tensor:
     """A hit: the template rebound to this call's tensors, run as runner.run_problem runs it
     (whose checks passed on the miss with the same metadata, so they pass again)."""
-    C = native_module()
     device = entry.device
     ws = None if entry.workspace_index is None else _as_workspace(tensors[entry.workspace_index])
     if ws is None and entry.workspace_bytes > 0:
@@ -215,16 +214,11 @@ def _run_entry(entry: _Entry, tensors: list[Tensor]) -> Tensor:
     out = None
     if entry.output_shape is not None:
         out = torch.empty(entry.output_shape, dtype=entry.output_dtype, device=device)
-    stream = 0 if device.type == "cpu" else runner.current_stream_handle(device)
     with entry.lock:
         native = entry.native
         for owner, field, i, view in entry.slots:
             setattr(native if owner is None else getattr(native, owner), field, view(tensors[i]))
         if out is not None:
             native.output = _fast_view(out) if _to_dlpack is not None else _view(out)
-        ws_arg = _to_dlpack(ws) if ws is not None and _to_dlpack is not None else ws
-        if device.type == "cpu":
-            C.run_cpu(native, ws_arg, 0)
-        else:
-            C.run_cuda(native, ws_arg, stream)
+        runner.run_native(native, ws, device)
     return out if out is not None else tensors[entry.result_index]

@@ -140,16 +140,24 @@ def run_problem(
     else:
         ws = None
 
+    run_native(native, ws, device)
+    del native, ws
+    return result
+
+
+def run_native(native, ws: torch.Tensor | None, device: torch.device) -> None:
+    """The executor call for a native problem on ``device``'s executor (the current stream on
+    CUDA), with workspace ``ws``. The caller keeps every tensor behind ``native`` and ``ws``
+    referenced until this returns."""
+    C = native_module()
     # The workspace goes as a DLPack capsule (nanobind then skips Tensor.__dlpack__'s Python
     # checks). The capsule's tensor reference is dropped once its pointer is read, so `ws`
-    # itself stays referenced here until the native call has returned.
+    # itself stays referenced by the caller until the native call has returned.
     ws_arg = _to_dlpack(ws) if ws is not None and _to_dlpack is not None else ws
     if device.type == "cpu":
         C.run_cpu(native, ws_arg, 0)
     else:
         C.run_cuda(native, ws_arg, current_stream_handle(device))
-    del native, ws_arg, ws
-    return result
 
 
 def current_stream_handle(device: torch.device) -> int:
