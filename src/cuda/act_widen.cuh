@@ -9,8 +9,9 @@
 // output applies (GemmDequant::row_scale), so the values stay exact whatever the factor is.
 //
 // The scale math is docs/semantics.md's, step by step as src/cpu/act_quant.cpp evaluates it
-// (true fp32 divisions, NaN-ignoring amax), so GEMM1's widened input is bitwise the CPU's
-// quantized value divided by its row factor. Device code for the gather and activation kernels.
+// (true fp32 divisions, NaN-ignoring amax, formats.h's encoders), so that GEMM1's widened input
+// is meant to be the CPU's quantized value divided by its row factor, bit for bit (the tests
+// compare outputs within the error budget). Device code for the gather and activation kernels.
 #pragma once
 
 #include <cstdint>
