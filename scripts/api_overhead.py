@@ -2,7 +2,7 @@
 """Per-call host overhead of the Python API of flashinfer.fused_moe (no kernel work measured).
 
 For each hot entry point (cutlass_fused_moe full and seed forms, trtllm_bf16_moe,
-trtllm_bf16_routed_moe, route) it times back-to-back calls on a tiny problem and, separately,
+trtllm_bf16_routed_moe, route, the FP8 / FP4 full forms and the FP8 / FP4 seed forms) it times back-to-back calls on a tiny problem and, separately,
 the time spent inside the native ``flashinfer._C`` functions during those calls (the functions
 are wrapped with a timer for the measurement). The host overhead is total minus native: what the
 Python translation layer costs per call. On CUDA the native calls only enqueue kernels, so
@@ -118,7 +118,55 @@ def _cases(device: str):
         ),
         ("route", lambda: route(logits, k, RoutingMethodType.Renormalize)),
         ("pack_topk_ids", lambda: pack_topk_ids(ids, weights)),
-    ]
+    ] + _quantized_cases(device, x, logits, packed, rand)
+
+
+def _quantized_cases(device: str, x, logits, packed, rand):
+    """The FP8 / FP4 full forms and the seed forms on a problem with 128-aligned sizes (FP8
+    blocks), native MajorK weights, values that need not be meaningful (timing only)."""
+    t, h, i, e, k = x.shape[0], 256, 128, 8, 2
+    e4m3, f32 = torch.float8_e4m3fn, torch.float32
+    xb = rand(t, h)
+    xq = rand(t, h, dtype=f32).to(e4m3)
+    xs = rand(h // 128, t, dtype=f32).abs() + 0.01
+    w1q, w2q = rand(e, 2 * i, h, dtype=f32).to(e4m3), rand(e, h, i, dtype=f32).to(e4m3)
+    s1 = rand(e, 2 * i // 128, h // 128, dtype=f32).abs() + 0.01
+    s2 = rand(e, h // 128, i // 128, dtype=f32).abs() + 0.01
+    scalars = [rand(e, dtype=f32).abs() + 0.01 for _ in range(3)]
+    g = torch.Generator().manual_seed(1)
+    p1 = torch.randint(0, 256, (e, 2 * i, h // 2), dtype=torch.uint8, generator=g).to(device)
+    p2 = torch.randint(0, 256, (e, h, i // 2), dtype=torch.uint8, generator=g).to(device)
+    sf1 = torch.randint(120, 130, (e, 2 * i, h // 32), dtype=torch.uint8, generator=g).to(device)
+    sf2 = torch.randint(120, 130, (e, h, i // 32), dtype=torch.uint8, generator=g).to(device)
+    sizes = dict(num_experts=e, top_k=k, n_group=None, topk_group=None, intermediate_size=i,
+                 local_expert_offset=0, local_num_experts=e, routed_scaling_factor=None)  # fmt: skip
+    renorm = dict(routing_method_type=1)
+    # The seed forms: fp16 [E, 2, I, H] experts and [T, E] gating, quantized inside the call.
+    xh, gate = rand(t, h, dtype=torch.float16), rand(t, e, dtype=torch.float16)
+    experts = rand(e, 2, i, h, dtype=torch.float16)
+    seed_sizes = dict(num_experts=e, top_k=k, hidden_size=h, intermediate_size=i)
+    block_scale = rand(e, 2, i // 16, dtype=torch.float16).abs() + 0.01
+    tensor_scale = rand(e, 2, dtype=torch.float16).abs() + 0.01
+    fp4_experts = torch.randint(0, 255, (e, 2, i, h), dtype=torch.uint8, generator=g).to(device)
+    fi = flashinfer
+    return [
+        ("trtllm_fp8_per_tensor_scale_moe", lambda: fi.trtllm_fp8_per_tensor_scale_moe(
+            logits, None, xq, w1q, scalars[0], scalars[1], w2q, scalars[2], **sizes,
+            use_routing_scales_on_input=False, **renorm, use_shuffled_weight=False)),
+        ("trtllm_fp8_block_scale_moe", lambda: fi.trtllm_fp8_block_scale_moe(
+            logits, None, xq, xs, w1q, s1, w2q, s2, **sizes, **renorm)),
+        ("trtllm_fp8_block_scale_routed_moe", lambda: fi.trtllm_fp8_block_scale_routed_moe(
+            packed, None, xq, xs, w1q, s1, w2q, s2, **sizes, **renorm)),
+        ("trtllm_fp4_block_scale_moe mxfp4", lambda: fi.trtllm_fp4_block_scale_moe(
+            logits, None, xb, None, p1, sf1, None, None, None, None, p2, sf2, None, None,
+            None, None, **sizes, **renorm, use_shuffled_weight=False)),
+        ("seed fp8 block", lambda: fi.trtllm_fp8_block_scale_moe(
+            xh, gate, experts, block_scale, **seed_sizes)),
+        ("seed fp8 per tensor", lambda: fi.trtllm_fp8_per_tensor_scale_moe(
+            xh, gate, experts, tensor_scale, **seed_sizes)),
+        ("seed fp4", lambda: fi.trtllm_fp4_block_scale_moe(
+            xh, gate, fp4_experts, block_scale, **seed_sizes)),
+    ]  # fmt: skip
 
 
 def _measure(fn, iters: int, repeats: int, sync) -> tuple[float, float]:
