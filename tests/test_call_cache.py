@@ -170,3 +170,94 @@ def test_trtllm_bf16_hits_run_the_new_tensors(routed, monkeypatch):
     assert fn(*args, **kw, output=out) is out
     assert len(fn(*args, **kw, do_finalize=False)) == 3
     assert len(cache._entries) == 1
+
+
+# ---- the FP8 block and FP4 full forms: views of the caller's tensors are rebuilt per hit ----------
+
+
+def _fp8_block_args(seed, routed=False, scale_offset=0):
+    """DeepSeek FP8 block call; the [H/128, T] input scale is a slice of a larger buffer at
+    ``scale_offset`` (same shape and strides, another storage offset)."""
+    from flashinfer.fused_moe import RoutingMethodType, pack_topk_ids, route
+
+    h, i, f32 = 256, 128, torch.float32
+    logits = rand_float((T, E), f32, seed)
+    xq = rand_float((T, h), f32, seed + 1, 16.0).to(torch.float8_e4m3fn)
+    buf = rand_float((h // 128 + scale_offset, T), f32, seed + 2).abs() + 0.01
+    xs = buf[scale_offset:]
+    w1 = rand_float((E, 2 * i, h), f32, seed + 3, 16.0).to(torch.float8_e4m3fn)
+    w2 = rand_float((E, h, i), f32, seed + 4, 16.0).to(torch.float8_e4m3fn)
+    s1 = rand_float((E, 2 * i // 128, h // 128), f32, seed + 5).abs() / 256 + 1e-3
+    s2 = rand_float((E, h // 128, i // 128), f32, seed + 6).abs() / 256 + 1e-3
+    head = logits
+    if routed:
+        head = pack_topk_ids(*route(logits, K, RoutingMethodType.Renormalize))
+    return (head, None, xq, xs, w1, s1, w2, s2, E, K, None, None, i, 0, E, None, 1)
+
+
+@pytest.mark.parametrize("routed", [False, True])
+def test_fp8_block_hits_rebuild_the_scale_view(routed, monkeypatch):
+    """The translation uses ``hidden_states_scale.t()``, a view: a hit rebuilds it on the new
+    call's tensor, also when that tensor sits at another offset of its storage."""
+    from flashinfer.fused_moe import api_trtllm
+
+    fn = (
+        flashinfer.trtllm_fp8_block_scale_routed_moe
+        if routed
+        else flashinfer.trtllm_fp8_block_scale_moe
+    )
+    name = "_FP8_BLOCK_ROUTED_CALLS" if routed else "_FP8_BLOCK_CALLS"
+    cache = call_cache.CallCache(getattr(api_trtllm, name)._translate)
+    monkeypatch.setattr(api_trtllm, name, cache)
+    for seed, offset in ((40, 0), (50, 3), (60, 1)):
+        args = _fp8_block_args(seed, routed, offset)
+        got = fn(*args)
+        want = fn(*args, do_finalize=1)  # not `True`: the uncached path
+        assert torch.equal(got, want), f"seed {seed}"
+    entries = list(cache._entries.values())
+    assert [type(v) for v in entries] == [call_cache._Entry]
+    assert any(field == "scale" for owner, field, _, _ in entries[0].slots if owner == "input")
+
+
+def test_fp4_hits_rebuild_the_scale_byte_views(monkeypatch):
+    """MXFP4 weights with linear ue8m0 scales as uint8 (the translation takes byte views of
+    them); bf16 activations. Hits give the uncached result, as a one-tensor list."""
+    from flashinfer.fused_moe import api_trtllm
+
+    cache = call_cache.CallCache(api_trtllm._FP4_CALLS._translate)
+    monkeypatch.setattr(api_trtllm, "_FP4_CALLS", cache)
+    h, i = 64, 64
+    for seed in (70, 71):
+        g = torch.Generator().manual_seed(seed)
+        logits = rand_float((T, E), torch.float32, seed)
+        x = rand_float((T, h), BF16, seed + 1)
+        p1 = torch.randint(0, 256, (E, 2 * i, h // 2), dtype=torch.uint8, generator=g)
+        p2 = torch.randint(0, 256, (E, h, i // 2), dtype=torch.uint8, generator=g)
+        sf1 = torch.randint(118, 128, (E, 2 * i, h // 32), dtype=torch.uint8, generator=g)
+        sf2 = torch.randint(118, 128, (E, h, i // 32), dtype=torch.uint8, generator=g)
+        args = (logits, None, x, None, p1, sf1, None, None, None, None, p2, sf2, None, None,
+                None, None, E, K, None, None, i, 0, E, None, 1)  # fmt: skip
+        got = flashinfer.trtllm_fp4_block_scale_moe(*args, use_shuffled_weight=False)
+        want = flashinfer.trtllm_fp4_block_scale_moe(
+            *args, do_finalize=1, use_shuffled_weight=False
+        )
+        assert isinstance(got, list) and len(got) == 1
+        assert torch.equal(got[0], want[0]), f"seed {seed}"
+    assert [type(v) for v in cache._entries.values()] == [call_cache._Entry]
+
+
+def test_views_of_a_shared_storage_are_not_cached(monkeypatch):
+    """Two call tensors in one storage: a view the translation makes could belong to either,
+    so the call is never a template (and still correct)."""
+    from flashinfer.fused_moe import api_trtllm
+
+    cache = call_cache.CallCache(api_trtllm._FP8_BLOCK_CALLS._translate)
+    monkeypatch.setattr(api_trtllm, "_FP8_BLOCK_CALLS", cache)
+    args = list(_fp8_block_args(80))
+    both = torch.cat([args[3].reshape(-1), args[5].reshape(-1)])  # input and w1 scales, one buffer
+    args[3] = both[: args[3].numel()].view(args[3].shape)
+    args[5] = both[args[3].numel() :].view(args[5].shape)
+    for _ in range(2):
+        got = flashinfer.trtllm_fp8_block_scale_moe(*args)
+        assert torch.equal(got, flashinfer.trtllm_fp8_block_scale_moe(*args, do_finalize=1))
+    assert list(cache._entries.values()) == [call_cache._UNCACHEABLE]

@@ -492,7 +492,10 @@ def trtllm_fp8_block_scale_moe(
     scales carry E + S experts, the shared ones last, and every token also uses those S with
     weight 1.0. Returns bf16 [T, H]. Seed form: see the module docstring.
     """
-    return _fp8_block(_args(locals(), **_FROM_LOGITS))
+    call = locals()
+    if _cacheable(call):
+        return _FP8_BLOCK_CALLS.run(tuple(call.values()), {})
+    return _fp8_block(_args(call, **_FROM_LOGITS))
 
 
 def trtllm_fp8_block_scale_routed_moe(
@@ -507,7 +510,10 @@ def trtllm_fp8_block_scale_routed_moe(
 ):  # fmt: skip
     """``trtllm_fp8_block_scale_moe`` with precomputed ``topk_ids`` (packed int32 words or an
     (ids, weights) pair). ``gemm1_lora_delta`` is not supported (NotImplementedError)."""
-    return _fp8_block(_args(locals(), **_ROUTED))
+    call = locals()
+    if _cacheable(call):
+        return _FP8_BLOCK_ROUTED_CALLS.run(tuple(call.values()), {})
+    return _fp8_block(_args(call, **_ROUTED))
 
 
 @_accepts_seed_form("fp4_block_scale_seed")
@@ -540,7 +546,10 @@ def trtllm_fp4_block_scale_moe(
     ``[E, M1, H/sfv]`` / ``[E, H, I/sfv]`` scales. ``per_token_scale`` and
     ``num_fused_shared_experts`` are not supported. Seed form: see the module docstring.
     """
-    return _fp4(_args(locals(), **_FROM_LOGITS))
+    call = locals()
+    if _cacheable(call):
+        return [_FP4_CALLS.run(tuple(call.values()), {})]
+    return _fp4(_args(call, **_FROM_LOGITS))
 
 
 def trtllm_fp4_block_scale_routed_moe(
@@ -555,10 +564,15 @@ def trtllm_fp4_block_scale_routed_moe(
 ):  # fmt: skip
     """``trtllm_fp4_block_scale_moe`` with precomputed ``topk_ids`` (packed int32 words or an
     (ids, weights) pair). ``gemm1_lora_delta`` is not supported (NotImplementedError)."""
-    return _fp4(_args(locals(), **_ROUTED))
+    call = locals()
+    if _cacheable(call):
+        return [_FP4_ROUTED_CALLS.run(tuple(call.values()), {})]
+    return _fp4(_args(call, **_ROUTED))
 
 
-# ---- the call cache of the bf16 full forms (call_cache.py) ------------------------------------------
+# ---- the call cache of the full forms (call_cache.py) ----------------------------------------------
+# The FP8 per-tensor forms are left out: their folded output scalars are computed per call, so
+# their problems are never templates.
 
 
 def _cacheable(call: dict) -> bool:
@@ -571,18 +585,26 @@ def _cacheable(call: dict) -> bool:
     )
 
 
-def _problem_translator(fn, absent: dict):
-    """call_cache's translate for ``fn``: positional values in ``fn``'s parameter order ->
-    (the problem with its output attached, no workspace)."""
+def _problem_translator(fn, path, absent: dict):
+    """call_cache's translate for ``fn`` (built by ``path``): positional values in ``fn``'s
+    parameter order -> (the problem with its output attached, no workspace)."""
     names = tuple(inspect.signature(inspect.unwrap(fn)).parameters)
 
     def translate(*values):
         a = _args(dict(zip(names, values)), **absent)
         a.problem_only = True
-        return _bf16(a), None
+        return path(a), None
 
     return translate
 
 
-_BF16_CALLS = call_cache.CallCache(_problem_translator(trtllm_bf16_moe, _FROM_LOGITS))
-_BF16_ROUTED_CALLS = call_cache.CallCache(_problem_translator(trtllm_bf16_routed_moe, _ROUTED))
+def _calls(fn, path, absent: dict) -> call_cache.CallCache:
+    return call_cache.CallCache(_problem_translator(fn, path, absent))
+
+
+_BF16_CALLS = _calls(trtllm_bf16_moe, _bf16, _FROM_LOGITS)
+_BF16_ROUTED_CALLS = _calls(trtllm_bf16_routed_moe, _bf16, _ROUTED)
+_FP8_BLOCK_CALLS = _calls(trtllm_fp8_block_scale_moe, _fp8_block, _FROM_LOGITS)
+_FP8_BLOCK_ROUTED_CALLS = _calls(trtllm_fp8_block_scale_routed_moe, _fp8_block, _ROUTED)
+_FP4_CALLS = _calls(trtllm_fp4_block_scale_moe, _fp4, _FROM_LOGITS)
+_FP4_ROUTED_CALLS = _calls(trtllm_fp4_block_scale_routed_moe, _fp4, _ROUTED)

@@ -3,12 +3,15 @@
 A public entry point turns its arguments into a validated ``MoeProblem`` and a native problem;
 that work depends only on the arguments' metadata (dtype, shape, strides, device, grad flag) and
 their non-tensor values, never on tensor data (validation never reads it). When the problem a
-translation builds refers only to the caller's own tensors (no tensor is made or viewed during
-the translation, except a fresh output, which a hit allocates alike), its native problem is a
-template: a later call whose arguments have equal
-metadata, and equal values elsewhere, rebinds the template's tensor fields to the new call's
-tensors and runs it, skipping validation and translation. Anything else (a problem with tensors
-made during translation, e.g. folded FP8 scales or restored weights; a tensor passed twice; an
+translation builds refers only to the caller's own tensors or to views of them (no tensor is
+computed during the translation, except a fresh output, which a hit allocates alike), its native
+problem is a template: a later call whose arguments have equal metadata, and equal values
+elsewhere, rebinds the template's tensor fields to the new call's tensors and runs it, skipping
+validation and translation. A view (e.g. the transposed ``hidden_states_scale`` of the FP8 block
+form, a byte view of e4m3 scales) is rebuilt on the new call's tensor with the same dtype,
+sizes, strides and offset: with equal metadata the translation's view ops give exactly that.
+Anything else (a problem with tensors computed during translation, e.g. folded FP8 scales or
+restored shuffled weights; a view of a storage two call tensors share; a tensor passed twice; an
 unhashable argument; zero tokens; tracing under torch.compile) takes the ordinary path on every
 call, with the same results and errors.
 
@@ -53,22 +56,31 @@ _TOP = ("w1_bias", "w2_bias", "act_alpha", "act_beta", "act_limit", "output", "p
 _ENABLED = os.environ.get("FLASHINFER_MOE_CALL_CACHE", "1") != "0"
 
 
+# Values that hash cheaply and whose signature is (type, value): type tells 1, 1.0 and True apart.
+_SCALARS = frozenset((type(None), bool, int, float, str))
+
+
 def _add(v, sig: list, tensors: list) -> None:
-    """Appends ``v``'s signature item(s) (and its tensors). TypeError for an unhashable value."""
-    if isinstance(v, Tensor):
-        sig.append((v.dtype, v.shape, v.stride(), v.device, v.requires_grad))
+    """Appends ``v``'s signature items (and its tensors). TypeError for an unhashable value."""
+    tv = type(v)
+    if tv in _SCALARS:
+        sig += (tv, v)
+    elif isinstance(v, Tensor):
+        sig += (v.dtype, v.shape, v.stride(), v.device, v.requires_grad)
         tensors.append(v)
     elif isinstance(v, (list, tuple)):
-        sig.append((type(v), len(v)))
+        sig += (tv, len(v))
         for item in v:
             _add(item, sig, tensors)
     else:
         hash(v)
-        sig.append((type(v), v))
+        sig += (tv, v)
 
 
 def _flatten(args: tuple, kwargs: dict) -> tuple[list, list[Tensor]]:
-    """(signature items, tensors in signature order) of a call."""
+    """(signature items, tensors in signature order) of a call. Every value adds a fixed number
+    of items for its kind (scalars and other values 2, tensors 5, sequences 2 and their items),
+    after its type where the kind could be ambiguous, so equal signatures mean equal calls."""
     sig: list = []
     tensors: list[Tensor] = []
     for v in args:
@@ -111,11 +123,41 @@ def _problem_tensors(problem: MoeProblem):
             yield None, f, t
 
 
+def _view_of_caller(t: Tensor, by_storage: dict, tensors: list[Tensor]):
+    """(index, rebuild) when ``t`` is a view of exactly one of the call's tensors, else None.
+    ``rebuild(c)`` makes the same view of a later call's tensor ``c``: same dtype, sizes,
+    strides and offset from ``c``'s own offset (element sizes equal, so offsets compare)."""
+    ptr = t.untyped_storage().data_ptr()
+    owners = by_storage.get(ptr, ()) if ptr else ()
+    if len(owners) != 1:
+        return None  # computed during translation, or ambiguous: call tensors share storage
+    i = owners[0]
+    c = tensors[i]
+    if c.element_size() != t.element_size() or t.device != c.device:
+        return None
+    dtype, size, stride = t.dtype, tuple(t.shape), t.stride()
+    delta = t.storage_offset() - c.storage_offset()
+
+    def rebuild(c: Tensor) -> Tensor:
+        return c.view(dtype).as_strided(size, stride, c.storage_offset() + delta)
+
+    return i, rebuild
+
+
+def _view_slot(rebuild):
+    return lambda c: _view(rebuild(c))
+
+
 def _make_entry(problem: MoeProblem, workspace, tensors: list[Tensor], output_dtype) -> object:
     """The template of ``problem`` (run with ``workspace``), or _UNCACHEABLE."""
     if problem.num_tokens == 0 or len({id(t) for t in tensors}) != len(tensors):
         return _UNCACHEABLE
     position = {id(t): i for i, t in enumerate(tensors)}
+    by_storage: dict = {}
+    for i, c in enumerate(tensors):
+        ptr = c.untyped_storage().data_ptr()
+        if ptr:  # empty storages all sit at 0: never a view's source
+            by_storage.setdefault(ptr, []).append(i)
     ws_index = None
     if workspace is not None:
         ws_index = position.get(id(workspace))
@@ -129,7 +171,11 @@ def _make_entry(problem: MoeProblem, workspace, tensors: list[Tensor], output_dt
             made_output = t  # an output the translation allocated: allocated per call too
             continue
         if i is None:
-            return _UNCACHEABLE  # made during translation: must be rebuilt per call
+            found = _view_of_caller(t, by_storage, tensors)
+            if found is None:
+                return _UNCACHEABLE  # computed during translation: must be rebuilt per call
+            slots.append((owner, field, found[0], _view_slot(found[1])))
+            continue
         plain = t.dtype not in _FP8_DTYPES and not t.requires_grad and _to_dlpack is not None
         slots.append((owner, field, i, _fast_view if plain else _view))
     problem = runner.with_env_tactic(problem)
