@@ -365,9 +365,10 @@ def main(argv=None) -> None:
             header = columns(tactics, kind, with_vllm)
             print(" | ".join(header))
         run_preset(p, tokens, device, sheet, rows, tactics, vllm)
+        # Saved after every preset: a run cut short by a time limit keeps what it measured.
+        save(args.out, meta, rows, args.out_prefix, tactics)
         if use_cuda:
             torch.cuda.empty_cache()  # the preset's weights are gone: free them for the next one
-    save(args.out, meta, rows, args.out_prefix, tactics)
     if any(table_kind(r) == "fp8" for r in rows):
         print(fp8_summary(rows))
     if any(table_kind(r) == "fp4" for r in rows):
