@@ -1,5 +1,8 @@
 """flashinfer-moe: fused Mixture-of-Experts kernels behind the ``flashinfer.fused_moe`` API.
 
+``tllm_enums`` (and the other modules named after flashinfer's paths) exist so code written
+against flashinfer imports unchanged; their names are the same objects as these.
+
 The compiled core (``flashinfer._C``) is imported on first use by the functions that run a
 problem, so ``import flashinfer`` works (and the pure-Python helpers and the float64 reference
 are usable) even where the extension is missing; a call that needs it then fails with the
@@ -8,7 +11,7 @@ import error.
 
 __version__ = "0.1.0"
 
-from . import fused_moe, quantization
+from . import fused_moe, quantization, tllm_enums
 from .fused_moe import (
     ActivationType,
     Fp8QuantizationType,
@@ -76,4 +79,5 @@ __all__ = [
     "trtllm_fp8_block_scale_routed_moe",
     "trtllm_fp8_per_tensor_scale_moe",
     "trtllm_fp8_per_tensor_scale_routed_moe",
+    "tllm_enums",
 ]
