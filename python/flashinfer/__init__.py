@@ -11,7 +11,7 @@ import error.
 
 __version__ = "0.1.0"
 
-from . import fused_moe, quantization, tllm_enums
+from . import fused_moe, quantization, tllm_enums, utils
 from .fused_moe import (
     ActivationType,
     Fp8QuantizationType,
@@ -80,4 +80,5 @@ __all__ = [
     "trtllm_fp8_per_tensor_scale_moe",
     "trtllm_fp8_per_tensor_scale_routed_moe",
     "tllm_enums",
+    "utils",
 ]

@@ -5,6 +5,7 @@ enums, weight-layout utilities, routing alone (``route``) and quantization helpe
 point translates its arguments into one canonical ``MoeProblem`` (``problem.py``, numeric
 contract in docs/semantics.md) that the native executors run; ``reference`` holds the float64
 reference implementation of that problem, shipped so users can validate results too.
+``core`` is flashinfer's module path for the same functions (``flashinfer.fused_moe.core``).
 """
 
 from ..quantization import (
@@ -26,7 +27,7 @@ from ..quantization import (
     quantize_fp8_per_token,
     quantize_fp8_per_token_group,
 )
-from . import custom_ops, reference
+from . import core, custom_ops, reference
 from .api_cutlass import cutlass_fused_moe, cutlass_fused_moe_workspace_size
 from .api_trtllm import (
     trtllm_bf16_moe,
@@ -52,6 +53,7 @@ from .layout import (
     convert_to_block_layout,
     get_reorder_rows_for_gated_act_gemm_row_indices,
     get_shuffle_matrix_a_row_indices,
+    get_shuffle_matrix_sf_a_row_indices,
     reorder_rows_for_gated_act_gemm,
     shuffle_matrix_a,
     shuffle_matrix_sf_a,
@@ -87,6 +89,7 @@ __all__ = [
     "MoeProblem",
     "QuantTensor",
     "RoutingSpec",
+    "core",
     "custom_ops",
     "reference",
     # routing
@@ -98,6 +101,7 @@ __all__ = [
     "convert_to_block_layout",
     "get_reorder_rows_for_gated_act_gemm_row_indices",
     "get_shuffle_matrix_a_row_indices",
+    "get_shuffle_matrix_sf_a_row_indices",
     "reorder_rows_for_gated_act_gemm",
     "shuffle_matrix_a",
     "shuffle_matrix_sf_a",

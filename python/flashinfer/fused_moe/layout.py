@@ -6,13 +6,16 @@
 - `shuffle_matrix_a` / `shuffle_matrix_sf_a`: the row shuffle a transposed-MMA epilogue expects,
   for data rows and for block-scale rows (the latter then 128x4-swizzled).
 - `convert_to_block_layout`: [M, K] -> [K / blockK, M, blockK] ("BlockMajorK").
+- `_maybe_get_cached_w3_w1_permute_indices` / `get_w2_permute_indices_with_cache`: the combined
+  reorder + shuffle row indices of a GEMM1 / GEMM2 weight, memoized by shape in a caller's dict
+  (flashinfer's `fused_moe.core` helpers that engines import to prepare shuffled weights).
 Rows are always dimension 0 of the data tensors (for a weight stack, call per expert or on a
 [E * M, K] view when M is a multiple of the block).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 
 import torch
 
@@ -170,6 +173,107 @@ def unshuffle_matrix_sf_a(
         else input_tensor
     )
     return unshuffle_matrix_a(block_scale_deinterleave(sf, shape), epilogue_tile_m)
+
+
+def get_shuffle_matrix_sf_a_row_indices(
+    input_tensor: Tensor, epilogue_tile_m: int, num_elts_per_sf: int = 16
+) -> Tensor:
+    """The row indices of `shuffle_matrix_sf_a`'s shuffle for linear block scales
+    [M, K/sfv] (2-D, M % 128 == 0, K/sfv % 4 == 0): the same indices as
+    `get_shuffle_matrix_a_row_indices`, after the checks a scale matrix must pass."""
+    _check_tensor("input_tensor", input_tensor, 2, 2)
+    _check_sf_args("input_tensor", input_tensor, num_elts_per_sf)
+    m, k = input_tensor.shape
+    if m % 128 != 0 or k % 4 != 0:
+        raise ValueError(
+            f"input_tensor (linear block scales) must be [M, K/sfv] with M % 128 == 0 and "
+            f"K/sfv % 4 == 0, got shape {tuple(input_tensor.shape)}"
+        )
+    return get_shuffle_matrix_a_row_indices(input_tensor, epilogue_tile_m)
+
+
+# ---- cached weight-preparation permutations (flashinfer's fused_moe.core helpers) ----------------
+#
+# Engines prepare trtllm weights expert by expert; recomputing the row permutation for every
+# expert made loading take minutes, so the caller passes a dict that memoizes it by shape. The
+# key holds every argument that changes the permutation, and the device the indices live on.
+
+
+def _check_cache(cache) -> None:
+    if not isinstance(cache, MutableMapping):
+        raise TypeError(
+            f"_cache_permute_indices must be a dict (or other mutable mapping), got "
+            f"{type(cache).__name__}"
+        )
+
+
+def _maybe_get_cached_w3_w1_permute_indices(
+    _cache_permute_indices,
+    dst_w3_w1_weight: Tensor,
+    epilogue_tile_m: int,
+    num_elts_per_sf: int | None = None,
+    is_gated_act_gemm: bool = True,
+) -> Tensor:
+    """int64 row indices `perm` of a GEMM1 weight [2I (or I), K] (or of its linear block scales
+    when `num_elts_per_sf` is given) such that `w[perm]` equals
+    `shuffle_matrix_a(reorder_rows_for_gated_act_gemm(w), epilogue_tile_m)` (without the
+    reorder when `is_gated_act_gemm=False`). Computed once per (shape, tile, sfv, gated,
+    device) and kept in `_cache_permute_indices`; a later call returns the same tensor."""
+    _check_cache(_cache_permute_indices)
+    _check_tensor("dst_w3_w1_weight", dst_w3_w1_weight)
+    key = (
+        "w3_w1",
+        tuple(dst_w3_w1_weight.shape),
+        epilogue_tile_m,
+        num_elts_per_sf,
+        bool(is_gated_act_gemm),
+        dst_w3_w1_weight.device,
+    )
+    perm = _cache_permute_indices.get(key)
+    if perm is None:
+        if num_elts_per_sf is None:
+            shuffle = get_shuffle_matrix_a_row_indices(dst_w3_w1_weight, epilogue_tile_m)
+        else:
+            shuffle = get_shuffle_matrix_sf_a_row_indices(
+                dst_w3_w1_weight, epilogue_tile_m, num_elts_per_sf
+            )
+        if is_gated_act_gemm:
+            perm = get_reorder_rows_for_gated_act_gemm_row_indices(dst_w3_w1_weight)[shuffle]
+        else:
+            perm = shuffle
+        _cache_permute_indices[key] = perm
+    return perm
+
+
+def get_w2_permute_indices_with_cache(
+    _cache_permute_indices,
+    dst_w2_weight: Tensor,
+    epilogue_tile_m: int,
+    num_elts_per_sf: int | None = None,
+) -> Tensor:
+    """int64 row indices of `shuffle_matrix_a(w2, epilogue_tile_m)` for a GEMM2 weight [H, K]
+    (or of its linear block scales when `num_elts_per_sf` is given), memoized in
+    `_cache_permute_indices` by (shape, tile, sfv, device) like
+    `_maybe_get_cached_w3_w1_permute_indices`."""
+    _check_cache(_cache_permute_indices)
+    _check_tensor("dst_w2_weight", dst_w2_weight)
+    key = (
+        "w2",
+        tuple(dst_w2_weight.shape),
+        epilogue_tile_m,
+        num_elts_per_sf,
+        dst_w2_weight.device,
+    )
+    perm = _cache_permute_indices.get(key)
+    if perm is None:
+        if num_elts_per_sf is None:
+            perm = get_shuffle_matrix_a_row_indices(dst_w2_weight, epilogue_tile_m)
+        else:
+            perm = get_shuffle_matrix_sf_a_row_indices(
+                dst_w2_weight, epilogue_tile_m, num_elts_per_sf
+            )
+        _cache_permute_indices[key] = perm
+    return perm
 
 
 # ---- BlockMajorK -------------------------------------------------------------------------------------
