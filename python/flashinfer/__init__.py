@@ -11,7 +11,7 @@ import error.
 
 __version__ = "0.1.0"
 
-from . import fused_moe, quantization, tllm_enums, utils
+from . import fp4_quantization, fused_moe, quantization, tllm_enums, utils
 from .fused_moe import (
     ActivationType,
     Fp8QuantizationType,
@@ -79,6 +79,7 @@ __all__ = [
     "trtllm_fp8_block_scale_routed_moe",
     "trtllm_fp8_per_tensor_scale_moe",
     "trtllm_fp8_per_tensor_scale_routed_moe",
+    "fp4_quantization",
     "tllm_enums",
     "utils",
 ]

@@ -32,6 +32,7 @@ from .codecs import (
     ue8m0_scale_for,
     unpack_e2m1,
 )
+from .nvfp4_quantization_utils import check_standard_nvfp4_recipe
 from .sf_layout import block_scale_deinterleave, block_scale_interleave, swizzled_sf_shape_2d
 
 Tensor = torch.Tensor
@@ -133,6 +134,8 @@ def fp4_quantize(
     _check_input(input, sf_vec_size)
     if is_sf_8x4_layout:
         raise NotImplementedError("fp4_quantize: the 8x4 scale layout is not implemented")
+    if not sf_use_ue8m0:
+        check_standard_nvfp4_recipe("fp4_quantize")
     g = _global_value("global_scale", global_scale, input.device)
     lead, k = input.shape[:-1], input.shape[-1]
     x2 = input.float().reshape(-1, k)
@@ -149,13 +152,39 @@ def nvfp4_quantize(
     sf_vec_size: int = 16,
     enable_pdl: bool | None = None,
     backend: str = "cuda",
-) -> tuple[Tensor, Tensor]:
+    *,
+    per_token_activation: bool = False,
+    expanded_idx_to_permuted_idx: Tensor | None = None,
+) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
     """NVFP4 quantization with quant multiplier `a_global_sf` (gs = 448 * 6 / amax).
 
     `do_shuffle=True` also applies the transposed-MMA row shuffle (epilogue tile 128) to the
     data and to the scales (which then come back 128x4-swizzled, flattened).
+
+    `per_token_activation=True` (flashinfer's per-token NVFP4 activations, the `per_token_scale`
+    of `trtllm_fp4_block_scale_moe`): `a_global_sf` is then the inverse base scale g (a float
+    or 1-element tensor, typically 1 / (448 * 6)) and each row r of `a` [M, K] gets the dequant
+    scale p_r = amax(|a[r]|) * g, returned as a third output (float32 [M]); the row is
+    quantized as by `fp4_quantize(a[r], p_r, is_global_scale_inversed=True)`, so
+    a[r] ~= e2m1 * sf * p_r with every block scale sf <= 1 / (6 g). Only `sf_vec_size=16` and
+    `backend="cuda"` (the backend flashinfer has it on; here it names no device) are accepted,
+    `ValueError` otherwise. `expanded_idx_to_permuted_idx` (int32 [>= M]) restricts the work to
+    the rows `expanded_idx_to_permuted_idx[:M]` lists (negative entries, and entries outside
+    [0, M), are skipped); the other rows come back as zero codes, zero scales and a zero
+    per-token scale (flashinfer leaves their codes and per-token scales unwritten). An all-zero
+    row gets p_r = 0 and zero codes and scales. With `do_shuffle=True` (which needs the 128x4
+    layout argument, as in flashinfer) the codes and the per-token scales are row-shuffled, and
+    the scales come back shuffled and 128x4-swizzled in the linear shape [M, K/16].
     """
     layout = SfLayout(sfLayout)
+    if per_token_activation:
+        return _nvfp4_quantize_per_token(
+            a, a_global_sf, layout, do_shuffle, sf_vec_size, backend, expanded_idx_to_permuted_idx
+        )
+    if expanded_idx_to_permuted_idx is not None:
+        raise ValueError(
+            "expanded_idx_to_permuted_idx is only supported with per_token_activation=True"
+        )
     if layout == SfLayout.layout_8x4:
         raise NotImplementedError("nvfp4_quantize: the 8x4 scale layout is not implemented")
     if do_shuffle:
@@ -164,6 +193,64 @@ def nvfp4_quantize(
         q, sf = fp4_quantize(a, a_global_sf, sf_vec_size, False, False)
         return shuffle_matrix_a(q, 128), shuffle_matrix_sf_a(sf, 128, sf_vec_size)
     return fp4_quantize(a, a_global_sf, sf_vec_size, False, layout == SfLayout.layout_128x4)
+
+
+def _selected_rows(m: int, expanded_idx_to_permuted_idx, device) -> Tensor | None:
+    """bool [M]: the rows an expanded -> permuted map lists (computed on the device)."""
+    if expanded_idx_to_permuted_idx is None:
+        return None
+    idx = expanded_idx_to_permuted_idx
+    if not isinstance(idx, torch.Tensor) or idx.dtype != torch.int32 or idx.dim() != 1:
+        raise TypeError("expanded_idx_to_permuted_idx must be a 1-D int32 tensor")
+    if idx.numel() < m:
+        raise ValueError(
+            f"expanded_idx_to_permuted_idx must have at least M={m} entries, got {idx.numel()}"
+        )
+    rows = idx[:m].to(device=device, dtype=torch.int64)
+    rows = torch.where((rows >= 0) & (rows < m), rows, torch.full_like(rows, m))  # m = skip
+    selected = torch.zeros(m + 1, dtype=torch.bool, device=device)
+    selected[rows] = True
+    return selected[:m]
+
+
+def _nvfp4_quantize_per_token(
+    a, a_global_sf, layout: SfLayout, do_shuffle, sf_vec_size, backend, expanded_idx_to_permuted_idx
+):
+    if backend != "cuda":
+        raise ValueError("Per-token NVFP4 quantization only supports backend='cuda'")
+    if sf_vec_size != 16:
+        raise ValueError("Per-token NVFP4 quantization only supports sf_vec_size=16")
+    _check_input(a, sf_vec_size)
+    if a.dim() != 2:
+        raise ValueError(f"a must be 2-D [M, K] for per-token quantization, got {tuple(a.shape)}")
+    if do_shuffle and layout != SfLayout.layout_128x4:
+        raise ValueError("nvfp4_quantize: do_shuffle=True needs sfLayout=SfLayout.layout_128x4")
+    if layout == SfLayout.layout_8x4:
+        raise NotImplementedError("nvfp4_quantize: the 8x4 scale layout is not implemented")
+    check_standard_nvfp4_recipe("nvfp4_quantize")
+    g = _global_value("a_global_sf", a_global_sf, a.device)
+    if g is None:
+        raise TypeError("a_global_sf must be a float or a 1-element tensor, got None")
+    m, k = a.shape
+    x = a.float()
+    selected = _selected_rows(m, expanded_idx_to_permuted_idx, a.device)
+    if selected is not None:
+        x = torch.where(selected.unsqueeze(1), x, torch.zeros_like(x))
+    per_token = x.abs().amax(dim=1) * g  # fp32, as the kernel's amax * scale_inv
+    safe = torch.where(per_token == 0, torch.ones_like(per_token), per_token)
+    codes, sf = _quantize_fp4_rows(x, 16, False, safe.unsqueeze(1), True)
+    packed = pack_e2m1(codes)
+    if not do_shuffle:
+        return packed, _layout_sf(sf, layout == SfLayout.layout_128x4), per_token
+    from ..fused_moe.layout import get_shuffle_matrix_a_row_indices, shuffle_matrix_sf_a
+
+    rows = get_shuffle_matrix_a_row_indices(packed, 128)
+    shuffled_sf = shuffle_matrix_sf_a(sf, 128)
+    if shuffled_sf.numel() != sf.numel():
+        raise ValueError(
+            f"nvfp4_quantize: do_shuffle=True needs K/16 to be a multiple of 4, got K={k}"
+        )
+    return packed[rows].contiguous(), shuffled_sf.reshape(sf.shape), per_token[rows].contiguous()
 
 
 def mxfp4_quantize(
