@@ -176,6 +176,16 @@ def test_per_token_do_shuffle(gen):
         flashinfer.nvfp4_quantize(
             a, G, SfLayout.layout_linear, do_shuffle=True, per_token_activation=True
         )
+    # the per-tensor path returns its shuffled scales in the same (flashinfer's) form
+    gs = torch.tensor([448 * 6.0]) / a.float().abs().max()
+    q1, sf1 = flashinfer.nvfp4_quantize(a, gs, SfLayout.layout_linear)
+    q1s, sf1s = flashinfer.nvfp4_quantize(a, gs, do_shuffle=True)
+    assert torch.equal(q1s, shuffle_matrix_a(q1, 128)) and sf1s.shape == (m, k // 16)
+    assert torch.equal(sf1s.reshape(-1), shuffle_matrix_sf_a(sf1, 128))
+    with pytest.raises(ValueError, match="layout_128x4"):
+        flashinfer.nvfp4_quantize(a, gs, SfLayout.layout_linear, do_shuffle=True)
+    with pytest.raises(ValueError, match="M % 128 == 0"):
+        flashinfer.nvfp4_quantize(a[:64], gs, do_shuffle=True)
 
 
 def test_per_token_argument_errors(gen):

@@ -158,8 +158,10 @@ def nvfp4_quantize(
 ) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
     """NVFP4 quantization with quant multiplier `a_global_sf` (gs = 448 * 6 / amax).
 
-    `do_shuffle=True` also applies the transposed-MMA row shuffle (epilogue tile 128) to the
-    data and to the scales (which then come back 128x4-swizzled, flattened).
+    `do_shuffle=True` (with the default 128x4 `sfLayout`, as in flashinfer) also applies the
+    transposed-MMA row shuffle (epilogue tile 128) to the data and to the scales, which then
+    come back shuffled and 128x4-swizzled in the linear shape [M, K/16] (flashinfer's form; M
+    must be a multiple of 128 and K/16 of 4).
 
     `per_token_activation=True` (flashinfer's per-token NVFP4 activations, the `per_token_scale`
     of `trtllm_fp4_block_scale_moe`): `a_global_sf` is then the inverse base scale g (a float
@@ -172,9 +174,8 @@ def nvfp4_quantize(
     the rows `expanded_idx_to_permuted_idx[:M]` lists (negative entries, and entries outside
     [0, M), are skipped); the other rows come back as zero codes, zero scales and a zero
     per-token scale (flashinfer leaves their codes and per-token scales unwritten). An all-zero
-    row gets p_r = 0 and zero codes and scales. With `do_shuffle=True` (which needs the 128x4
-    layout argument, as in flashinfer) the codes and the per-token scales are row-shuffled, and
-    the scales come back shuffled and 128x4-swizzled in the linear shape [M, K/16].
+    row gets p_r = 0 and zero codes and scales. With `do_shuffle=True` the per-token scales are
+    row-shuffled with the codes.
     """
     layout = SfLayout(sfLayout)
     if per_token_activation:
@@ -188,10 +189,12 @@ def nvfp4_quantize(
     if layout == SfLayout.layout_8x4:
         raise NotImplementedError("nvfp4_quantize: the 8x4 scale layout is not implemented")
     if do_shuffle:
-        from ..fused_moe.layout import shuffle_matrix_a, shuffle_matrix_sf_a
+        from ..fused_moe.layout import shuffle_matrix_a
 
+        if layout != SfLayout.layout_128x4:
+            raise ValueError("nvfp4_quantize: do_shuffle=True needs sfLayout=SfLayout.layout_128x4")
         q, sf = fp4_quantize(a, a_global_sf, sf_vec_size, False, False)
-        return shuffle_matrix_a(q, 128), shuffle_matrix_sf_a(sf, 128, sf_vec_size)
+        return shuffle_matrix_a(q, 128), _shuffled_sf_in_linear_shape(sf, sf_vec_size)
     return fp4_quantize(a, a_global_sf, sf_vec_size, False, layout == SfLayout.layout_128x4)
 
 
@@ -242,15 +245,25 @@ def _nvfp4_quantize_per_token(
     packed = pack_e2m1(codes)
     if not do_shuffle:
         return packed, _layout_sf(sf, layout == SfLayout.layout_128x4), per_token
-    from ..fused_moe.layout import get_shuffle_matrix_a_row_indices, shuffle_matrix_sf_a
+    from ..fused_moe.layout import get_shuffle_matrix_a_row_indices
 
     rows = get_shuffle_matrix_a_row_indices(packed, 128)
-    shuffled_sf = shuffle_matrix_sf_a(sf, 128)
-    if shuffled_sf.numel() != sf.numel():
+    shuffled_sf = _shuffled_sf_in_linear_shape(sf, 16)
+    return packed[rows].contiguous(), shuffled_sf, per_token[rows].contiguous()
+
+
+def _shuffled_sf_in_linear_shape(sf: Tensor, sf_vec_size: int) -> Tensor:
+    """`shuffle_matrix_sf_a(sf, 128)` (row shuffle, then 128x4 swizzle) viewed in the linear
+    scales' shape [M, K/sfv], as flashinfer returns it; that needs a swizzle without padding."""
+    from ..fused_moe.layout import shuffle_matrix_sf_a
+
+    m, cols = sf.shape
+    if m % 128 != 0 or cols % 4 != 0:
         raise ValueError(
-            f"nvfp4_quantize: do_shuffle=True needs K/16 to be a multiple of 4, got K={k}"
+            f"nvfp4_quantize: do_shuffle=True needs M % 128 == 0 and K/{sf_vec_size} % 4 == 0, "
+            f"got M={m}, K={cols * sf_vec_size}"
         )
-    return packed[rows].contiguous(), shuffled_sf.reshape(sf.shape), per_token[rows].contiguous()
+    return shuffle_matrix_sf_a(sf, 128, sf_vec_size).reshape(m, cols)
 
 
 def mxfp4_quantize(
