@@ -11,7 +11,8 @@ import error.
 
 __version__ = "0.1.0"
 
-from . import fp4_quantization, fused_moe, quantization, tllm_enums, utils
+from . import autotuner, fp4_quantization, fused_moe, quantization, tllm_enums, utils
+from .autotuner import autotune
 from .fused_moe import (
     ActivationType,
     Fp8QuantizationType,
@@ -50,6 +51,8 @@ __all__ = [
     "__version__",
     "fused_moe",
     "quantization",
+    "autotune",
+    "autotuner",
     "ActivationType",
     "Fp8QuantizationType",
     "GatedActType",

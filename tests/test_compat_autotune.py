@@ -1,0 +1,69 @@
+"""flashinfer.autotune / flashinfer.autotuner.autotune: flashinfer's context manager, with its
+signature; it enables nothing (no tuner exists yet), so calls inside give the bits of calls
+outside and no cache file appears."""
+
+from __future__ import annotations
+
+import inspect
+
+import flashinfer
+import pytest
+import torch
+from flashinfer.autotuner import autotune
+
+
+def _moe_call(gen_state):
+    gen = torch.Generator().manual_seed(gen_state)
+    t, h, i, e, k = 5, 32, 16, 4, 2
+    x = torch.randn(t, h, generator=gen).bfloat16()
+    w1 = (torch.randn(e, 2 * i, h, generator=gen) / 4).bfloat16()
+    w2 = (torch.randn(e, h, i, generator=gen) / 4).bfloat16()
+    ids = torch.randint(0, e, (t, k), generator=gen, dtype=torch.int32)
+    scales = torch.rand(t, k, generator=gen)
+    return flashinfer.cutlass_fused_moe(x, ids, scales, w1, w2, torch.bfloat16, None)[0]
+
+
+def test_same_object_at_both_paths():
+    assert flashinfer.autotune is autotune
+    assert flashinfer.autotuner.autotune is autotune
+
+
+def test_signature_matches_flashinfer():
+    params = inspect.signature(autotune).parameters
+    assert [(p.name, p.default) for p in params.values()] == [
+        ("tune_mode", True),
+        ("cache", None),
+        ("tuning_buckets", None),
+        ("round_up", None),
+        ("skip_ops", None),
+    ]
+
+
+def test_docstring_says_it_enables_nothing():
+    doc = " ".join(autotune.__doc__.split())
+    assert "does nothing" in doc and "no autotuner" in doc
+
+
+@pytest.mark.parametrize("tune_mode", [True, False])
+def test_calls_inside_give_the_bits_of_calls_outside(tune_mode, tmp_path):
+    seed = int(torch.randint(0, 2**31 - 1, ()).item())
+    outside = _moe_call(seed)
+    cache = tmp_path / "tactics.json"
+    with autotune(tune_mode, cache=str(cache), tuning_buckets=(1, 8), skip_ops={"x"}) as ctx:
+        assert ctx is None
+        inside = _moe_call(seed)
+        with autotune():  # nests
+            nested = _moe_call(seed)
+    assert torch.equal(inside, outside) and torch.equal(nested, outside)
+    assert not cache.exists()
+
+
+def test_decorator_and_exceptions():
+    @autotune()
+    def f():
+        return 7
+
+    assert f() == 7
+    with pytest.raises(KeyError):
+        with autotune(False):
+            raise KeyError("passes through")
