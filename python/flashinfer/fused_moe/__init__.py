@@ -63,6 +63,7 @@ from .layout import (
 )
 from .problem import ActQuantSpec, MoeProblem, QuantTensor, RoutingSpec
 from .routing import pack_topk_ids, route, unpack_topk_ids
+from .trtllm_gen_routing import TrtllmGenRoutingResult, trtllm_gen_routing
 
 __all__ = [
     # enums
@@ -93,8 +94,10 @@ __all__ = [
     "custom_ops",
     "reference",
     # routing
+    "TrtllmGenRoutingResult",
     "pack_topk_ids",
     "route",
+    "trtllm_gen_routing",
     "unpack_topk_ids",
     # weight layout
     "convert_from_block_layout",
