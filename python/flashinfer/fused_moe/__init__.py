@@ -61,6 +61,13 @@ from .layout import (
     unshuffle_matrix_a,
     unshuffle_matrix_sf_a,
 )
+from .prepare import (
+    deinterleave_moe_scales_for_sm90_mixed_gemm,
+    deinterleave_moe_weights_for_sm90_mixed_gemm,
+    interleave_moe_scales_for_sm90_mixed_gemm,
+    interleave_moe_weights_for_sm90_mixed_gemm,
+    preprocess_moe_weights_for_sm90_mixed_gemm_humming,
+)
 from .problem import ActQuantSpec, MoeProblem, QuantTensor, RoutingSpec
 from .routing import pack_topk_ids, route, unpack_topk_ids
 from .trtllm_gen_routing import TrtllmGenRoutingResult, trtllm_gen_routing
@@ -111,6 +118,12 @@ __all__ = [
     "undo_reorder_rows_for_gated_act_gemm",
     "unshuffle_matrix_a",
     "unshuffle_matrix_sf_a",
+    # sm90 mixed-input weight preparation
+    "deinterleave_moe_scales_for_sm90_mixed_gemm",
+    "deinterleave_moe_weights_for_sm90_mixed_gemm",
+    "interleave_moe_scales_for_sm90_mixed_gemm",
+    "interleave_moe_weights_for_sm90_mixed_gemm",
+    "preprocess_moe_weights_for_sm90_mixed_gemm_humming",
     # quantization
     "SfLayout",
     "block_scale_deinterleave",

@@ -42,6 +42,10 @@ from .layout import (
     get_w2_permute_indices_with_cache,
     reorder_rows_for_gated_act_gemm,
 )
+from .prepare import (
+    interleave_moe_scales_for_sm90_mixed_gemm,
+    interleave_moe_weights_for_sm90_mixed_gemm,
+)
 
 __all__ = [
     "ActivationType",
@@ -60,6 +64,8 @@ __all__ = [
     "get_shuffle_matrix_a_row_indices",
     "get_shuffle_matrix_sf_a_row_indices",
     "get_w2_permute_indices_with_cache",
+    "interleave_moe_scales_for_sm90_mixed_gemm",
+    "interleave_moe_weights_for_sm90_mixed_gemm",
     "reorder_rows_for_gated_act_gemm",
     "trtllm_bf16_moe",
     "trtllm_bf16_routed_moe",
