@@ -7,6 +7,7 @@ translation are never cached. The cache is on unless FLASHINFER_MOE_CALL_CACHE=0
 from __future__ import annotations
 
 import threading
+import warnings
 
 import flashinfer
 import pytest
@@ -260,4 +261,58 @@ def test_views_of_a_shared_storage_are_not_cached(monkeypatch):
     for _ in range(2):
         got = flashinfer.trtllm_fp8_block_scale_moe(*args)
         assert torch.equal(got, flashinfer.trtllm_fp8_block_scale_moe(*args, do_finalize=1))
+    assert list(cache._entries.values()) == [call_cache._UNCACHEABLE]
+
+
+# ---- the seed forms ------------------------------------------------------------------------------
+
+
+def _seed_cache(monkeypatch, name):
+    from flashinfer.fused_moe import seed_forms
+
+    cache = call_cache.CallCache(getattr(seed_forms, name)._translate)
+    monkeypatch.setattr(seed_forms, name, cache)
+    return cache
+
+
+def test_seed_forms_hit_with_new_tensors(monkeypatch):
+    """The cutlass seed form (float experts [E, 2, I, H], fp16 gating used as it is) and the FP4
+    seed form (one e2m1 code per byte, fp16 scales per 16): hits equal the translated path."""
+    from flashinfer.fused_moe import seed_forms
+
+    cutlass, fp4 = _seed_cache(monkeypatch, "_CUTLASS"), _seed_cache(monkeypatch, "_FP4_BLOCK")
+    h, i = 64, 32
+    kw = dict(num_experts=E, top_k=K, hidden_size=h, intermediate_size=i)
+    for seed in (90, 91, 92):
+        g = torch.Generator().manual_seed(seed)
+        x = rand_float((T, h), torch.float16, seed)
+        gate = rand_float((T, E), torch.float16, seed + 1)
+        experts = rand_float((E, 2, i, h), torch.float16, seed + 2, h**-0.5)
+        got = flashinfer.cutlass_fused_moe(x, gate, experts, **kw)
+        want = custom_ops.run_problem(seed_forms.cutlass_seed_problem(x, gate, experts, **kw))
+        assert torch.equal(got, want), f"cutlass seed {seed}"
+        codes = torch.randint(0, 16, (E, 2, i, h), dtype=torch.uint8, generator=g)
+        scale = rand_float((E, 2, i // 16), torch.float16, seed + 3).abs() + 0.25
+        got = flashinfer.trtllm_fp4_block_scale_moe(x, gate, codes, scale, **kw)
+        problem = seed_forms.fp4_block_scale_seed_problem(x, gate, codes, scale, **kw)
+        want = custom_ops.run_problem(problem, output_dtype=seed_forms.TRTLLM_OUTPUT_DTYPE)
+        assert torch.equal(got, want), f"fp4 seed {seed}"
+    for cache in (cutlass, fp4):
+        assert [type(v) for v in cache._entries.values()] == [call_cache._Entry]
+
+
+def test_seed_fp8_with_float_weights_is_not_cached(monkeypatch):
+    """Float experts are rounded to e4m3 on every call (computed tensors): never a template."""
+    cache = _seed_cache(monkeypatch, "_FP8_PER_TENSOR")
+    h, i = 64, 32
+    x = rand_float((T, h), torch.float16, 95)
+    gate = rand_float((T, E), torch.float16, 96)
+    experts = rand_float((E, 2, i, h), torch.float16, 97, 4.0)
+    scale = rand_float((E, 2), torch.float16, 98).abs() + 0.25
+    kw = dict(num_experts=E, top_k=K, hidden_size=h, intermediate_size=i)
+    with warnings.catch_warnings():  # the rounding warning is given once per process
+        warnings.simplefilter("ignore")
+        first = flashinfer.trtllm_fp8_per_tensor_scale_moe(x, gate, experts, scale, **kw)
+        again = flashinfer.trtllm_fp8_per_tensor_scale_moe(x, gate, experts, scale, **kw)
+    assert torch.equal(first, again)
     assert list(cache._entries.values()) == [call_cache._UNCACHEABLE]

@@ -45,7 +45,7 @@ import warnings
 
 import torch
 
-from . import custom_ops
+from . import call_cache
 from .enums import ActQuant, ElemFormat, GatedActType, RoutingMethodType
 from .problem import ActQuantSpec, MoeProblem, QuantTensor
 from .seed_translate import (
@@ -355,31 +355,40 @@ def fp4_block_scale_seed_problem(
     return seed_problem(s, x, w1, w2)
 
 
-# Runners: each returns the output [T, H]: x's dtype (cutlass), bfloat16 (trtllm).
+# Runners: each returns the output [T, H]: x's dtype (cutlass), bfloat16 (trtllm). Repeated calls
+# with the same metadata skip the translation where the problem refers only to the caller's
+# tensors and views of them (call_cache.py; e.g. not when float weights are rounded to e4m3).
+
+
+def _cached(builder) -> call_cache.CallCache:
+    return call_cache.CallCache(lambda *a, **kw: (builder(*a, **kw), None))
+
+
+_CUTLASS = _cached(cutlass_seed_problem)
+_BF16 = _cached(bf16_seed_problem)
+_FP8_BLOCK = _cached(fp8_block_scale_seed_problem)
+_FP8_PER_TENSOR = _cached(fp8_per_tensor_scale_seed_problem)
+_FP4_BLOCK = _cached(fp4_block_scale_seed_problem)
 
 
 def cutlass_seed(*args, **kwargs) -> Tensor:
-    return custom_ops.run_problem(cutlass_seed_problem(*args, **kwargs))
-
-
-def _trtllm_run(problem: MoeProblem) -> Tensor:
-    return custom_ops.run_problem(problem, output_dtype=TRTLLM_OUTPUT_DTYPE)
+    return _CUTLASS.run(args, kwargs)
 
 
 def bf16_seed(*args, **kwargs) -> Tensor:
-    return _trtllm_run(bf16_seed_problem(*args, **kwargs))
+    return _BF16.run(args, kwargs, TRTLLM_OUTPUT_DTYPE)
 
 
 def fp8_block_scale_seed(*args, **kwargs) -> Tensor:
-    return _trtllm_run(fp8_block_scale_seed_problem(*args, **kwargs))
+    return _FP8_BLOCK.run(args, kwargs, TRTLLM_OUTPUT_DTYPE)
 
 
 def fp8_per_tensor_scale_seed(*args, **kwargs) -> Tensor:
-    return _trtllm_run(fp8_per_tensor_scale_seed_problem(*args, **kwargs))
+    return _FP8_PER_TENSOR.run(args, kwargs, TRTLLM_OUTPUT_DTYPE)
 
 
 def fp4_block_scale_seed(*args, **kwargs) -> Tensor:
-    return _trtllm_run(fp4_block_scale_seed_problem(*args, **kwargs))
+    return _FP4_BLOCK.run(args, kwargs, TRTLLM_OUTPUT_DTYPE)
 
 
 for _runner, _builder, _dtype in (

@@ -158,7 +158,9 @@ def check_seed_call(
         top_k=int(top_k),
         two_matrix=two_matrix,
         activation=(_TWO_MATRIX_ACT if two_matrix else _PAIR_ACT)[act],
-        routing=RoutingSpec(method=method, logits=gating_output.to(torch.float32)),
+        # The executors read f32 / f16 / bf16 logits as float (exactly the f32 conversion), so
+        # the caller's tensor is used as it is: no conversion per call.
+        routing=RoutingSpec(method=method, logits=gating_output),
         capacity=capacity,
         device=device,
         output=output,
