@@ -142,7 +142,8 @@ NB_MODULE(_C, m) {
       .value("Float", fm::ElemFormat::Float)
       .value("E4M3", fm::ElemFormat::E4M3)
       .value("E2M1Packed", fm::ElemFormat::E2M1Packed)
-      .value("E2M1Unpacked", fm::ElemFormat::E2M1Unpacked);
+      .value("E2M1Unpacked", fm::ElemFormat::E2M1Unpacked)
+      .value("Int4Packed", fm::ElemFormat::Int4Packed);
   nb::enum_<fm::ScaleFormat>(m, "ScaleFormat")
       .value("Float", fm::ScaleFormat::Float)
       .value("E4M3", fm::ScaleFormat::E4M3)

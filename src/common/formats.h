@@ -85,6 +85,12 @@ FIMOE_HOST_DEVICE inline float e2m1_to_float(uint8_t code) {
   return (code & 0x8) ? -mag : mag;
 }
 
+// A signed int4 code (two's complement in the low nibble; the high nibble is ignored): -8..7.
+FIMOE_HOST_DEVICE inline float int4_to_float(uint8_t code) {
+  const int32_t v = static_cast<int32_t>(code & 0xF);
+  return static_cast<float>(v < 8 ? v : v - 16);
+}
+
 // Round to nearest, ties to the even code, saturating at 6. Midpoints between codes i and i+1
 // go to the even one: 0.25->0, 0.75->1, 1.25->1, 1.75->2, 2.5->2, 3.5->4, 5->4.
 FIMOE_HOST_DEVICE inline uint8_t float_to_e2m1(float x) {

@@ -56,6 +56,15 @@ void QuantRowDecoder::decode_elements(int64_t e, int64_t r, float* out) const {
       for (int64_t c = 0; c < cols_; ++c) out[c] = formats::e2m1_to_float(p[c * cs] & 0xF);
       break;
     }
+    case ElemFormat::Int4Packed: {
+      // Low nibble = even element, each a two's complement int4 (-8..7).
+      const uint8_t* p = static_cast<const uint8_t*>(d.data) + row_off;
+      for (int64_t c = 0; c < cols_; ++c) {
+        const uint8_t byte = p[(c / 2) * cs];
+        out[c] = formats::int4_to_float((c & 1) ? (byte >> 4) : byte);
+      }
+      break;
+    }
   }
 }
 

@@ -56,6 +56,8 @@ const char* elem_format_name(ElemFormat f) {
       return "E2M1Packed";
     case ElemFormat::E2M1Unpacked:
       return "E2M1Unpacked";
+    case ElemFormat::Int4Packed:
+      return "Int4Packed";
   }
   return "unknown";
 }

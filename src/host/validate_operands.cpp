@@ -111,17 +111,19 @@ Status check_quant(const std::string& prefix, const QuantTensor& q, bool weights
                    int64_t rows, int64_t cols, const char* row_label, const char* col_label) {
   const std::string data = prefix + ".data";
   const int fmt = static_cast<int>(q.format);
-  if (fmt < 0 || fmt > static_cast<int>(ElemFormat::E2M1Unpacked)) {
+  if (fmt < 0 || fmt > static_cast<int>(ElemFormat::Int4Packed)) {
     return make_status(StatusCode::InvalidValue, "%s.format: invalid ElemFormat value %d",
                        prefix.c_str(), fmt);
   }
   if (!q.data.present()) {
     return make_status(StatusCode::InvalidValue, "%s: is required", data.c_str());
   }
-  const bool packed = q.format == ElemFormat::E2M1Packed;
+  const bool packed = q.format == ElemFormat::E2M1Packed || q.format == ElemFormat::Int4Packed;
   if (packed && cols % 2 != 0) {
-    return make_status(StatusCode::InvalidValue, "%s: E2M1Packed needs an even %s, got %s=%lld",
-                       data.c_str(), col_label, col_label, static_cast<long long>(cols));
+    return make_status(StatusCode::InvalidValue, "%s: %s needs an even %s, got %s=%lld",
+                       data.c_str(),
+                       q.format == ElemFormat::Int4Packed ? "Int4Packed" : "E2M1Packed", col_label,
+                       col_label, static_cast<long long>(cols));
   }
   const int64_t stored_cols = packed ? cols / 2 : cols;
   const std::string labels =

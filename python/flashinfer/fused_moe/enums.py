@@ -223,6 +223,7 @@ class ElemFormat(_NamedIntEnum):
     E4M3 = 1
     E2M1Packed = 2
     E2M1Unpacked = 3
+    Int4Packed = 4  # two signed int4 codes (two's complement) per byte, low nibble = even element
 
 
 class ScaleFormat(_NamedIntEnum):

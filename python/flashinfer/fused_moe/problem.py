@@ -39,7 +39,7 @@ class QuantTensor:
 
     value(e, r, c) = decode(data[e, r, c]) * scale[e, r // block_rows, c // block_cols] * global[e]
     (block size 0 = whole dimension; absent scale/global = 1). ``data`` holds ``K // 2`` columns
-    for ``E2M1Packed``. fp8 data/scales may be given as ``torch.float8_e4m3fn`` or as uint8 codes.
+    for ``E2M1Packed`` and ``Int4Packed`` (two's complement int4 codes, low nibble first). fp8 data/scales may be given as ``torch.float8_e4m3fn`` or as uint8 codes.
     """
 
     data: Tensor

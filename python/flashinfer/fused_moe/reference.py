@@ -22,6 +22,7 @@ from ..quantization.codecs import (
     e2m1_decode,
     e4m3_decode,
     e4m3_round,
+    int4_decode,
     round_to_dtype,
     ue8m0_decode,
     unpack_e2m1,
@@ -59,6 +60,8 @@ def _decode_elements(q: QuantTensor) -> Tensor:
     if fmt == ElemFormat.E4M3:
         return e4m3_decode(q.data)
     codes = as_code_bytes("data", q.data)
+    if fmt == ElemFormat.Int4Packed:
+        return int4_decode(unpack_e2m1(codes))  # same nibble order as packed e2m1
     if fmt == ElemFormat.E2M1Packed:
         codes = unpack_e2m1(codes)
     return e2m1_decode(codes)
@@ -438,11 +441,12 @@ def _check_problem(p: MoeProblem) -> None:
         )
     if p.expert_capacity < 0:
         raise ValueError(f"expert_capacity must be >= 0, got {p.expert_capacity}")
-    k_in = h // 2 if ElemFormat(p.input.format) == ElemFormat.E2M1Packed else h
+    packed = (ElemFormat.E2M1Packed, ElemFormat.Int4Packed)
+    k_in = h // 2 if ElemFormat(p.input.format) in packed else h
     if tuple(p.input.data.shape) != (t, k_in):
         raise ValueError(f"input.data must have shape {(t, k_in)}, got {tuple(p.input.data.shape)}")
     for name, q, rows, cols in (("w1", p.w1, m1, h), ("w2", p.w2, h, i)):
-        c = cols // 2 if ElemFormat(q.format) == ElemFormat.E2M1Packed else cols
+        c = cols // 2 if ElemFormat(q.format) in packed else cols
         if tuple(q.data.shape) != (el, rows, c):
             raise ValueError(
                 f"{name}.data must have shape {(el, rows, c)}, got {tuple(q.data.shape)}"

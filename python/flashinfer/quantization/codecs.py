@@ -2,8 +2,9 @@
 
 The bit-level meaning of every code is fixed by docs/semantics.md ("Element codes"):
 e4m3 (float8_e4m3fn, round-to-nearest-even, saturating), e2m1 (3-bit magnitude index + sign bit,
-ties to the even code, saturating at 6) and ue8m0 (a power of two 2^(b-127)). Everything here is
-pure torch and works on any device; encoders take any float tensor and work from its fp32 value.
+ties to the even code, saturating at 6), int4 (two's complement -8..7) and ue8m0 (a power of
+two 2^(b-127)). Everything here is pure torch and works on any device; encoders take any float
+tensor and work from its fp32 value.
 """
 
 from __future__ import annotations
@@ -128,6 +129,19 @@ def unpack_e2m1(packed: Tensor) -> Tensor:
     lo = packed & 0xF
     hi = packed >> 4
     return torch.stack((lo, hi), dim=-1).flatten(-2)
+
+
+# ---- int4 --------------------------------------------------------------------------------------
+
+
+def int4_decode(codes: Tensor) -> Tensor:
+    """Signed int4 codes (uint8, two's complement in the low nibble; the high nibble is ignored)
+    -> fp32 -8..7 (exact). Packed bytes unpack with ``unpack_e2m1`` (the same nibble order)."""
+    _check_tensor("codes", codes)
+    if codes.dtype != torch.uint8:
+        raise TypeError(f"codes must be uint8, got {codes.dtype}")
+    v = (codes & 0xF).to(torch.int16)
+    return torch.where(v < 8, v, v - 16).float()
 
 
 # ---- ue8m0 ------------------------------------------------------------------------------------

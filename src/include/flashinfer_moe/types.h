@@ -89,6 +89,8 @@ enum class ElemFormat : int32_t {
   E4M3 = 1,          // U8 storage, one float8_e4m3fn code per byte
   E2M1Packed = 2,    // U8 storage, two e2m1 codes per byte, low nibble = even element
   E2M1Unpacked = 3,  // U8 storage, one e2m1 code per byte in the low nibble
+  Int4Packed = 4,    // U8 storage, two signed int4 codes (two's complement, -8..7) per byte,
+                     // low nibble = even element (MXINT4 weights: bf16 scales per 32 of K)
 };
 
 // How block scales are encoded.
@@ -108,7 +110,7 @@ enum class ScaleLayout : int32_t {
 //   decode(data[e, r, c]) * scale[e, r / block_rows, c / block_cols] * global_scale[e]
 // For activations drop the e index (global_scale is then a scalar, shape [] or [1]).
 // block_rows / block_cols of 0 mean "the whole dimension" (a per-matrix or per-row scale).
-// `data` shape uses logical K for Float/E4M3/E2M1Unpacked and K/2 for E2M1Packed.
+// `data` shape uses logical K for Float/E4M3/E2M1Unpacked and K/2 for E2M1Packed / Int4Packed.
 struct QuantTensor {
   TensorView data;
   ElemFormat format = ElemFormat::Float;
