@@ -1,7 +1,8 @@
 """Quantization helpers (pure torch, any device), each with its dequantizer.
 
 fp8 per tensor / token / token group / weight block (`fp8`), NVFP4 and MXFP4 (`fp4`), MXFP8
-(`mx`), the 128x4 swizzled scale layout (`sf_layout`) and the element codecs (`codecs`).
+(`mx`), MXINT4 (`mxint4`), the 128x4 swizzled scale layout (`sf_layout`) and the element codecs
+(`codecs`).
 All scales follow docs/semantics.md; see each module for the exact formulas.
 """
 
@@ -10,6 +11,7 @@ from .codecs import (
     e2m1_encode,
     e4m3_decode,
     e4m3_encode,
+    int4_decode,
     pack_e2m1,
     ue8m0_decode,
     unpack_e2m1,
@@ -31,6 +33,7 @@ from .fp8 import (
     quantize_fp8_per_token_group,
 )
 from .mx import mxfp8_dequantize_host, mxfp8_quantize
+from .mxint4 import mxint4_dequantize, mxint4_quantize
 from .sf_layout import (
     block_scale_deinterleave,
     block_scale_interleave,
@@ -48,11 +51,14 @@ __all__ = [
     "e4m3_decode",
     "e4m3_encode",
     "fp4_quantize",
+    "int4_decode",
     "mxfp4_dequantize",
     "mxfp4_dequantize_host",
     "mxfp4_quantize",
     "mxfp8_dequantize_host",
     "mxfp8_quantize",
+    "mxint4_dequantize",
+    "mxint4_quantize",
     "nvfp4_block_scale_interleave",
     "nvfp4_quantize",
     "pack_e2m1",
