@@ -7,7 +7,8 @@ CPU executor, itself checked against the reference by the API test files), withi
 budget of tests/numeric.py; outputs are poisoned first and inputs must come back unchanged.
 FP8 / FP4 forms on CUDA must raise NotImplementedError (there is never a CPU fallback). A
 captured CUDA graph of the API call (with a caller workspace) replays to the eager result bit
-for bit, and a caller workspace full of garbage gives the same bits as an internal one.
+for bit, and a caller workspace full of garbage gives the same bits as an internal one. The
+MXINT4 forms raise NotImplementedError naming ``w1.format`` (not on the CUDA engine yet).
 
 CPU tests (no marker): ``FLASHINFER_MOE_GEMM_TACTIC`` parsing and its precedence (runner.py).
 ``FLASHINFER_MOE_TEST_DEVICE=cpu`` runs the GPU tests' calls on the CPU (see test_gpu_moe.py).
@@ -307,6 +308,46 @@ def test_fp4_forms_on_cuda():
     for name, fn, args, kw, inter in _fp4_calls():
         budget = error_budget(out_dtype=BF16, k1=128, k2=128, top_k=2, requant=[(inter, 1024)])
         _gpu_vs_cpu(fn, args, kw, budget, name)
+
+
+@gpu_only
+def test_mxint4_forms_on_cuda_raise_not_implemented_naming_the_field():
+    """MXINT4 weights (canonical ``Int4Packed``) are not on the CUDA engine yet: both public
+    forms, in flashinfer's prepared layout and in the native one, raise NotImplementedError
+    naming ``w1.format`` (never a CPU fallback), and leave their inputs unchanged."""
+    from flashinfer.fused_moe.enums import WeightLayout
+    from flashinfer.quantization import block_scale_interleave, mxint4_quantize
+    from trtllm_math import packed_words, prepare_rows, prepare_stack
+
+    t, e, h, i = 5, 4, 256, 256
+    w1, s1 = mxint4_quantize(rand_float((e, 2 * i, h), BF16, 90, h**-0.5))
+    w2, s2 = mxint4_quantize(rand_float((e, h, i), BF16, 91, i**-0.5))
+
+    def prepared(w, s, gated):
+        ss = [block_scale_interleave(prepare_rows(m, 128, gated)) for m in s]
+        return prepare_stack(w, gated=gated, block_major_k=True), torch.stack(ss)
+
+    layouts = {
+        "prepared": (*prepared(w1, s1, True), *prepared(w2, s2, False), {}),
+        "native": (w1, s1, w2, s2,
+                   dict(use_shuffled_weight=False, weight_layout=WeightLayout.MajorK)),
+    }  # fmt: skip
+    x = rand_float((t, h), BF16, 92).to(DEVICE)
+    logits = rand_float((t, e), torch.float32, 93).to(DEVICE)
+    ids = packed_words(torch.tensor([[0, 1], [1, 2], [2, 3], [3, 0], [0, 2]]), torch.ones(t, 2))
+    common_kw = dict(num_experts=e, top_k=2, n_group=None, topk_group=None, intermediate_size=i,
+                     local_expert_offset=0, local_num_experts=e, routed_scaling_factor=None)  # fmt: skip
+    for name, (g1, gs1, g2, gs2, kw) in layouts.items():
+        g1, gs1, g2, gs2 = (v.to(DEVICE) for v in (g1, gs1, g2, gs2))
+        snap = _snapshot([x, logits, g1, gs1, g2, gs2])
+        with pytest.raises(NotImplementedError, match=r"w1\.format Int4Packed"):
+            flashinfer.fused_moe.trtllm_mxint4_block_scale_moe(
+                logits, None, x, g1, gs1, None, None, None, g2, gs2, **common_kw,
+                routing_method_type=RENORM, **kw)  # fmt: skip
+        with pytest.raises(NotImplementedError, match=r"w1\.format Int4Packed"):
+            flashinfer.fused_moe.trtllm_mxint4_block_scale_routed_moe(
+                ids.to(DEVICE), x, g1, gs1, None, None, None, g2, gs2, **common_kw, **kw)  # fmt: skip
+        _assert_unchanged(snap, f"mxint4 {name}")
 
 
 # ---- CUDA graphs and caller workspaces ----------------------------------------------------------

@@ -20,6 +20,8 @@ from ..quantization import (
     mxfp4_quantize,
     mxfp8_dequantize_host,
     mxfp8_quantize,
+    mxint4_dequantize,
+    mxint4_quantize,
     nvfp4_block_scale_interleave,
     nvfp4_quantize,
     quantize_fp8_block,
@@ -71,6 +73,7 @@ from .prepare import (
 from .problem import ActQuantSpec, MoeProblem, QuantTensor, RoutingSpec
 from .routing import pack_topk_ids, route, unpack_topk_ids
 from .trtllm_gen_routing import TrtllmGenRoutingResult, trtllm_gen_routing
+from .trtllm_mxint4 import trtllm_mxint4_block_scale_moe, trtllm_mxint4_block_scale_routed_moe
 
 __all__ = [
     # enums
@@ -92,6 +95,8 @@ __all__ = [
     "trtllm_fp8_block_scale_routed_moe",
     "trtllm_fp8_per_tensor_scale_moe",
     "trtllm_fp8_per_tensor_scale_routed_moe",
+    "trtllm_mxint4_block_scale_moe",
+    "trtllm_mxint4_block_scale_routed_moe",
     # canonical problem and reference
     "ActQuantSpec",
     "MoeProblem",
@@ -136,6 +141,8 @@ __all__ = [
     "mxfp4_quantize",
     "mxfp8_dequantize_host",
     "mxfp8_quantize",
+    "mxint4_dequantize",
+    "mxint4_quantize",
     "nvfp4_block_scale_interleave",
     "nvfp4_quantize",
     "quantize_fp8_block",

@@ -5,10 +5,9 @@ directly (vLLM imports ``get_w2_permute_indices_with_cache`` and
 ``_maybe_get_cached_w3_w1_permute_indices`` to prepare shuffled weights). This module re-exports
 the names of that file that this library implements; each is the same object as the one
 ``flashinfer.fused_moe`` exports (defined in ``api_cutlass.py``, ``api_trtllm.py``, ``enums.py``,
-``layout.py`` and ``prepare.py``).
+``layout.py``, ``prepare.py`` and ``trtllm_mxint4.py``).
 
-Not here: ``trtllm_mxint4_block_scale_moe`` / ``_routed_moe`` (MXINT4 is not implemented yet),
-``is_trtllm_moe_supported`` and the JIT module builders (``gen_*_module``,
+Not here: ``is_trtllm_moe_supported`` and the JIT module builders (``gen_*_module``,
 ``get_cutlass_fused_moe_module``), which describe flashinfer's build, not this library.
 """
 
@@ -46,6 +45,7 @@ from .prepare import (
     interleave_moe_scales_for_sm90_mixed_gemm,
     interleave_moe_weights_for_sm90_mixed_gemm,
 )
+from .trtllm_mxint4 import trtllm_mxint4_block_scale_moe, trtllm_mxint4_block_scale_routed_moe
 
 __all__ = [
     "ActivationType",
@@ -75,4 +75,6 @@ __all__ = [
     "trtllm_fp8_block_scale_routed_moe",
     "trtllm_fp8_per_tensor_scale_moe",
     "trtllm_fp8_per_tensor_scale_routed_moe",
+    "trtllm_mxint4_block_scale_moe",
+    "trtllm_mxint4_block_scale_routed_moe",
 ]
