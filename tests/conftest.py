@@ -9,23 +9,52 @@ from __future__ import annotations
 import glob
 import os
 import sys
+import sysconfig
 
 import pytest
 import torch
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _PYTHON = os.path.join(os.path.dirname(_HERE), "python")
+# FLASHINFER_MOE_TEST_INSTALLED=1 (CI sets it): the suite must test an installed wheel, and a
+# `flashinfer` imported from anywhere but this interpreter's site-packages is an error.
+INSTALLED_ONLY = os.environ.get("FLASHINFER_MOE_TEST_INSTALLED") == "1"
 # The tests directory makes `import numeric` work from every test file. The in-tree package comes
 # first only when it holds a compiled module (scripts/dev_build.sh links one there); otherwise the
 # installed wheel is what gets tested.
 _paths = [_HERE]
-if glob.glob(os.path.join(_PYTHON, "flashinfer", "_C*.so")):
+if not INSTALLED_ONLY and glob.glob(os.path.join(_PYTHON, "flashinfer", "_C*.so")):
     _paths.append(_PYTHON)
 for path in _paths:
     if path not in sys.path:
         sys.path.insert(0, path)
 
-import flashinfer  # noqa: E402,F401  (must import: fail loudly, never skip)
+import flashinfer  # noqa: E402  (must import: fail loudly, never skip)
+
+
+def _site_packages_dirs() -> set[str]:
+    paths = sysconfig.get_paths()
+    return {os.path.realpath(paths[key]) for key in ("purelib", "platlib")}
+
+
+FLASHINFER_DIR = os.path.dirname(os.path.realpath(flashinfer.__file__))
+FROM_SITE_PACKAGES = os.path.dirname(FLASHINFER_DIR) in _site_packages_dirs()
+if INSTALLED_ONLY and not FROM_SITE_PACKAGES:
+    raise RuntimeError(
+        f"FLASHINFER_MOE_TEST_INSTALLED=1 but flashinfer was imported from {FLASHINFER_DIR}, "
+        f"not from this interpreter's site-packages {sorted(_site_packages_dirs())}"
+    )
+
+
+def pytest_report_header(config):
+    where = "installed" if FROM_SITE_PACKAGES else "source tree"
+    try:
+        from flashinfer import _C
+
+        built = f"CUDA {_C.cuda_architectures()}" if _C.built_with_cuda() else "CPU-only"
+    except ImportError as e:
+        built = f"no compiled module ({e})"
+    return f"flashinfer: {FLASHINFER_DIR} ({where}, {built})"
 
 
 def pytest_configure(config):
