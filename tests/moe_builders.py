@@ -222,6 +222,8 @@ def build_problem(
     capacity=0,
     biases=False,
     act_params=False,
+    lora=False,
+    inter_out=False,
     out_dtype=torch.bfloat16,
     compute=torch.bfloat16,
     rw_on_input=False,
@@ -229,7 +231,12 @@ def build_problem(
     exact=False,
     seed=0,
 ) -> MoeProblem:
-    """A canonical problem with poisoned outputs (all optional routing outputs requested)."""
+    """A canonical problem with poisoned outputs (all optional routing outputs requested).
+
+    ``act_params``: per-expert SwigluBias / SwigluStep parameters, or for Situ its caps (a few
+    small enough to bite on unit-sized GEMM1 outputs) and clamp limits. ``lora``: a GEMM1 delta
+    [T, k, M1] (bf16; small integers when ``exact``). ``inter_out``: a poisoned f32
+    ``inter_output`` [T*k, I]."""
     local = E - offset if local is None else local
     gated = Act(activation).is_gated
     m1 = 2 * I if gated else I
@@ -256,10 +263,22 @@ def build_problem(
     if biases:
         p.w1_bias = rand_float((local, m1), torch.float32, seed + 60, scale=0.3)
         p.w2_bias = rand_float((local, H), torch.bfloat16, seed + 61, scale=0.3)
-    if act_params:
+    if act_params and Act(activation) == Act.Situ:
+        p.act_alpha = torch.linspace(0.5, 3.0, local)  # the gate's tanh cap
+        p.act_beta = -torch.linspace(0.25, 2.0, local)  # the linear half's; the sign is moot
+        p.act_limit = torch.linspace(0.6, 1.6, local)
+    elif act_params:
         p.act_alpha = torch.linspace(0.8, 1.7, local)
         p.act_beta = torch.linspace(-0.5, 1.0, local)
         p.act_limit = torch.linspace(0.4, 1.2, local)  # small enough that the clamps bite
+    if lora:
+        p.gemm1_delta = (
+            small_int((T, k, m1), -2, 2, torch.bfloat16, seed + 70)
+            if exact
+            else rand_float((T, k, m1), torch.bfloat16, seed + 70, scale=0.5)
+        )
+    if inter_out:
+        p.inter_output = poison((T * k, I), torch.float32)
     if permuted:
         p.permuted_output = poison((T * k, H), torch.float32)
     else:

@@ -13,8 +13,18 @@ import torch
 from flashinfer import _C
 from flashinfer.fused_moe.enums import ActQuant, ElemFormat
 from flashinfer.fused_moe.problem import MoeProblem
-from flashinfer.fused_moe.reference import reference_moe, reference_routing
-from numeric import assert_close_to_reference, assert_exact, assert_within_budget, error_budget
+from flashinfer.fused_moe.reference import (
+    reference_moe,
+    reference_moe_permuted,
+    reference_routing,
+)
+from numeric import (
+    UNIT_ROUNDOFF,
+    assert_close_to_reference,
+    assert_exact,
+    assert_within_budget,
+    error_budget,
+)
 
 
 def run_native(p: MoeProblem, num_threads: int = 0) -> int:
@@ -109,6 +119,22 @@ def check_against_reference(p: MoeProblem, num_threads: int = 0) -> None:
                 if rows[t, j] >= 0:
                     combined[t] += scale[t, j] * perm[int(rows[t, j])]
         assert_within_budget(combined, ref, budget, what="permuted " + str(budget))
+    if p.inter_output is not None:
+        check_inter_output(p.inter_output, reference_moe_permuted(p), p.hidden_size)
+
+
+def check_inter_output(got: torch.Tensor, ref, hidden_size: int, what: str = "inter_output",
+                       gemm_rel: float = 0.0) -> None:  # fmt: skip
+    """``inter_output`` [T*k, I] (the activated GEMM1 rows in permuted order) against
+    ``ref.intermediate`` (a ``PermutedReference``): rows past the kept ones exactly zero, the
+    kept ones within twice (rounding to its dtype + fp32 accumulation over H + ``gemm_rel``)
+    in relative L2."""
+    kept = int((ref.expanded_to_permuted >= 0).sum())
+    rounding = UNIT_ROUNDOFF[got.dtype]
+    got = got.detach().cpu().to(torch.float64)
+    assert_exact(got[kept:], torch.zeros_like(got[kept:]), f"{what} rows past the kept count")
+    rel = 2 * (rounding + hidden_size * 2.0**-24 + gemm_rel)
+    assert_close_to_reference(got[:kept], ref.intermediate[:kept], rel_l2=rel, what=what)
 
 
 def assert_matches_reference(problem: MoeProblem, out: torch.Tensor, **budget_terms) -> None:

@@ -128,7 +128,7 @@ def test_opcheck_both_ops(moe):
     ws = torch.empty(1 << 20, dtype=torch.uint8)
     torch.library.opcheck(
         torch.ops.flashinfer_moe.fused_moe_out.default,
-        (tensors, ints, floats, BF16, *outputs, None, ws),
+        (tensors, ints, floats, BF16, *outputs, None, None, ws),
     )
 
 

@@ -15,7 +15,7 @@ import torch
 from flashinfer.fused_moe.enums import ActivationType as Act
 from flashinfer.fused_moe.enums import ElemFormat, ScaleFormat
 from flashinfer.fused_moe.problem import QuantTensor
-from flashinfer.fused_moe.reference import reference_moe
+from flashinfer.fused_moe.reference import reference_moe, reference_moe_permuted
 from moe_builders import E4M3, build_problem, make_weights
 from moe_checks import check_against_reference, run_native
 from numeric import assert_exact, rand_float
@@ -60,6 +60,7 @@ ACTIVATIONS = [
     Act.Gelu,
     Act.Relu,
     Act.Identity,
+    Act.Situ,
 ]
 
 
@@ -68,11 +69,57 @@ def test_activations(activation):
     check_against_reference(build_problem(activation=activation, weights="f32"))
 
 
-@pytest.mark.parametrize("activation", [Act.SwigluBias, Act.SwigluStep], ids=lambda a: a.name)
+@pytest.mark.parametrize(
+    "activation", [Act.SwigluBias, Act.SwigluStep, Act.Situ], ids=lambda a: a.name
+)
 def test_activation_parameters_per_expert(activation):
     p = build_problem(activation=activation, weights="f32", act_params=True, E=4, k=2, T=16)
     if activation == Act.SwigluStep:
         p.act_alpha = p.act_beta = None  # SwigluStep takes only the limit
+    check_against_reference(p)
+
+
+@pytest.mark.parametrize("which", ["gate", "linear", "both"])
+def test_situ_infinite_cap_leaves_that_half_uncapped(which):
+    # An infinite cap is the limit c tanh(x / c) -> x: an infinite linear cap is plain SiTU
+    # times up. Mixed per expert: experts 0 and 2 uncapped, 1 and 3 capped at 0.5.
+    p = build_problem(activation=Act.Situ, weights="f32", E=4, T=16, act_params=True)
+    caps = torch.tensor([float("inf"), 0.5, float("inf"), 0.5])
+    if which in ("gate", "both"):
+        p.act_alpha = caps
+    if which in ("linear", "both"):
+        p.act_beta = caps
+    check_against_reference(p)
+
+
+# The GEMM1 delta (LoRA) with every kind of GEMM1 output: float, FP8 and FP4 weights,
+# quantized inputs and intermediates, biases, capacity, EP, routing weight on input, permuted
+# output; the activated intermediate is checked too (inter_output).
+LORA = [
+    dict(),
+    dict(activation=Act.Situ, act_params=True),
+    dict(activation=Act.Relu2, biases=True),
+    dict(weights="e4m3:16x0", input_quant="fp8_token", inter_quant="fp8_group:16"),
+    dict(weights="nvfp4:packed:swizzled", inter_quant="nvfp4", activation=Act.Situ),
+    dict(capacity=2, offset=2, local=5, routing="precomputed", biases=True),
+    dict(rw_on_input=True, k=2, biases=True),
+    dict(permuted=True, routing="packed", k=3),
+    dict(T=1, E=1, k=1),
+]
+
+
+@pytest.mark.parametrize(
+    "kw", LORA, ids=lambda kw: "-".join(f"{k}={getattr(v, 'name', v)}" for k, v in kw.items())
+)
+def test_gemm1_delta_and_inter_output(kw):
+    check_against_reference(build_problem(lora=True, inter_out=True, seed=5, **kw))
+
+
+def test_inter_output_bf16_without_delta():
+    p = build_problem(activation=Act.Situ, inter_quant="fp8_token", weights="e4m3:16x0",
+                      capacity=3, T=12)  # fmt: skip
+    p.inter_output = torch.full((p.num_tokens * p.top_k, p.intermediate_size), float("nan"),
+                                dtype=torch.bfloat16)  # fmt: skip
     check_against_reference(p)
 
 
@@ -253,6 +300,26 @@ def test_exact_small_integers(weights, activation):
     ref = reference_moe(p)
     assert ref.abs().max() > 0
     assert_exact(p.output, ref, f"{weights} {activation.name}")
+
+
+@pytest.mark.parametrize("weights,activation", [("f32", Act.Identity), ("e4m3:3x5", Act.Relu2),
+                                               ("nvfp4:packed:swizzled", Act.Identity)],
+                         ids=["f32-Identity", "e4m3-Relu2", "nvfp4-Identity"])  # fmt: skip
+def test_exact_gemm1_delta(weights, activation):
+    """Exact tier with a small-integer delta (|d| <= 2) on every GEMM1 output: the delta of
+    assignment (t, j) must land on its row, so output and inter_output equal the reference
+    bitwise (bounds as in test_exact_small_integers, each GEMM1 sum grown by at most 2)."""
+    p = _exact_problem(weights=weights, activation=activation, H=40, I=24, seed=6, lora=True,
+                       inter_out=True)  # fmt: skip
+    run_native(p)
+    ref = reference_moe_permuted(p)
+    assert ref.output.abs().max() > 0
+    assert_exact(p.output, ref.output, f"{weights} {activation.name} output")
+    assert_exact(p.inter_output, ref.intermediate, f"{weights} {activation.name} inter_output")
+    # Without the delta the result differs: the delta is not silently dropped.
+    q = _exact_problem(weights=weights, activation=activation, H=40, I=24, seed=6)
+    run_native(q)
+    assert not torch.equal(q.output, p.output)
 
 
 EXACT_QUANT = [

@@ -424,9 +424,105 @@ def test_bad_problems(gen):
     x = torch.randn(2, 4, generator=gen)
     w1, w2 = torch.randn(1, 4, 4, generator=gen), torch.randn(1, 4, 2, generator=gen)
     ids, w = torch.zeros(2, 1, dtype=torch.int64), torch.ones(2, 1)
-    with pytest.raises(NotImplementedError, match="Situ"):
-        reference_moe(_problem(x, w1, w2, ids, w, 1, ActivationType.Situ))
+    with pytest.raises(ValueError, match="gemm1_delta"):
+        reference_moe(
+            _problem(x, w1, w2, ids, w, 1, ActivationType.Situ, gemm1_delta=torch.ones(2, 1, 3))
+        )
     with pytest.raises(ValueError, match="w1"):
         reference_moe(_problem(x, w1[:, :3], w2, ids, w, 1, ActivationType.Swiglu))
     with pytest.raises(ValueError, match="local experts"):
         reference_moe(_problem(x, w1, w2, ids, w, 1, ActivationType.Swiglu, off=1))
+
+
+# ---- Situ and the GEMM1 delta, against scalar math ------------------------------------------------
+
+
+def _situ_cutlass(gate, up, beta, linear_beta):
+    """CUTLASS SituAdaptor: beta tanh(gate / beta) sigmoid(gate) * linear_beta tanh(up / linear_beta)."""
+    return beta * math.tanh(gate / beta) * _sig(gate) * linear_beta * math.tanh(up / linear_beta)
+
+
+def _situ_trtllm(x0, x1, alpha, beta, limit):
+    """trtllm-gen SiTU (x0 = linear / up, x1 = gate): clamp x0 to +-limit and x1 from above,
+    then beta tanh(x0 / beta) * alpha tanh(x1 / alpha) sigmoid(x1)."""
+    x0 = min(max(x0, -limit), limit)
+    x1 = min(x1, limit)
+    return beta * math.tanh(x0 / beta) * alpha * math.tanh(x1 / alpha) * _sig(x1)
+
+
+@pytest.mark.parametrize("form", ["cutlass_defaults", "cutlass_per_expert", "trtllm_clamped",
+                                  "uncapped_linear"])  # fmt: skip
+def test_situ_matches_scalar_formulas(gen, form):
+    t, h, i, e, k = 6, 12, 5, 3, 2
+    x = torch.randn(t, h, generator=gen, dtype=torch.float64) * 0.8
+    w1 = torch.randn(e, 2 * i, h, generator=gen, dtype=torch.float64)
+    w2 = torch.randn(e, h, i, generator=gen, dtype=torch.float64)
+    ids = torch.stack([torch.randperm(e, generator=gen)[:k] for _ in range(t)])
+    w = torch.rand(t, k, generator=gen, dtype=torch.float64) + 0.1
+    kw = {}
+    alpha = torch.tensor([0.75, 2.0, 5.0])  # the gate's cap (situ_beta / gemm1_alpha)
+    beta = torch.tensor([1.5, 0.5, 3.0])  # the linear half's (situ_linear_beta / gemm1_beta)
+    limit = torch.tensor([1.25, 2.0, 0.5])
+    if form == "cutlass_per_expert":
+        kw = dict(act_alpha=alpha, act_beta=beta)
+    elif form == "trtllm_clamped":
+        kw = dict(act_alpha=alpha, act_beta=beta, act_limit=limit)
+    elif form == "uncapped_linear":
+        kw = dict(act_alpha=alpha, act_beta=torch.full((e,), math.inf))
+    p = _problem(x.float(), w1.float(), w2.float(), ids, w, e, ActivationType.Situ,
+                 compute_dtype=torch.float32, **kw)  # fmt: skip
+    ref = reference_moe_permuted(p)
+    got = ref.intermediate
+    x32, w1_32 = x.float().double(), w1.float().double()
+    for tok in range(t):
+        for j in range(k):
+            ex = int(ids[tok, j])
+            acc = (w1_32[ex] @ x32[tok]).tolist()
+            up, gate = acc[:i], acc[i:]
+            row = int(ref.expanded_to_permuted[tok, j])
+            for c in range(i):
+                a, b, lim = float(alpha[ex]), float(beta[ex]), float(limit[ex])
+                if form == "cutlass_defaults":
+                    want = _situ_cutlass(gate[c], up[c], 4.0, 25.0)
+                elif form == "cutlass_per_expert":
+                    want = _situ_cutlass(gate[c], up[c], a, b)
+                elif form == "trtllm_clamped":
+                    want = _situ_trtllm(up[c], gate[c], a, b, lim)
+                else:  # an infinite linear cap leaves up as it is: plain SiTU(gate) * up
+                    want = a * math.tanh(gate[c] / a) * _sig(gate[c]) * up[c]
+                assert math.isclose(float(got[row, c]), want, rel_tol=1e-12, abs_tol=1e-14), (
+                    form, tok, j, c, float(got[row, c]), want,
+                )  # fmt: skip
+
+
+def test_gemm1_delta_is_added_per_assignment_before_the_activation(gen):
+    t, h, i, e, k = 5, 8, 3, 3, 2
+    x = torch.randn(t, h, generator=gen, dtype=torch.float64).float()
+    w1 = torch.randn(e, 2 * i, h, generator=gen, dtype=torch.float64).float()
+    w2 = torch.randn(e, h, i, generator=gen, dtype=torch.float64).float()
+    # Token 1 sends both slots to expert 2 (two deltas, one expert); id 7 is skipped; the
+    # capacity of 3 drops expert 2's last two: the delta goes with (t, j), not with the row.
+    ids = torch.tensor([[0, 2], [2, 2], [1, 7], [2, 0], [2, 1]])
+    w = torch.rand(t, k, generator=gen, dtype=torch.float64).float() + 0.1
+    b1 = torch.randn(e, 2 * i, generator=gen, dtype=torch.float64).float()
+    delta = torch.randn(t, k, 2 * i, generator=gen, dtype=torch.float64).to(torch.bfloat16)
+    p = _problem(x, w1, w2, ids, w, e, ActivationType.Swiglu, w1_bias=b1, gemm1_delta=delta,
+                 expert_capacity=3, compute_dtype=torch.float32)  # fmt: skip
+    ref = reference_moe_permuted(p)
+    out = torch.zeros(t, h, dtype=torch.float64)
+    kept = 0
+    for tok in range(t):
+        for j in range(k):
+            row = int(ref.expanded_to_permuted[tok, j])
+            if row < 0:
+                continue
+            kept += 1
+            ex = int(ids[tok, j])
+            acc = w1[ex].double() @ x[tok].double() + b1[ex].double() + delta[tok, j].double()
+            hid = torch.nn.functional.silu(acc[i:]) * acc[:i]
+            assert torch.allclose(ref.intermediate[row], hid, rtol=1e-12, atol=1e-14)
+            out[tok] += w[tok, j].double() * (w2[ex].double() @ hid.float().double())
+    assert kept == 7  # 10 slots, one skipped id, two over capacity
+    assert (ref.expanded_to_permuted == -1).sum() == 3
+    assert torch.all(ref.intermediate[kept:] == 0)
+    assert torch.allclose(ref.output, out, rtol=1e-12, atol=1e-12)

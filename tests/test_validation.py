@@ -133,6 +133,42 @@ CASES = [
         _set("act_limit", lambda t: _resized(t, 0, 1)),
         r"act_limit",
     ),
+    (
+        "situ-alpha-dtype",
+        dict(activation=Act.Situ, act_params=True),
+        _set("act_alpha", lambda t: _retyped(t, torch.float16)),
+        r"act_alpha",
+    ),
+    (
+        "gemm1-delta",
+        dict(lora=True),
+        _set("gemm1_delta", lambda t: _resized(t, 2, -1)),
+        r"gemm1_delta",
+    ),  # fmt: skip
+    (
+        "gemm1-delta-slots",
+        dict(lora=True),
+        _set("gemm1_delta", lambda t: _resized(t, 1, 1)),
+        r"gemm1_delta",
+    ),  # fmt: skip
+    (
+        "gemm1-delta-dtype",
+        dict(lora=True),
+        _set("gemm1_delta", lambda t: _retyped(t, torch.int32)),
+        r"gemm1_delta",
+    ),
+    (
+        "inter-output",
+        dict(inter_out=True),
+        _set("inter_output", lambda t: _resized(t, 1, 1)),
+        r"inter_output",
+    ),  # fmt: skip
+    (
+        "inter-output-dtype",
+        dict(inter_out=True),
+        _set("inter_output", lambda t: _retyped(t, torch.int32)),
+        r"inter_output",
+    ),
     ("output", {}, _set("output", lambda t: _resized(t, 1, 1)), r"output"),
     (
         "permuted-output",
@@ -304,9 +340,15 @@ def test_bad_compute_dtype_is_a_type_error():
         p.to_native()
 
 
-def test_situ_is_not_implemented():
-    p = _problem(dict(activation=Act.Situ))
-    with pytest.raises(NotImplementedError, match="Situ"):
+def test_situ_validates():
+    _C.validate(_problem(dict(activation=Act.Situ)).to_native())
+    _C.validate(_problem(dict(activation=Act.Situ, act_params=True, lora=True)).to_native())
+
+
+def test_inter_output_must_not_alias_an_input():
+    p = _problem(dict(lora=True, inter_out=True))
+    p.inter_output = p.w1.data.reshape(-1)[: T * K * I].reshape(T * K, I)
+    with pytest.raises(ValueError, match="inter_output"):
         _C.validate(p.to_native())
 
 

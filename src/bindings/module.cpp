@@ -228,11 +228,13 @@ NB_MODULE(_C, m) {
       .def_rw("act_alpha", &fm::MoeProblem::act_alpha)
       .def_rw("act_beta", &fm::MoeProblem::act_beta)
       .def_rw("act_limit", &fm::MoeProblem::act_limit)
+      .def_rw("gemm1_delta", &fm::MoeProblem::gemm1_delta)
       .def_rw("routing_weight_on_input", &fm::MoeProblem::routing_weight_on_input)
       .def_rw("compute_dtype", &fm::MoeProblem::compute_dtype)
       .def_rw("tactic", &fm::MoeProblem::tactic)
       .def_rw("output", &fm::MoeProblem::output)
       .def_rw("permuted_output", &fm::MoeProblem::permuted_output)
+      .def_rw("inter_output", &fm::MoeProblem::inter_output)
       .def_rw("topk_ids_out", &fm::MoeProblem::topk_ids_out)
       .def_rw("topk_weights_out", &fm::MoeProblem::topk_weights_out)
       .def_rw("expanded_to_permuted_out", &fm::MoeProblem::expanded_to_permuted_out);

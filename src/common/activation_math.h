@@ -18,12 +18,29 @@
 namespace flashinfer_moe {
 namespace activation_math {
 
-// Per-expert parameters of SwigluBias / SwigluStep, already resolved to their defaults.
+// Per-expert parameters of SwigluBias / SwigluStep / Situ, already resolved to their defaults
+// (default_params). For Situ, alpha is the gate's tanh cap and beta the linear half's.
 struct ExpertParams {
   float alpha = 1.0f;
   float beta = 0.0f;
   float limit = INFINITY;
 };
+
+// flashinfer's DEFAULT_SITU_BETA / DEFAULT_SITU_LINEAR_BETA (the cutlass_fused_moe defaults).
+constexpr float kSituGateCap = 4.0f;
+constexpr float kSituLinearCap = 25.0f;
+constexpr float kSwigluStepLimit = 7.0f;
+
+// The parameters an absent per-expert tensor stands for (moe.h MoeProblem::act_alpha ...).
+FIMOE_HOST_DEVICE inline ExpertParams default_params(Activation a) {
+  ExpertParams prm;
+  if (a == Activation::SwigluStep) prm.limit = kSwigluStepLimit;
+  if (a == Activation::Situ) {
+    prm.alpha = kSituGateCap;
+    prm.beta = kSituLinearCap;
+  }
+  return prm;
+}
 
 FIMOE_HOST_DEVICE inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 FIMOE_HOST_DEVICE inline float silu(float x) { return x / (1.0f + expf(-x)); }
@@ -36,6 +53,10 @@ FIMOE_HOST_DEVICE inline float gelu_tanh(float x) {
   return 0.5f * x * (1.0f + tanhf(sqrt_2_over_pi * routing_math::add(x, cube)));
 }
 FIMOE_HOST_DEVICE inline float relu(float x) { return x > 0.0f ? x : 0.0f; }
+// c * tanh(x / c): x squashed into (-|c|, |c|); an infinite cap leaves x unchanged (the limit).
+FIMOE_HOST_DEVICE inline float tanh_cap(float x, float c) {
+  return fabsf(c) == INFINITY ? x : c * tanhf(x / c);
+}
 // std::min / std::max semantics (the first argument wins unless the second compares smaller /
 // larger), which differ from fminf / fmaxf when an argument is NaN.
 FIMOE_HOST_DEVICE inline float std_min(float a, float b) { return b < a ? b : a; }
@@ -75,6 +96,11 @@ FIMOE_HOST_DEVICE inline float activate_gated(Activation a, float gate, float up
     case Activation::SwigluStep: {
       const float u = std_min(std_max(up, -prm.limit), prm.limit);
       return std_min(silu(gate), prm.limit) * u;
+    }
+    case Activation::Situ: {
+      const float g = std_min(gate, prm.limit);
+      const float u = std_min(std_max(up, -prm.limit), prm.limit);
+      return (tanh_cap(g, prm.alpha) * sigmoid(g)) * tanh_cap(u, prm.beta);
     }
     default:
       return silu(gate) * up;  // Swiglu

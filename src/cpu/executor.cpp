@@ -118,36 +118,52 @@ float load_optional(const TensorView& v, int64_t e, float fallback) {
   return v.present() ? load_f32(v, offset_of(v, e)) : fallback;
 }
 
-// Routing weight on input, GEMM1 bias, activation and inter_quant, per permuted row.
+// Routing weight on input, GEMM1 bias, GEMM1 delta, activation (optionally copied out to
+// inter_output) and inter_quant, per permuted row.
 void activate_rows(Context& c) {
   const MoeProblem& p = c.p;
-  const float default_limit =
-      p.activation == Activation::SwigluStep ? 7.0f : std::numeric_limits<float>::infinity();
+  const cpu::ActivationParams defaults = activation_math::default_params(p.activation);
+  const TensorView& delta = p.gemm1_delta;
+  const TensorView& inter_out = p.inter_output;
   parallel_for(c.num_rows, c.threads, std::max<int64_t>(1, kMacsPerThread / (c.M1 * 8)),
                [&](int64_t r0, int64_t r1) {
                  std::vector<float> acc(static_cast<size_t>(c.M1));
                  for (int64_t r = r0; r < r1; ++r) {
                    const int32_t e = c.ws.row_expert[r];
                    const float* g1 = c.ws.gemm1_output + r * c.M1;
-                   const float w = c.ws.topk_weights[c.ws.permuted_to_expanded[r]];
+                   const int64_t slot = c.ws.permuted_to_expanded[r];
+                   const float w = c.ws.topk_weights[slot];
                    for (int64_t m = 0; m < c.M1; ++m) {
                      float a = g1[m];
                      if (p.routing_weight_on_input) a = a * w;
                      if (p.w1_bias.present())
                        a = a + load_f32(p.w1_bias, offset_of(p.w1_bias, e, m));
+                     if (delta.present())
+                       a = a + load_f32(delta, offset_of(delta, slot / c.k, slot % c.k, m));
                      acc[static_cast<size_t>(m)] = a;
                    }
                    cpu::ActivationParams prm;
-                   prm.alpha = load_optional(p.act_alpha, e, 1.0f);
-                   prm.beta = load_optional(p.act_beta, e, 0.0f);
-                   prm.limit = load_optional(p.act_limit, e, default_limit);
+                   prm.alpha = load_optional(p.act_alpha, e, defaults.alpha);
+                   prm.beta = load_optional(p.act_beta, e, defaults.beta);
+                   prm.limit = load_optional(p.act_limit, e, defaults.limit);
                    float* h = c.ws.intermediate + r * c.I;
                    cpu::activate_row(p.activation, acc.data(), c.I, prm, h);
+                   if (inter_out.present()) {
+                     for (int64_t i = 0; i < c.I; ++i) {
+                       store_f32(inter_out, offset_of(inter_out, r, i), h[i]);
+                     }
+                   }
                    const float s = load_scalar_or_per_expert(p.inter_quant.static_scale, e, 1.0f);
                    cpu::quantize_row(p.inter_quant.mode, p.inter_quant.group_size, s,
                                      p.compute_dtype, h, c.I);
                  }
                });
+  // Rows past the kept ones exist in inter_output (T*k rows) but not in the workspace.
+  if (inter_out.present()) {
+    for (int64_t r = c.num_rows; r < c.T * c.k; ++r) {
+      for (int64_t i = 0; i < c.I; ++i) store_f32(inter_out, offset_of(inter_out, r, i), 0.0f);
+    }
+  }
 }
 
 void add_gemm2_bias(Context& c) {

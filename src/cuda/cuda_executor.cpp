@@ -130,6 +130,15 @@ Status check_weight_scope(const char* name, const QuantTensor& w, DType compute)
 // Everything else is NotImplemented naming the field; never a silent fallback to the CPU.
 Status check_scope(const MoeProblem& p) {
   FIMOE_RETURN_IF_ERROR(check_index_limits(p));
+  if (p.activation == Activation::Situ) {
+    return not_on_cuda_yet("activation", "Situ (activation_type 10)");
+  }
+  if (p.gemm1_delta.present()) {
+    return not_on_cuda_yet("gemm1_delta", "(the GEMM1 LoRA delta, gemm1_lora_delta)");
+  }
+  if (p.inter_output.present()) {
+    return not_on_cuda_yet("inter_output", "(the activated intermediate, gemm1_activation_output)");
+  }
   // The FP8 path never rounds to the compute dtype (both GEMM inputs are e4m3), so any float
   // compute dtype works there.
   if (is_fp4_problem(p)) return check_fp4_scope(p);

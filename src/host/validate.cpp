@@ -169,10 +169,7 @@ Status check_layer(const MoeProblem& p) {
   const int64_t T = p.num_tokens, H = p.hidden_size, I = p.intermediate_size;
   const int64_t E = p.local_num_experts, k = p.top_k;
   const int act = static_cast<int>(p.activation);
-  if (p.activation == Activation::Situ) {
-    return make_status(StatusCode::NotImplemented, "activation: Situ is not implemented yet");
-  }
-  if (act < 0 || act >= static_cast<int>(Activation::Situ)) {
+  if (act < 0 || act >= static_cast<int>(Activation::InvalidType)) {
     return make_status(StatusCode::InvalidValue, "activation: invalid ActivationType value %d",
                        act);
   }
@@ -202,6 +199,11 @@ Status check_layer(const MoeProblem& p) {
     FIMOE_RETURN_IF_ERROR(check_dtype(a.name, *a.view, DType::F32, ""));
     FIMOE_RETURN_IF_ERROR(check_shape(a.name, *a.view, {E}, "(E_local)"));
   }
+  if (p.gemm1_delta.present()) {
+    FIMOE_RETURN_IF_ERROR(check_float_dtype("gemm1_delta", p.gemm1_delta));
+    FIMOE_RETURN_IF_ERROR(
+        check_shape("gemm1_delta", p.gemm1_delta, {T, k, M1}, "(num_tokens, top_k, M1)"));
+  }
   if (p.output.present()) {
     FIMOE_RETURN_IF_ERROR(check_float_dtype("output", p.output));
     FIMOE_RETURN_IF_ERROR(check_shape("output", p.output, {T, H}, "(num_tokens, H)"));
@@ -210,6 +212,11 @@ Status check_layer(const MoeProblem& p) {
     FIMOE_RETURN_IF_ERROR(check_dtype("permuted_output", p.permuted_output, DType::F32, ""));
     FIMOE_RETURN_IF_ERROR(
         check_shape("permuted_output", p.permuted_output, {T * k, H}, "(num_tokens * top_k, H)"));
+  }
+  if (p.inter_output.present()) {
+    FIMOE_RETURN_IF_ERROR(check_float_dtype("inter_output", p.inter_output));
+    FIMOE_RETURN_IF_ERROR(
+        check_shape("inter_output", p.inter_output, {T * k, I}, "(num_tokens * top_k, I)"));
   }
   return ok_status();
 }
@@ -244,8 +251,10 @@ void collect_tensors(const MoeProblem& p, bool routing_only, std::vector<NamedVi
   add_if_present(inputs, "act_alpha", p.act_alpha);
   add_if_present(inputs, "act_beta", p.act_beta);
   add_if_present(inputs, "act_limit", p.act_limit);
+  add_if_present(inputs, "gemm1_delta", p.gemm1_delta);
   add_if_present(outputs, "output", p.output);
   add_if_present(outputs, "permuted_output", p.permuted_output);
+  add_if_present(outputs, "inter_output", p.inter_output);
   add_if_present(outputs, "expanded_to_permuted_out", p.expanded_to_permuted_out);
 }
 

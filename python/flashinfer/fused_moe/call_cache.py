@@ -48,8 +48,9 @@ _NESTED = {
     "input_quant": ("static_scale",),
     "inter_quant": ("static_scale",),
 }
-_TOP = ("w1_bias", "w2_bias", "act_alpha", "act_beta", "act_limit", "output", "permuted_output",
-        "topk_ids_out", "topk_weights_out", "expanded_to_permuted_out")  # fmt: skip
+_TOP = ("w1_bias", "w2_bias", "act_alpha", "act_beta", "act_limit", "gemm1_delta", "output",
+        "permuted_output", "topk_ids_out", "topk_weights_out", "expanded_to_permuted_out",
+        "inter_output")  # fmt: skip
 
 
 # Read once: the switch is for A/B timing, set before the process imports flashinfer.

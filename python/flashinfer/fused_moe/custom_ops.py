@@ -10,7 +10,7 @@ opaque graph node with a fake implementation that never touches data:
   ``[T, H]`` of ``output_dtype`` (the common case: no caller-provided output or workspace).
 * ``flashinfer_moe::fused_moe_out``: writes into caller-provided buffers (``output``, or the
   ``do_finalize=False`` set ``permuted_output`` / ``topk_weights_out`` /
-  ``expanded_to_permuted_out``, and ``topk_ids_out``), with an optional caller ``workspace``
+  ``expanded_to_permuted_out``, ``topk_ids_out``, and ``inter_output``), with an optional caller ``workspace``
   (uint8 scratch); all of them are mutated arguments; it returns nothing.
 
 Both take the problem flattened by ``encode_problem``: ``tensors`` (one optional tensor per name in
@@ -65,6 +65,7 @@ TENSOR_SLOTS = (
     "act_alpha",
     "act_beta",
     "act_limit",
+    "gemm1_delta",
 )
 INT_SLOTS = (
     "num_tokens",
@@ -97,6 +98,7 @@ OUTPUT_SLOTS = (
     "topk_ids_out",
     "topk_weights_out",
     "expanded_to_permuted_out",
+    "inter_output",
 )
 # Fields carried as op arguments of their own rather than slots.
 _OTHER_FIELDS = ("compute_dtype",)
@@ -259,6 +261,7 @@ def fused_moe_out_op(
     topk_ids_out: Optional[Tensor],  # noqa: UP045
     topk_weights_out: Optional[Tensor],  # noqa: UP045
     expanded_to_permuted_out: Optional[Tensor],  # noqa: UP045
+    inter_output: Optional[Tensor],  # noqa: UP045
     workspace: Optional[Tensor],  # noqa: UP045
 ) -> None:
     """Runs the encoded problem, writing its results into the given output buffers."""
@@ -268,6 +271,7 @@ def fused_moe_out_op(
         topk_ids_out=topk_ids_out,
         topk_weights_out=topk_weights_out,
         expanded_to_permuted_out=expanded_to_permuted_out,
+        inter_output=inter_output,
     )
     runner.run_problem(
         decode_problem(tensors, ints, floats, compute_dtype, outputs), workspace=workspace
@@ -285,6 +289,7 @@ def _fused_moe_out_fake(
     topk_ids_out,
     topk_weights_out,
     expanded_to_permuted_out,
+    inter_output,
     workspace,
 ) -> None:
     return None  # the results live in the caller's buffers

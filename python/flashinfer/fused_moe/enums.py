@@ -127,6 +127,12 @@ DEFAULT_SITU_BETA = 4.0
 DEFAULT_SITU_LINEAR_BETA = 25.0
 
 
+# flashinfer's defaults of the Situ caps (``cutlass_fused_moe``'s ``situ_beta`` /
+# ``situ_linear_beta``; canonically ``act_alpha`` / ``act_beta``, docs/semantics.md).
+DEFAULT_SITU_BETA = 4.0
+DEFAULT_SITU_LINEAR_BETA = 25.0
+
+
 class WeightLayout(_NamedIntEnum):
     MajorK = 0
     MajorMn = 1

@@ -94,9 +94,14 @@ class MoeProblem:
     w2_bias: Tensor | None = None
     inter_quant: ActQuantSpec = field(default_factory=ActQuantSpec)
     activation: ActivationType = ActivationType.Swiglu
+    # Per-expert f32 [E_local] parameters (None: the default; docs/semantics.md "Activations"):
+    # SwigluBias alpha (1) / beta (0) / limit (+inf); SwigluStep limit (7); Situ alpha = the
+    # gate's tanh cap (4), beta = the linear half's tanh cap (25), limit = the clamp (+inf).
     act_alpha: Tensor | None = None
     act_beta: Tensor | None = None
     act_limit: Tensor | None = None
+    # [T, k, M1] float (LoRA): added to the GEMM1 output of assignment (t, j) after the bias.
+    gemm1_delta: Tensor | None = None
     routing_weight_on_input: bool = False
     compute_dtype: torch.dtype = torch.bfloat16
     # CUDA only (the CPU executor ignores it): which grouped-GEMM family runs the GEMMs; Auto
@@ -105,6 +110,7 @@ class MoeProblem:
     # outputs
     output: Tensor | None = None  # [T, H]
     permuted_output: Tensor | None = None  # f32 [T*k, H] (do_finalize=False)
+    inter_output: Tensor | None = None  # float [T*k, I]: activated rows (before inter_quant)
     topk_ids_out: Tensor | None = None  # int32 [T, k]
     topk_weights_out: Tensor | None = None  # f32 [T, k]
     expanded_to_permuted_out: Tensor | None = None  # int32 [T, k]
@@ -164,8 +170,10 @@ _OPTIONAL_TENSOR_FIELDS = (
     "act_alpha",
     "act_beta",
     "act_limit",
+    "gemm1_delta",
     "output",
     "permuted_output",
+    "inter_output",
     "topk_ids_out",
     "topk_weights_out",
     "expanded_to_permuted_out",

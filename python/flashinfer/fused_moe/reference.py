@@ -31,7 +31,16 @@ from ..quantization.fp4 import e2m1_and_ufp8sf_scale_to_float, fp4_quantize
 from ..quantization.fp8 import dequantize_fp8, quantize_fp8_per_token, quantize_fp8_per_token_group
 from ..quantization.mx import mxfp8_dequantize_host, mxfp8_quantize
 from ..quantization.sf_layout import swizzled_sf_offsets, swizzled_sf_size
-from .enums import ActivationType, ActQuant, ElemFormat, RoutingMethodType, ScaleFormat, ScaleLayout
+from .enums import (
+    DEFAULT_SITU_BETA,
+    DEFAULT_SITU_LINEAR_BETA,
+    ActivationType,
+    ActQuant,
+    ElemFormat,
+    RoutingMethodType,
+    ScaleFormat,
+    ScaleLayout,
+)
 from .problem import ActQuantSpec, MoeProblem, QuantTensor, RoutingSpec
 
 Tensor = torch.Tensor
@@ -375,6 +384,9 @@ class PermutedReference(NamedTuple):
     topk_ids: Tensor  # int64 [T, k], global ids, -1 for skipped precomputed slots
     topk_weights: Tensor  # float64 [T, k] (fp32 values)
     output: Tensor  # float64 [T, H], the finalized sum before rounding to the output dtype
+    # float64 [T*k, I]: the activation's output h per permuted row, before inter_quant (what
+    # ``inter_output`` receives, rounded); rows past the kept ones are zero.
+    intermediate: Tensor | None = None
 
 
 def _silu(x: Tensor) -> Tensor:
@@ -389,10 +401,13 @@ def _gelu_tanh(x: Tensor) -> Tensor:
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
 
 
+def _tanh_cap(x: Tensor, cap: float) -> Tensor:
+    """cap * tanh(x / cap); an infinite cap leaves x unchanged (its limit)."""
+    return x if math.isinf(cap) else cap * torch.tanh(x / cap)
+
+
 def _activate(acc: Tensor, p: MoeProblem, e: int) -> Tensor:
     act = ActivationType(p.activation)
-    if act == ActivationType.Situ:
-        raise NotImplementedError("the Situ activation is not implemented yet")
     if act == ActivationType.InvalidType:
         raise ValueError("activation InvalidType is not an activation")
 
@@ -426,6 +441,15 @@ def _activate(acc: Tensor, p: MoeProblem, e: int) -> Tensor:
         g = torch.clamp(gate, max=lim)
         u = torch.clamp(up, min=-lim, max=lim)
         return g * torch.sigmoid(alpha * g) * (u + beta)
+    if act == ActivationType.Situ:
+        gate_cap, linear_cap, lim = (
+            param(p.act_alpha, DEFAULT_SITU_BETA),
+            param(p.act_beta, DEFAULT_SITU_LINEAR_BETA),
+            param(p.act_limit, math.inf),
+        )
+        g = torch.clamp(gate, max=lim)
+        u = torch.clamp(up, min=-lim, max=lim)
+        return _tanh_cap(g, gate_cap) * torch.sigmoid(g) * _tanh_cap(u, linear_cap)
     lim = param(p.act_limit, 7.0)  # SwigluStep
     return torch.clamp(silu(gate), max=lim) * torch.clamp(up, min=-lim, max=lim)
 
@@ -454,6 +478,11 @@ def _check_problem(p: MoeProblem) -> None:
     for name, b, n in (("w1_bias", p.w1_bias, m1), ("w2_bias", p.w2_bias, h)):
         if b is not None and tuple(b.shape) != (el, n):
             raise ValueError(f"{name} must have shape {(el, n)}, got {tuple(b.shape)}")
+    d = p.gemm1_delta
+    if d is not None and tuple(d.shape) != (t, int(p.top_k), m1):
+        raise ValueError(
+            f"gemm1_delta must have shape {(t, int(p.top_k), m1)}, got {tuple(d.shape)}"
+        )
 
 
 def _keep_and_permute(p: MoeProblem, ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -489,6 +518,7 @@ def reference_moe_permuted(problem: MoeProblem) -> PermutedReference:
     w1, w2 = dequantize(p.w1), dequantize(p.w2)
     b1 = None if p.w1_bias is None else p.w1_bias.double()
     b2 = None if p.w2_bias is None else p.w2_bias.double()
+    delta = None if p.gemm1_delta is None else p.gemm1_delta.double()
     quantized_input = ElemFormat(p.input.format) != ElemFormat.Float
     per_expert_input = not quantized_input and (
         ActQuant(p.input_quant.mode) in (ActQuant.Fp8Static, ActQuant.NvFp4)
@@ -500,6 +530,7 @@ def reference_moe_permuted(problem: MoeProblem) -> PermutedReference:
     elif not per_expert_input:
         x_all = quantize_activation(p.input.data, p.input_quant, None, p.compute_dtype)
     rows = torch.zeros(t * k, h, dtype=torch.float64, device=w1.device)
+    inter = torch.zeros(t * k, int(p.intermediate_size), dtype=torch.float64, device=w1.device)
     tok_of_row, slot_of_row = rows_flat // k, rows_flat % k
     w_of_row = w.reshape(-1)[rows_flat]
     bounds = torch.cumsum(
@@ -519,7 +550,11 @@ def reference_moe_permuted(problem: MoeProblem) -> PermutedReference:
             acc1 = acc1 * w_of_row[start:end].unsqueeze(1)
         if b1 is not None:
             acc1 = acc1 + b1[e]
-        hid = quantize_activation(_activate(acc1, p, e), p.inter_quant, e, p.compute_dtype)
+        if delta is not None:
+            acc1 = acc1 + delta[toks, slot_of_row[start:end]]
+        act = _activate(acc1, p, e)
+        inter[start:end] = act
+        hid = quantize_activation(act, p.inter_quant, e, p.compute_dtype)
         acc2 = hid @ w2[e].T
         if b2 is not None:
             acc2 = acc2 + b2[e]
@@ -536,7 +571,7 @@ def reference_moe_permuted(problem: MoeProblem) -> PermutedReference:
     for j in range(k):
         sel = slot_of_row == j
         out.index_add_(0, tok_of_row[sel], rows[:n][sel] * fin_w[sel].unsqueeze(1))
-    return PermutedReference(rows, e2p, ids, w, out)
+    return PermutedReference(rows, e2p, ids, w, out, inter)
 
 
 def reference_moe(problem: MoeProblem) -> Tensor:

@@ -53,14 +53,21 @@ struct MoeProblem {
   ActQuantSpec inter_quant;  // applied to the activated intermediate before GEMM2
 
   Activation activation = Activation::Swiglu;
-  TensorView act_alpha;  // optional F32 [E_local]: SwigluBias alpha (default 1)
-  TensorView act_beta;   // optional F32 [E_local]: SwigluBias beta (default 0)
-  TensorView act_limit;  // optional F32 [E_local]: SwigluBias / SwigluStep limit
+  // Per-expert activation parameters, optional F32 [E_local] each (absent: the default):
+  //   SwigluBias: alpha (1), beta (0), limit (+inf); SwigluStep: limit (7);
+  //   Situ: alpha = the gate's tanh cap (4), beta = the linear half's tanh cap (25), limit
+  //   (+inf) clamps both halves as SwigluBias does (docs/semantics.md "Activations").
+  TensorView act_alpha;
+  TensorView act_beta;
+  TensorView act_limit;
+  // Optional [T, k, M1] F32 / F16 / BF16 (LoRA): row (t, j) is added to the GEMM1 output of
+  // assignment (t, j) after the bias and before the activation ([up ; gate] when gated).
+  TensorView gemm1_delta;
 
   // Llama4 style: the routing weight multiplies the GEMM1 accumulator and finalize uses 1.
   bool routing_weight_on_input = false;
 
-  DType compute_dtype = DType::BF16;  // rounding of unquantized GEMM inputs (F32/F16/BF16)
+  DType compute_dtype = DType::BF16;     // rounding of unquantized GEMM inputs (F32/F16/BF16)
   GemmTactic tactic = GemmTactic::Auto;  // CUDA only; the CPU executor ignores it
 
   // Outputs. `output` [T, H] F32/F16/BF16 receives the finalized sum. Alternatively (do_finalize
@@ -68,6 +75,9 @@ struct MoeProblem {
   // then token, then slot), rows beyond the kept count are zero.
   TensorView output;
   TensorView permuted_output;
+  // Optional [T*k, I] F32 / F16 / BF16: the activation's output h of each permuted row (before
+  // inter_quant), rounded to its dtype; rows beyond the kept count are zero.
+  TensorView inter_output;
   // Optional routing results: ids [T,k] I32 (global, -1 if skipped), weights [T,k] F32,
   // expanded (t*k + j) -> permuted row [T,k] I32 (-1 when not local, dropped or invalid).
   TensorView topk_ids_out;
