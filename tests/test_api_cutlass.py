@@ -121,6 +121,67 @@ def test_swiglu_parameters(params):
     assert_close_to_reference(out, expected, rel_l2=1e-5, what=params)
 
 
+def situ(beta, linear_beta):
+    """CUTLASS SituAdaptor in float64 on a = [up ; gate]: beta tanh(gate / beta) sigmoid(gate)
+    * linear_beta tanh(up / linear_beta), with per-expert caps (lists indexed by the expert)."""
+
+    def act(a, ex):
+        i = a.shape[0] // 2
+        b, lb = float(beta[ex]), float(linear_beta[ex])
+        up, gate = a[:i], a[i:]
+        return b * torch.tanh(gate / b) * torch.sigmoid(gate) * lb * torch.tanh(up / lb)
+
+    return act
+
+
+@pytest.mark.parametrize("params", ["defaults", "situ_beta", "both"])
+def test_situ(params):
+    t, e, h, i, k = 7, 3, 24, 8, 2
+    x = rand_float((t, h), torch.float32, seed=30, scale=2.0)
+    ids, w = routing_inputs(t, e, k, seed=31)
+    fc1 = rand_float((e, 2 * i, h), torch.float32, seed=32)
+    fc2 = rand_float((e, h, i), torch.float32, seed=33)
+    beta = torch.tensor([0.5, 1.5, 6.0])  # small caps, so the tanh bites on |a| ~ 5
+    linear_beta = torch.tensor([2.0, 0.75, 25.0])
+    kw, want_beta, want_linear = {}, [4.0] * e, [25.0] * e  # flashinfer's DEFAULT_SITU_*
+    if params in ("situ_beta", "both"):
+        kw["situ_beta"], want_beta = beta, beta
+    if params == "both":
+        kw["situ_linear_beta"], want_linear = linear_beta, linear_beta
+    out = flashinfer.cutlass_fused_moe(x, ids, w, fc1, fc2, torch.float32, None,
+        activation_type=ActivationType.Situ, **kw)[0]  # fmt: skip
+    expected = independent_moe(x, ids, w, fc1, fc2, situ(want_beta, want_linear))
+    assert_close_to_reference(out, expected, rel_l2=1e-5, what=params)
+    assert flashinfer.fused_moe.enums.DEFAULT_SITU_BETA == 4.0
+    assert flashinfer.fused_moe.enums.DEFAULT_SITU_LINEAR_BETA == 25.0
+
+
+def test_situ_with_nvfp4_weights_and_bf16_output():
+    """Situ on the NVFP4 W4A4 mode: the caps act on the dequantized GEMM1 output (checked
+    against the reference of the translated problem)."""
+    t, e, h, i, k = 6, 2, 64, 32, 2
+    x = rand_float((t, h), torch.bfloat16, seed=40)
+    ids, w = routing_inputs(t, e, k, seed=41)
+    fc1 = rand_float((e, 2 * i, h), torch.float32, seed=42, scale=0.3)
+    fc2 = rand_float((e, h, i), torch.float32, seed=43, scale=0.3)
+    a1_gs, a2_gs = torch.tensor(448.0 * 6 / 4), torch.tensor(448.0 * 6 / 3)
+    w1_gs, w2_gs = 448.0 * 6 / fc1.abs().amax(dim=(1, 2)), 448.0 * 6 / fc2.abs().amax(dim=(1, 2))
+    q1 = [fp4_quantize(fc1[ex], w1_gs[ex], 16, False, True) for ex in range(e)]
+    q2 = [fp4_quantize(fc2[ex], w2_gs[ex], 16, False, True) for ex in range(e)]
+    w1q, sf1 = torch.stack([q[0] for q in q1]), torch.stack([q[1] for q in q1])
+    w2q, sf2 = torch.stack([q[0] for q in q2]), torch.stack([q[1] for q in q2])
+    scales = [a1_gs, sf1.view(torch.int32), (1 / (a1_gs * w1_gs)).float(), a2_gs,
+              sf2.view(torch.int32), (1 / (a2_gs * w2_gs)).float()]  # fmt: skip
+    args = (x, ids, w, w1q, w2q, torch.bfloat16, scales)
+    kw = dict(activation_type=ActivationType.Situ, situ_beta=torch.tensor([1.0, 2.0]),
+              situ_linear_beta=torch.tensor([0.5, 3.0]))  # fmt: skip
+    problem = api_cutlass.cutlass_full_problem(*args, **kw)
+    assert problem.activation == ActivationType.Situ
+    out = flashinfer.cutlass_fused_moe(*args, **kw)[0]
+    assert_matches_reference(problem, out, out_dtype=torch.bfloat16, k1=h, k2=i, top_k=k,
+                             requant=[("e2m1", t * k * i)])  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "activation", [ActivationType.Relu2, ActivationType.Gelu, ActivationType.Identity]
 )

@@ -107,7 +107,28 @@ def _full_args(t=3, e=2, h=16, i=8, k=2):
         (dict(min_latency_mode=True), NotImplementedError, "min_latency_mode"),
         (dict(use_w4_group_scaling=True), NotImplementedError, "use_w4_group_scaling"),
         (dict(use_packed_weights=True), NotImplementedError, "use_packed_weights"),
-        (dict(activation_type=ActivationType.Situ), NotImplementedError, "Situ"),
+        (dict(situ_beta=torch.ones(2)), ValueError, "situ_beta"),  # Swiglu takes none
+        (dict(situ_linear_beta=torch.ones(2)), ValueError, "situ_linear_beta"),
+        (
+            dict(activation_type=ActivationType.Situ, situ_beta=torch.ones(3)),
+            ValueError,
+            "situ_beta",
+        ),  # fmt: skip
+        (
+            dict(activation_type=ActivationType.Situ, situ_linear_beta=torch.ones(2, 1)),
+            ValueError,
+            "situ_linear_beta",
+        ),  # fmt: skip
+        (
+            dict(activation_type=ActivationType.Situ, situ_beta=torch.ones(2, dtype=torch.float64)),
+            TypeError,
+            "situ_beta",
+        ),  # fmt: skip
+        (
+            dict(activation_type=ActivationType.Situ, swiglu_alpha=torch.ones(2)),
+            ValueError,
+            "swiglu_alpha",
+        ),  # fmt: skip
         (dict(cluster_size=2), ValueError, "cluster_size"),
         (dict(ep_rank=1), ValueError, "ep_rank"),
         (dict(tp_size=2, tp_rank=2), ValueError, "tp_rank"),

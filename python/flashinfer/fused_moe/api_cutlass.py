@@ -37,12 +37,16 @@ problem with dequant multipliers (docs/semantics.md):
 
 Not implemented (``NotImplementedError`` naming the mode): ``use_w4_group_scaling`` (W4A16
 pre-interleaved, W4A8 INT4), ``use_packed_weights``, ``use_wfp4afp8_humming``,
-``min_latency_mode``, bf16 activations with fp8 weights, ``ActivationType.Situ``.
+``min_latency_mode``, bf16 activations with fp8 weights.
 
 Other arguments: ``token_final_scales`` None means all routing weights are 1. Biases come both or
 neither, of ``output_dtype``; fc2's bias is only added on ``tp_rank == 0``. Any of
 ``swiglu_alpha/beta/limit`` (float32 [E_local]) turns ``Swiglu`` into ``SwigluBias`` (missing ones
-keep their defaults 1, 0, +inf); ``SwigluStep`` uses only the limit (default 7.0). EP:
+keep their defaults 1, 0, +inf); ``SwigluStep`` uses only the limit (default 7.0).
+``ActivationType.Situ`` (SiTU-GLU) takes the keyword-only ``situ_beta`` (the gate's tanh cap,
+default 4) and ``situ_linear_beta`` (the linear half's, default 25), float32 [E_local]:
+``beta tanh(gate / beta) sigmoid(gate) * linear_beta tanh(up / linear_beta)`` in fp32; an
+infinite ``situ_linear_beta`` leaves the linear half uncapped (plain SiTU times up). EP:
 ``E_local = fc1.shape[0]``, ``E = E_local * ep_size``, local experts start at ``ep_rank * E_local``;
 the output is the partial sum over local experts. ``cluster_size``/``cluster_rank`` must be 1/0.
 ``use_fused_finalize`` never changes results: the finalize is always deterministic.
@@ -188,12 +192,12 @@ def cutlass_full_problem(
     activation = check_enum("activation_type", activation_type, ActivationType)
     if activation == ActivationType.InvalidType:
         raise ValueError("activation_type: expected a valid ActivationType, got InvalidType")
-    if activation == ActivationType.Situ:
-        raise NotImplementedError("cutlass_fused_moe: ActivationType.Situ is not implemented")
-    if situ_beta is not None or situ_linear_beta is not None:
-        raise ValueError(
-            f"situ_beta: expected None with activation_type {activation!r}, got a tensor"
-        )
+    if activation != ActivationType.Situ:
+        for name, t in (("situ_beta", situ_beta), ("situ_linear_beta", situ_linear_beta)):
+            if t is not None:
+                raise ValueError(
+                    f"{name}: expected None with activation_type {activation!r}, got a tensor"
+                )
 
     check_tensor("input", input, ndim=2)
     device = input.device
@@ -225,7 +229,18 @@ def cutlass_full_problem(
         check_optional_tensor(name, t, dtypes=(torch.float32,), shape=(e_local,), device=device)
     given = [n for n, t in params.items() if t is not None]
     alpha = beta = limit = None
-    if given:
+    if activation == ActivationType.Situ:
+        if given:
+            raise ValueError(
+                f"{given[0]}: expected None with activation_type {activation!r} (its parameters "
+                "are situ_beta / situ_linear_beta), got a tensor"
+            )
+        # SiTU-GLU: situ_beta caps the gate, situ_linear_beta the linear half (canonically
+        # act_alpha / act_beta; None keeps flashinfer's defaults 4 and 25, the canonical ones).
+        for name, t in (("situ_beta", situ_beta), ("situ_linear_beta", situ_linear_beta)):
+            check_optional_tensor(name, t, dtypes=(torch.float32,), shape=(e_local,), device=device)
+        alpha, beta = situ_beta, situ_linear_beta
+    elif given:
         if activation == ActivationType.Swiglu:
             activation = ActivationType.SwigluBias
         if activation == ActivationType.SwigluBias:
