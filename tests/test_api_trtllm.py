@@ -39,6 +39,7 @@ from trtllm_math import (
     relu2,
     renormalize_routing,
     silu,
+    situ,
     swiglu,
 )
 
@@ -46,7 +47,7 @@ from trtllm_math import (
 
 
 def bf16_case(seed, act=ActivationType.Swiglu, h=128, i=64):
-    gated = act == ActivationType.Swiglu
+    gated = ActivationType(act).is_gated
     m1 = 2 * i if gated else i
     x = rand_float((T, h), BF16, seed)
     w1 = rand_float((E, m1, h), BF16, seed + 1, h**-0.5)
@@ -55,13 +56,36 @@ def bf16_case(seed, act=ActivationType.Swiglu, h=128, i=64):
     return x, w1, w2, logits
 
 
-def bf16_expected(x, w1, w2, ids, w, act, offset=0, n_local=E, **clamp):
-    def expert(t, e, _):
-        a = w1[e].double() @ x[t].double()
-        hid = swiglu(a, **clamp) if act == ActivationType.Swiglu else relu2(a)
-        return w2[e].double() @ hid.to(BF16).double()  # the GEMM1 output is bf16
+def bf16_model(x, w1, w2, ids, w, act, offset=0, n_local=E, delta=None, **params):
+    """flashinfer's BF16 math in float64 -> (output [T, H], {(t, j): activated GEMM1 row}).
 
-    return moe64(ids, w, expert, x.shape[1], offset, n_local)
+    ``delta`` [T, k, M1] (gemm1_lora_delta) is added to the GEMM1 output of slot (t, j) before
+    the activation; ``params`` are the activation's (a per-expert tensor is indexed by the
+    local expert)."""
+    out = torch.zeros(ids.shape[0], x.shape[1], dtype=F64)
+    hids = {}
+    for t in range(ids.shape[0]):
+        for j in range(ids.shape[1]):
+            e = int(ids[t, j]) - offset
+            if not 0 <= e < n_local:
+                continue
+            a = w1[e].double() @ x[t].double()
+            if delta is not None:
+                a = a + delta[t, j].double()
+            prm = {n: float(v[e]) if isinstance(v, torch.Tensor) else v for n, v in params.items()}
+            if act == ActivationType.Swiglu:
+                hid = swiglu(a, **prm)
+            elif act == ActivationType.Situ:
+                hid = situ(a, **prm)
+            else:
+                hid = relu2(a)
+            hids[(t, j)] = hid
+            out[t] += float(w[t, j]) * (w2[e].double() @ hid.to(BF16).double())  # bf16 GEMM1 out
+    return out, hids
+
+
+def bf16_expected(x, w1, w2, ids, w, act, offset=0, n_local=E, **params):
+    return bf16_model(x, w1, w2, ids, w, act, offset, n_local, **params)[0]
 
 
 @pytest.mark.parametrize("act", [ActivationType.Swiglu, ActivationType.Relu2])
@@ -242,7 +266,16 @@ def bf16_call(**over):
         (dict(n_group=2, topk_group=1), ValueError, "n_group"),
         (dict(weight_layout=WeightLayout.MajorMn), ValueError, "weight_layout"),
         (dict(weight_layout=WeightLayout.BlockMajorK), ValueError, "gemm1_weights"),
-        (dict(activation_type=ActivationType.Situ), NotImplementedError, "Situ"),
+        (
+            dict(activation_type=ActivationType.Situ, gemm1_alpha=torch.ones(E, dtype=F64)),
+            TypeError,
+            "gemm1_alpha",
+        ),
+        (
+            dict(activation_type=ActivationType.Situ, gemm1_clamp_limit=torch.ones(E + 1)),
+            ValueError,
+            "gemm1_clamp_limit",
+        ),
         (
             dict(activation_type=ActivationType.Relu2, gemm1_alpha=torch.ones(E)),
             ValueError,
@@ -270,17 +303,114 @@ def test_bf16_bad_input(over, exc, match):
 
 
 def test_unsupported_features_raise_not_implemented():
-    x, w1, w2, _ = bf16_case(170)
-    ids = torch.zeros(T, K, dtype=torch.int32)
-    with pytest.raises(NotImplementedError, match="gemm1_lora_delta"):
-        api.trtllm_bf16_routed_moe(ids, x, w1, w2, **common(),
-            use_shuffled_weight=False, weight_layout=0,
-            gemm1_lora_delta=torch.zeros(T, K, 128, dtype=BF16))  # fmt: skip
     xq, xs, w1q, w1s, w2q, w2s = deepseek_case(171)
     with pytest.raises(NotImplementedError, match="per_token_scale"):
         api.trtllm_fp4_block_scale_moe(torch.ones(T, E), None, xq, None, w1q, w1s,
             None, None, None, None, w2q, w2s, None, None, None, None, **common(),
             per_token_scale=torch.ones(T))  # fmt: skip
+
+
+# ---- Situ and the GEMM1 LoRA delta --------------------------------------------------------------
+
+
+SITU_PARAMS = {
+    "defaults": {},  # trtllm's gemm1_alpha / gemm1_beta default to 1 (cutlass': 4 / 25)
+    "kimi_k3": dict(alpha=4.0, beta=25.0),
+    "per_expert_clamped": dict(
+        alpha=torch.tensor([0.5, 1.0, 2.0, 4.0]),
+        beta=torch.tensor([0.75, 1.5, 3.0, 25.0]),
+        limit=torch.tensor([0.5, 1.0, 2.0, 0.25]),
+    ),  # fmt: skip
+}
+
+
+@pytest.mark.parametrize("params", list(SITU_PARAMS))
+@pytest.mark.parametrize("prepared", [False, True])
+def test_bf16_situ(params, prepared):
+    act = ActivationType.Situ
+    x, w1, w2, logits = bf16_case(50, act)
+    w1 = w1 * 3  # GEMM1 outputs of a few units: the caps and clamps bite
+    prm = SITU_PARAMS[params]
+    kw = {f"gemm1_{n if n != 'limit' else 'clamp_limit'}": (v if isinstance(v, torch.Tensor)
+          else torch.full((E,), v)) for n, v in prm.items()}  # fmt: skip
+    if prepared:
+        g1, g2 = (
+            prepare_stack(w1, gated=True, block_major_k=True),
+            prepare_stack(w2, block_major_k=True),
+        )
+        layout = {}
+    else:
+        g1, g2, layout = w1, w2, dict(use_shuffled_weight=False, weight_layout=WeightLayout.MajorK)
+    out = api.trtllm_bf16_moe(logits, None, x, g1, g2, **common(), routing_method_type=RENORM,
+                              activation_type=10, **layout, **kw)  # fmt: skip
+    ids, w = renormalize_routing(logits)
+    assert_close_to_reference(out, bf16_expected(x, w1, w2, ids, w, act, **prm), rel_l2=1e-2)
+
+
+@pytest.mark.parametrize("act", [ActivationType.Swiglu, ActivationType.Situ, ActivationType.Relu2],
+                         ids=lambda a: a.name)  # fmt: skip
+@pytest.mark.parametrize("do_finalize", [True, False])
+def test_bf16_routed_gemm1_lora_delta(act, do_finalize, gen):
+    """gemm1_lora_delta bf16 [T, k, M1] is added to the GEMM1 output of slot (t, j) before the
+    activation; the call then returns [output, expanded_idx_to_permuted_idx,
+    gemm1_activation_output] ([gemm2_output, expert_weights, e2p, gemm1_activation_output]
+    without finalize), the activation output bf16 [T*k, I] in permuted rows."""
+    i = 64
+    x, w1, w2, _ = bf16_case(60, act, i=i)
+    m1 = w1.shape[1]
+    ids = torch.stack([torch.randperm(E, generator=gen)[:K] for _ in range(T)]).to(torch.int32)
+    ids[2, 0] = E + 1  # skipped: no row, no delta
+    w = torch.rand(T, K, generator=gen) + 0.1
+    offset, n_local = 1, 3  # EP: expert 0 is another rank's
+    delta = rand_float((T, K, m1), BF16, 61, 0.5)
+    out = api.trtllm_bf16_routed_moe(packed_words(ids, w), x, w1[offset:], w2[offset:],
+        **common(n_local, offset, i), use_shuffled_weight=False, weight_layout=0,
+        activation_type=act, gemm1_lora_delta=delta, do_finalize=do_finalize)  # fmt: skip
+    assert isinstance(out, list) and len(out) == (3 if do_finalize else 4)
+    e2p, act_out = out[-2], out[-1]
+    w_used = w.to(BF16).double()
+    ref, hids = bf16_model(x, w1[offset:], w2[offset:], ids, w_used, act, offset, n_local,
+                           delta=delta)  # fmt: skip
+    assert e2p.dtype == torch.int32 and e2p.shape == (T, K)
+    assert act_out.dtype == BF16 and act_out.shape == (T * K, i)
+    kept = sorted(int(r) for r in e2p.flatten() if r >= 0)
+    assert kept == list(range(len(hids)))  # the kept slots are exactly the local ones
+    for (t, j), hid in hids.items():
+        assert_close_to_reference(act_out[int(e2p[t, j])], hid, rel_l2=1e-2, what=f"row {t},{j}")
+    assert torch.all(act_out[len(hids) :] == 0)
+    assert all(int(e2p[t, j]) == -1 for t in range(T) for j in range(K) if (t, j) not in hids)
+    if do_finalize:
+        assert_close_to_reference(out[0], ref, rel_l2=1e-2)
+    else:
+        fin = torch.zeros(T, x.shape[1], dtype=F64)
+        for t, j in hids:
+            fin[t] += w_used[t, j] * out[0][int(e2p[t, j])].double()
+        assert_close_to_reference(fin, ref, rel_l2=1e-2)
+    # The same call without the delta gives another output: the delta is not dropped.
+    plain = api.trtllm_bf16_routed_moe(packed_words(ids, w), x, w1[offset:], w2[offset:],
+        **common(n_local, offset, i), use_shuffled_weight=False, weight_layout=0,
+        activation_type=act)  # fmt: skip
+    assert (plain.double() - bf16_model(x, w1[offset:], w2[offset:], ids, w_used, act, offset,
+            n_local)[0]).norm() < (plain.double() - ref).norm()  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "delta, exc",
+    [
+        (torch.zeros(T, K, 64, dtype=BF16), ValueError),  # M1 = 2I = 128
+        (torch.zeros(T, K + 1, 128, dtype=BF16), ValueError),
+        (torch.zeros(T, K * 128, dtype=BF16), ValueError),
+        (torch.zeros(T, K, 128, dtype=torch.int32), TypeError),
+        ("not a tensor", TypeError),
+    ],
+    ids=["M1", "top_k", "2-D", "int32", "str"],
+)
+def test_gemm1_lora_delta_bad_input(delta, exc):
+    x, w1, w2, _ = bf16_case(70)
+    ids = torch.zeros(T, K, dtype=torch.int32)
+    with pytest.raises(exc, match="gemm1_lora_delta"):
+        api.trtllm_bf16_routed_moe(ids, x, w1, w2, **common(), use_shuffled_weight=False,
+                                   weight_layout=0, gemm1_lora_delta=delta)  # fmt: skip
 
 
 def test_routed_without_ids():

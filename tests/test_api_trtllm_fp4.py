@@ -33,6 +33,7 @@ from trtllm_math import (
     prepare_rows,
     renormalize_routing,
     silu,
+    situ,
     swiglu,
 )
 
@@ -148,3 +149,62 @@ def test_fp4_mxfp4_weights_per_tensor_fp8_activations():
 
     ids, w = renormalize_routing(logits)
     assert_close_to_reference(res[0], moe64(ids, w, expert, h), rel_l2=2e-2)
+
+
+@pytest.mark.parametrize("routed", [False, True])
+def test_fp4_nvfp4_situ_clamp_and_lora_delta(routed, gen):
+    """NvFP4 x NvFP4 Situ with flashinfer's SiTU recipe: output1_scale_scalar = c alone (the
+    dequant 1 / (w1 hs) stays inside the tanh, as output1_scale_gate_scalar on both halves),
+    gemm1_clamp_limit in raw-accumulator units (the kernel clamps before the dequant, so the
+    caller divides the real limit by the gate scalar), the caps gemm1_alpha / gemm1_beta in real
+    units. Routed: plus a gemm1_lora_delta in real units (flashinfer's wrapper converts it)."""
+    h, i = 128, 64
+    x = rand_float((T, h), torch.float32, 150)
+    w1 = rand_float((E, 2 * i, h), torch.float32, 151, 3 * h**-0.5)
+    w2 = rand_float((E, h, i), torch.float32, 152, i**-0.5)
+    hs = 448.0 * 6 / x.abs().max()
+    w1_gs = 448.0 * 6 / w1.abs().amax(dim=(1, 2))
+    w2_gs = 448.0 * 6 / w2.abs().amax(dim=(1, 2))
+    c = torch.tensor(448.0 * 6 / 2.0)
+    xq, xsf = fp4_quantize(x, hs, 16, False, is_sf_swizzled_layout=False)
+    w1q, w1sf, g1, g1sf = fp4_weights(w1, 16, True, w1_gs)
+    w2q, w2sf, g2, g2sf = fp4_weights(w2, 16, False, w2_gs)
+    gate = (1.0 / (w1_gs * hs)).float()
+    out1, out2 = c.expand(E).clone().float(), (1.0 / (c * w2_gs)).float()
+    alpha, beta = torch.tensor([0.5, 1.0, 2.0, 4.0]), torch.tensor([25.0, 3.0, 1.0, 0.5])
+    real_limit = torch.tensor([2.0, 1.0, 0.75, 1.5])
+    raw_limit = (real_limit / gate).float()
+    delta = rand_float((T, K, 2 * i), BF16, 153, 0.5) if routed else None
+    args = (g1, g1sf, None, alpha, beta, raw_limit, g2, g2sf, None, out1, gate, out2)
+    if routed:
+        ids = torch.stack([torch.randperm(E, generator=gen)[:K] for _ in range(T)])
+        w = (torch.rand(T, K, generator=gen) + 0.1).to(BF16)
+        res = api.trtllm_fp4_block_scale_routed_moe(packed_words(ids, w), None, xq,
+            xsf.view(E4M3), *args, **common(), activation_type=10,
+            gemm1_lora_delta=delta)  # fmt: skip
+        assert len(res) == 3
+        w = w.double()
+    else:
+        logits = rand_float((T, E), torch.float32, 154)
+        res = api.trtllm_fp4_block_scale_moe(logits, None, xq, xsf.view(E4M3), *args,
+            **common(), routing_method_type=RENORM, activation_type=10)  # fmt: skip
+        assert len(res) == 1
+        ids, w = renormalize_routing(logits)
+    xr, w1r, w2r = fp4_raw(xq, xsf, 16), fp4_raw(w1q, w1sf, 16), fp4_raw(w2q, w2sf, 16)
+    clamped = 0
+    ref = torch.zeros(T, h, dtype=torch.float64)
+    for t in range(T):
+        for j in range(K):
+            e = int(ids[t, j])
+            a = (w1r[e] @ xr[t]) * gate[e].double()  # real GEMM1 output, both halves
+            if routed:
+                a = a + delta[t, j].double()
+            clamped += int((a.abs() > float(real_limit[e])).sum())
+            hid = situ(a, float(alpha[e]), float(beta[e]), float(real_limit[e]))
+            y1 = hid * out1[e].double()
+            ref[t] += float(w[t, j]) * (w2r[e] @ nvfp4_requant(y1)) * out2[e].double()
+            if routed:
+                row = int(res[1][t, j])
+                assert_close_to_reference(res[2][row], hid, rel_l2=1e-2, what=f"row {t},{j}")
+    assert clamped > 0  # the limits bite
+    assert_close_to_reference(res[0], ref, rel_l2=3e-2)

@@ -41,6 +41,7 @@ from trtllm_math import (
     relu2,
     renormalize_routing,
     silu,
+    situ,
     swiglu,
 )
 
@@ -104,6 +105,27 @@ def test_fp8_per_tensor_routed_packed(gen):
         **common(), use_routing_scales_on_input=False)  # fmt: skip
     ref = fp8_per_tensor_expected(xq, w1q, w2q, out1, gate, out2, ids, w.double(), True)
     assert_close_to_reference(out, ref, rel_l2=2e-2)
+
+
+def test_fp8_per_tensor_situ_scalars():
+    """Situ on the per-tensor path: the tanh of the linear half needs it dequantized, so both
+    halves take output1_scales_gate_scalar (1 / (w1 hs)) and output1_scales_scalar is c alone
+    (flashinfer's SiTU recipe; its default caps are 1)."""
+    xq, w1q, w2q, _, gate, out2 = fp8_per_tensor_case(85, True)
+    c = torch.tensor(40.0)
+    out1 = c.expand(E).clone().float()
+    logits = rand_float((T, E), torch.float32, 86)
+    out = api.trtllm_fp8_per_tensor_scale_moe(logits, None, xq, prepare_stack(w1q, gated=True),
+        out1, gate, prepare_stack(w2q), out2, **common(), use_routing_scales_on_input=False,
+        routing_method_type=RENORM, activation_type=ActivationType.Situ)  # fmt: skip
+
+    def expert(t, e, _):
+        acc = (w1q[e].double() @ xq[t].double()) * gate[e].double()  # both halves dequantized
+        y1 = situ(acc) * out1[e].double()
+        return (w2q[e].double() @ y1.float().to(E4M3).double()) * out2[e].double()
+
+    ids, w = renormalize_routing(logits)
+    assert_close_to_reference(out, moe64(ids, w, expert, xq.shape[1]), rel_l2=2e-2)
 
 
 # ---- FP8 block scale ------------------------------------------------------------------------------------
@@ -219,6 +241,30 @@ def test_fp8_block_scale_deepseek_routed_unpacked_without_finalize(gen):
     assert_close_to_reference(
         fin, deepseek_expected(xq, xs, w1q, w1s, w2q, w2s, ids, w), rel_l2=2e-2
     )
+
+
+@pytest.mark.parametrize("act", [ActivationType.Swiglu, ActivationType.Situ], ids=lambda a: a.name)
+def test_fp8_block_scale_deepseek_routed_gemm1_lora_delta(act, gen):
+    xq, xs, w1q, w1s, w2q, w2s = deepseek_case(115)
+    ids = torch.stack([torch.randperm(E, generator=gen)[:K] for _ in range(T)]).to(torch.int32)
+    w = torch.rand(T, K, generator=gen) + 0.1
+    delta = rand_float((T, K, 256), BF16, 116, 0.25)
+    kw = dict(gemm1_alpha=torch.full((E,), 2.0), gemm1_beta=torch.full((E,), 0.5)) if (
+        act == ActivationType.Situ) else {}  # fmt: skip
+    out, e2p, act_out = api.trtllm_fp8_block_scale_routed_moe((ids, w), None, xq,
+        xs.t().contiguous(), w1q, w1s, w2q, w2s, **common(i=128), activation_type=act,
+        gemm1_lora_delta=delta, **kw)  # fmt: skip
+    x = block_dequant(xq, xs, 1, 128)
+    w1, w2 = block_dequant(w1q, w1s, 128, 128), block_dequant(w2q, w2s, 128, 128)
+    ref = torch.zeros(T, xq.shape[1], dtype=F64)
+    for t in range(T):
+        for j in range(K):
+            e = int(ids[t, j])
+            a = w1[e] @ x[t] + delta[t, j].double()
+            hid = situ(a, 2.0, 0.5) if act == ActivationType.Situ else swiglu(a)
+            assert_close_to_reference(act_out[int(e2p[t, j])], hid, rel_l2=1e-2)
+            ref[t] += float(w[t, j]) * (w2[e] @ fp8_group_quant(hid, 128))
+    assert_close_to_reference(out, ref, rel_l2=2e-2)
 
 
 def mx_weights(w, gated):

@@ -117,6 +117,26 @@ def test_compiled_trtllm_bf16(moe):
         assert torch.equal(g, e)
 
 
+def test_compiled_routed_lora_delta_situ(moe, gen):
+    """A routed call with gemm1_lora_delta (and Situ) returns three tensors, among them the
+    activated intermediate (``inter_output``, a mutated argument of the out op)."""
+    x, _, fc1, fc2, ids, weights = moe
+    delta = (torch.randn(T, K, 2 * I, generator=gen) * 0.3).to(BF16)
+    sizes = dict(num_experts=E, top_k=K, n_group=None, topk_group=None, intermediate_size=I,
+                 local_expert_offset=0, local_num_experts=E, use_shuffled_weight=False,
+                 weight_layout=WeightLayout.MajorK, activation_type=ActivationType.Situ)  # fmt: skip
+
+    def routed(ids, weights, x, fc1, fc2, delta):
+        return trtllm_bf16_routed_moe((ids, weights), x, fc1, fc2, gemm1_lora_delta=delta, **sizes)
+
+    args = (ids, weights, x, fc1, fc2, delta)
+    got = torch.compile(routed, fullgraph=True, backend="eager")(*args)
+    want = routed(*args)
+    assert len(got) == len(want) == 3
+    for g, e in zip(got, want):
+        assert torch.equal(g, e)
+
+
 def test_opcheck_both_ops(moe):
     x, logits, fc1, fc2, _, _ = moe
     problem = cutlass_seed_problem(x, logits, (fc1, fc2), num_experts=E, top_k=K)

@@ -52,6 +52,15 @@ def relu2(a):
     return torch.relu(a) ** 2
 
 
+def situ(a, alpha=1.0, beta=1.0, limit=float("inf")):
+    """trtllm-gen's SiTU (activation_type 10) on a = [x0 = linear / up ; x1 = gate]: x0 clamped
+    to +-limit and x1 from above, then beta tanh(x0 / beta) * alpha tanh(x1 / alpha) sigmoid(x1)
+    (gemm1_alpha = alpha, gemm1_beta = beta, both 1 by default)."""
+    x0, x1 = a.chunk(2)
+    x0, x1 = x0.clamp(-limit, limit), x1.clamp(max=limit)
+    return beta * torch.tanh(x0 / beta) * alpha * torch.tanh(x1 / alpha) * torch.sigmoid(x1)
+
+
 def renormalize_routing(logits):
     top = torch.topk(logits.double(), K, dim=1)
     return top.indices, torch.softmax(top.values, dim=1)

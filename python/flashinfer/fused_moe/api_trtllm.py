@@ -48,6 +48,8 @@ from .trtllm_translate import (
     attach_outputs,
     expert_range,
     fold_output_scalars,
+    gemm1_act_params,
+    gemm1_lora_delta_of,
     per_expert_f32,
     reject_unsupported,
     restore_swizzled_scales,
@@ -56,7 +58,7 @@ from .trtllm_translate import (
     routing_method,
     routing_precomputed,
     run_and_package,
-    swiglu_params,
+    up_scaled_by_output1,
 )
 from .validation import check_bool, check_enum, check_int, check_same_device, check_tensor
 
@@ -229,28 +231,29 @@ def _run(a, x, sizes, routing, act, *, as_list=False, **fields):
 
 
 def _bf16(a):
-    reject_unsupported(gemm1_lora_delta=a.gemm1_lora_delta)
     x = check_tensor("hidden_states", a.hidden_states, dtypes=torch.bfloat16, ndim=2)
     e, k, off, nl, i, routing = _common(a, x)
     h = x.shape[1]
     act = activation_of(a.activation_type, _ALL_ACTS)
-    act, alpha, beta, limit = swiglu_params(
-        act, a.gemm1_alpha, a.gemm1_beta, a.gemm1_clamp_limit, nl
+    act, alpha, beta, limit = gemm1_act_params(
+        act, a.gemm1_alpha, a.gemm1_beta, a.gemm1_clamp_limit, nl, x.device
     )
+    m1 = 2 * i if act.is_gated else i
+    delta = gemm1_lora_delta_of(a.gemm1_lora_delta, num_tokens=x.shape[0], top_k=k, m1=m1,
+                                device=x.device)  # fmt: skip
     shuffled, bmk = _layout_flags(a)
     w1, w2 = a.gemm1_weights, a.gemm2_weights
     check_tensor("gemm1_weights", w1, dtypes=torch.bfloat16)
     check_tensor("gemm2_weights", w2, dtypes=torch.bfloat16)
     check_same_device([x, w1, w2], ["hidden_states", "gemm1_weights", "gemm2_weights"])
     lay = dict(shuffled=shuffled, block_major_k=bmk, epilogue_tile_m=128)
-    m1 = 2 * i if act.is_gated else i
     w1 = restore_weight_stack("gemm1_weights", w1, num_local=nl, rows=m1, k_bytes=2 * h,
                               gated_interleave=act.is_gated, **lay)  # fmt: skip
     w2 = restore_weight_stack("gemm2_weights", w2, num_local=nl, rows=h, k_bytes=2 * i,
                               gated_interleave=False, **lay)  # fmt: skip
     return _run(a, x, (e, k, off, nl, i, h), routing, act, input=QuantTensor(x),
                 w1=QuantTensor(w1), w2=QuantTensor(w2), act_alpha=alpha, act_beta=beta,
-                act_limit=limit, compute_dtype=torch.bfloat16)  # fmt: skip
+                act_limit=limit, gemm1_delta=delta, compute_dtype=torch.bfloat16)  # fmt: skip
 
 
 def _fp8_per_tensor(a):
@@ -260,6 +263,7 @@ def _fp8_per_tensor(a):
     act = activation_of(
         a.activation_type, tuple(v for v in _ALL_ACTS if v != ActivationType.SwigluBias)
     )
+    act, alpha, beta, limit = gemm1_act_params(act, None, None, None, nl, x.device)
     shuffled, bmk = _layout_flags(a)
     w1, w2 = a.gemm1_weights, a.gemm2_weights
     check_tensor("gemm1_weights", w1, dtypes=E4M3)
@@ -278,12 +282,13 @@ def _fp8_per_tensor(a):
                               gated_interleave=act.is_gated, **lay)  # fmt: skip
     w2 = restore_weight_stack("gemm2_weights", w2, num_local=nl, rows=h, k_bytes=i,
                               gated_interleave=False, **lay)  # fmt: skip
-    w1_global, s2, w2_global = fold_output_scalars(out1, gate, out2, act.is_gated)
+    w1_global, s2, w2_global = fold_output_scalars(out1, gate, out2, up_scaled_by_output1(act))
     on_input = check_bool("use_routing_scales_on_input", a.use_routing_scales_on_input)
     return _run(a, x, (e, k, off, nl, i, h), routing, act, input=QuantTensor(x, ElemFormat.E4M3),
                 w1=QuantTensor(w1, ElemFormat.E4M3, global_scale=w1_global),
                 w2=QuantTensor(w2, ElemFormat.E4M3, global_scale=w2_global),
                 inter_quant=ActQuantSpec(ActQuant.Fp8Static, static_scale=s2),
+                act_alpha=alpha, act_beta=beta, act_limit=limit,
                 routing_weight_on_input=on_input)  # fmt: skip
 
 
@@ -302,7 +307,6 @@ def _mx_weight_scale(name, sf, nl, rows, cols, shuffled, interleave) -> Tensor:
 
 
 def _fp8_block(a):
-    reject_unsupported(gemm1_lora_delta=a.gemm1_lora_delta)
     qtype = check_enum("fp8_quantization_type", a.fp8_quantization_type, Fp8QuantizationType)
     if qtype == Fp8QuantizationType.NoneFp8:
         raise ValueError("fp8_quantization_type: expected DeepSeekFp8 or MxFp8, got NoneFp8")
@@ -311,9 +315,11 @@ def _fp8_block(a):
     e, k, off, nl, i, routing = _fused_shared_experts(a, x, _common(a, x))
     t, h = x.shape
     act = activation_of(a.activation_type, _ALL_ACTS)
-    act, alpha, beta, limit = swiglu_params(
-        act, a.gemm1_alpha, a.gemm1_beta, a.gemm1_clamp_limit, nl
+    act, alpha, beta, limit = gemm1_act_params(
+        act, a.gemm1_alpha, a.gemm1_beta, a.gemm1_clamp_limit, nl, x.device
     )
+    delta = gemm1_lora_delta_of(a.gemm1_lora_delta, num_tokens=t, top_k=k,
+                                m1=2 * i if act.is_gated else i, device=x.device)  # fmt: skip
     shuffled, bmk = _layout_flags(a)
     w1, w2, hs, s1, s2 = (a.gemm1_weights, a.gemm2_weights, a.hidden_states_scale,
                           a.gemm1_weights_scale, a.gemm2_weights_scale)  # fmt: skip
@@ -355,20 +361,22 @@ def _fp8_block(a):
     return _run(a, x, (e, k, off, nl, i, h), routing, act, input=inp,
                 w1=QuantTensor(w1, ElemFormat.E4M3, s1, **blocks),
                 w2=QuantTensor(w2, ElemFormat.E4M3, s2, **blocks), inter_quant=inter,
-                act_alpha=alpha, act_beta=beta, act_limit=limit)  # fmt: skip
+                act_alpha=alpha, act_beta=beta, act_limit=limit, gemm1_delta=delta)  # fmt: skip
 
 
 def _fp4(a):
-    reject_unsupported(per_token_scale=a.per_token_scale, gemm1_lora_delta=a.gemm1_lora_delta,
+    reject_unsupported(per_token_scale=a.per_token_scale,
                        num_fused_shared_experts=a.num_fused_shared_experts)  # fmt: skip
     x = check_tensor(
         "hidden_states", a.hidden_states, dtypes=(torch.uint8, E4M3, torch.bfloat16), ndim=2
     )
     e, k, off, nl, i, routing = _common(a, x)
     act = activation_of(a.activation_type, _ALL_ACTS)
-    act, alpha, beta, limit = swiglu_params(
-        act, a.gemm1_alpha, a.gemm1_beta, a.gemm1_clamp_limit, nl
+    act, alpha, beta, limit = gemm1_act_params(
+        act, a.gemm1_alpha, a.gemm1_beta, a.gemm1_clamp_limit, nl, x.device
     )
+    delta = gemm1_lora_delta_of(a.gemm1_lora_delta, num_tokens=x.shape[0], top_k=k,
+                                m1=2 * i if act.is_gated else i, device=x.device)  # fmt: skip
     shuffled, bmk = _layout_flags(a)
     names = ("hidden_states_scale", "gemm1_weights", "gemm1_weights_scale", "gemm2_weights",
              "gemm2_weights_scale", "gemm1_bias", "gemm2_bias")  # fmt: skip
@@ -376,8 +384,13 @@ def _fp4(a):
     parts = fp4_problem_parts(a, x, num_local=nl, intermediate_size=i, act=act, shuffled=shuffled,
                               block_major_k=bmk)  # fmt: skip
     h = parts.pop("hidden_size")
+    g1 = parts["w1"].global_scale
+    if act == ActivationType.Situ and limit is not None and g1 is not None:
+        # trtllm-gen clamps Situ's raw accumulator, before the dequant scalar (out1_gate = W1's
+        # global here): in real units the limit is gemm1_clamp_limit * out1_gate.
+        limit = limit * g1
     return _run(a, x, (e, k, off, nl, i, h), routing, act, as_list=True, act_alpha=alpha,
-                act_beta=beta, act_limit=limit, **parts)  # fmt: skip
+                act_beta=beta, act_limit=limit, gemm1_delta=delta, **parts)  # fmt: skip
 
 
 # ---- public functions ------------------------------------------------------------------------------
@@ -399,7 +412,8 @@ def trtllm_bf16_moe(
     (M1 = 2I in [up ; gate] order for gated activations), or flashinfer's prepared layout (the
     default: rows interleaved and shuffled with tile 128, BlockMajorK ``[E, H/64, M1, 64]``),
     restored per call. ``gemm1_alpha``/``gemm1_beta``/``gemm1_clamp_limit`` (f32 [E_local]) turn
-    Swiglu into the clamped SwiGLU. Returns bf16 [T, H], or with ``do_finalize=False``
+    Swiglu into the clamped SwiGLU; with ``activation_type=10`` (Situ) they are the gate's and
+    the linear half's tanh caps (default 1) and the clamp. Returns bf16 [T, H], or with ``do_finalize=False``
     ``[gemm2_output bf16 [T*k, H] (permuted rows), expert_weights bf16 [T, k],
     expanded_idx_to_permuted_idx int32 [T, k]]``. Seed form: see the module docstring.
     ``enable_pdl`` and ``tune_max_num_tokens`` are accepted for compatibility and ignored.
@@ -420,8 +434,11 @@ def trtllm_bf16_routed_moe(
 ):  # fmt: skip
     """``trtllm_bf16_moe`` with precomputed routing: ``topk_ids`` is int32 [T, k] packed words
     ``(expert_id << 16) | bf16_bits(weight)`` or an ``(ids int32, weights bf16/f32)`` pair of
-    [T, k] tensors (global ids; ids outside [0, num_experts) are skipped). ``gemm1_lora_delta``
-    is not supported (NotImplementedError)."""
+    [T, k] tensors (global ids; ids outside [0, num_experts) are skipped).
+    ``gemm1_lora_delta`` (bf16 [T, k, M1], [up ; gate] when gated): added to the GEMM1 output of
+    each (token, slot) before the activation; the call then returns ``[output,
+    expanded_idx_to_permuted_idx int32 [T, k], gemm1_activation_output bf16 [T*k, I]]`` (see
+    ``trtllm_translate.run_and_package``)."""
     call = locals()
     if _cacheable(call):
         return _BF16_ROUTED_CALLS.run(tuple(call.values()), {})
@@ -509,7 +526,10 @@ def trtllm_fp8_block_scale_routed_moe(
     gemm1_clamp_limit=None,
 ):  # fmt: skip
     """``trtllm_fp8_block_scale_moe`` with precomputed ``topk_ids`` (packed int32 words or an
-    (ids, weights) pair). ``gemm1_lora_delta`` is not supported (NotImplementedError)."""
+    (ids, weights) pair). ``gemm1_lora_delta`` (bf16 [T, k, M1], [up ; gate] when gated): added to the GEMM1 output of
+    each (token, slot) before the activation; the call then returns ``[output,
+    expanded_idx_to_permuted_idx int32 [T, k], gemm1_activation_output bf16 [T*k, I]]`` (see
+    ``trtllm_translate.run_and_package``)."""
     call = locals()
     if _cacheable(call):
         return _FP8_BLOCK_ROUTED_CALLS.run(tuple(call.values()), {})
@@ -538,7 +558,10 @@ def trtllm_fp4_block_scale_moe(
     (required for NvFP4 and FP8 activations, None allowed on the MX / bf16 paths). Biases
     (f32 [E, M1], [E, H], rows permuted like the weights) are in raw-accumulator units.
     ``gemm1_alpha``/``beta``/``clamp_limit`` (f32 [E_local]) select the clamped SwiGLU and act on
-    the dequantized (real) GEMM1 output.
+    the dequantized (real) GEMM1 output. Situ (``activation_type=10``): ``gemm1_alpha`` /
+    ``gemm1_beta`` are the gate's / linear half's tanh caps (default 1) in real units, the clamp
+    limit is in raw-accumulator units (the kernel clamps before ``output1_scale_gate_scalar``,
+    which dequantizes both halves; ``output1_scale_scalar`` is then the output scale alone).
 
     Layout: flashinfer's prepared weights (the default: rows interleaved when gated and shuffled
     with tile 128, scales permuted alike and 128x4-swizzled), restored per call; the keyword-only
@@ -563,7 +586,10 @@ def trtllm_fp4_block_scale_routed_moe(
     weight_layout=WeightLayout.MajorK,
 ):  # fmt: skip
     """``trtllm_fp4_block_scale_moe`` with precomputed ``topk_ids`` (packed int32 words or an
-    (ids, weights) pair). ``gemm1_lora_delta`` is not supported (NotImplementedError)."""
+    (ids, weights) pair). ``gemm1_lora_delta`` (bf16 [T, k, M1], [up ; gate] when gated): added to the GEMM1 output of
+    each (token, slot) before the activation; the call then returns ``[output,
+    expanded_idx_to_permuted_idx int32 [T, k], gemm1_activation_output bf16 [T*k, I]]`` (see
+    ``trtllm_translate.run_and_package``)."""
     call = locals()
     if _cacheable(call):
         return [_FP4_ROUTED_CALLS.run(tuple(call.values()), {})]
@@ -582,6 +608,7 @@ def _cacheable(call: dict) -> bool:
         call.get("do_finalize") is True
         and call.get("routing_replay_out") is None
         and call.get("output") is None
+        and call.get("gemm1_lora_delta") is None
     )
 
 

@@ -19,6 +19,7 @@ from .trtllm_translate import (
     restore_swizzled_scales,
     restore_weight_stack,
     scale_bias,
+    up_scaled_by_output1,
 )
 from .validation import check_tensor
 
@@ -126,7 +127,9 @@ def fp4_problem_parts(
         per_expert_f32(n, getattr(a, n), nl, required=required)
         for n in ("output1_scale_scalar", "output1_scale_gate_scalar", "output2_scale_scalar")
     )
-    w1_global, inter_scale, w2_global = fold_output_scalars(out1, gate, out2, gated)
+    w1_global, inter_scale, w2_global = fold_output_scalars(
+        out1, gate, out2, up_scaled_by_output1(act)
+    )
     # NvFP4 / FP8 intermediates are quantized with the static scale the scalars imply; the MxFP8
     # intermediate is requantized dynamically (exact when out1 / out1_gate is a power of two, as
     # with the unit scalars these paths use); BF16 activations keep a bf16 intermediate.

@@ -51,36 +51,63 @@ def per_expert_f32(name: str, t, num_local: int, *, required: bool = False) -> T
 
 
 def activation_of(activation_type, allowed: Sequence[ActivationType]) -> ActivationType:
-    """The activation argument as an enum; Situ is not implemented, others outside ``allowed``
-    are rejected for this path."""
+    """The activation argument as an enum; values outside ``allowed`` are rejected for this path."""
     act = check_enum("activation_type", activation_type, ActivationType)
-    if act == ActivationType.Situ:
-        raise NotImplementedError("activation_type: Situ is not implemented yet")
     if act not in allowed:
         names = ", ".join(a.name for a in allowed)
         raise ValueError(f"activation_type: expected one of ({names}) on this path, got {act.name}")
     return act
 
 
-def swiglu_params(act: ActivationType, alpha, beta, limit, num_local: int):
+def gemm1_act_params(act: ActivationType, alpha, beta, limit, num_local: int, device=None):
     """gemm1_alpha / gemm1_beta / gemm1_clamp_limit -> (activation, alpha, beta, limit).
 
     flashinfer allows them with Swiglu only; any subset selects the clamped SwiGLU (SwigluBias),
     missing ones keep their defaults (alpha 1, beta 0, no clamp). As extensions SwigluBias takes
     all three and SwigluStep takes the limit (its default is 7).
+
+    Situ (activation_type 10) is trtllm's SiTU-GLU: gemm1_alpha is the gate's tanh cap,
+    gemm1_beta the linear half's, each 1 when None (flashinfer's trtllm defaults, unlike
+    cutlass_fused_moe's 4 / 25, which are the canonical defaults: ones are passed explicitly),
+    and gemm1_clamp_limit clamps the gate from above and the linear half both ways.
     """
     alpha = per_expert_f32("gemm1_alpha", alpha, num_local)
     beta = per_expert_f32("gemm1_beta", beta, num_local)
     limit = per_expert_f32("gemm1_clamp_limit", limit, num_local)
+    if act == ActivationType.Situ:
+
+        def ones():
+            return torch.ones(num_local, dtype=torch.float32, device=device)
+
+        return act, ones() if alpha is None else alpha, ones() if beta is None else beta, limit
     if alpha is None and beta is None and limit is None:
         return act, None, None, None
     if act == ActivationType.SwigluStep and alpha is None and beta is None:
         return act, None, None, limit
     if act not in (ActivationType.Swiglu, ActivationType.SwigluBias):
         raise ValueError(
-            f"gemm1_alpha/gemm1_beta/gemm1_clamp_limit: expected activation_type Swiglu, got {act.name}"
+            "gemm1_alpha/gemm1_beta/gemm1_clamp_limit: expected activation_type Swiglu or Situ, "
+            f"got {act.name}"
         )
     return ActivationType.SwigluBias, alpha, beta, limit
+
+
+def up_scaled_by_output1(act: ActivationType) -> bool:
+    """Whether trtllm folds the up half's dequantization into ``output1_scale(s)_scalar``
+    (activations linear in up: the SwiGLU family); Situ takes the tanh of up, so both halves
+    are dequantized by the gate scalar and output1 only scales the output (fold_output_scalars)."""
+    return act.is_gated and act != ActivationType.Situ
+
+
+def gemm1_lora_delta_of(delta, *, num_tokens: int, top_k: int, m1: int, device) -> Tensor | None:
+    """The routed functions' ``gemm1_lora_delta``: bf16 (or f16 / f32) ``[T, top_k, M1]``, in
+    GEMM1's output order ([up ; gate] when gated), real (dequantized) units."""
+    if delta is None:
+        return None
+    floats = (torch.bfloat16, torch.float16, torch.float32)
+    return check_tensor(
+        "gemm1_lora_delta", delta, dtypes=floats, shape=(num_tokens, top_k, m1), device=device
+    )
 
 
 def reject_unsupported(**kwargs) -> None:
@@ -297,9 +324,11 @@ def fold_output_scalars(
 ):
     """trtllm's three per-expert output scalars -> canonical (w1 global, inter scale s2, w2 global).
 
-    The kernel computes (acc = raw accumulator of quantized codes, per local expert e)
+    ``gated`` is ``up_scaled_by_output1(act)``: Situ counts as non-gated here. The kernel
+    computes (acc = raw accumulator of quantized codes, per local expert e)
         gated:     y1 = act(acc_gate * out1_gate[e]) * acc_up * out1[e]
         non-gated: y1 = act(acc * out1_gate[e]) * out1[e]
+        Situ:      y1 = situ(acc_gate * out1_gate[e], acc_up * out1_gate[e]) * out1[e]
     then quantizes y1 (codes scaled by nothing else), and y2 = acc2 * out2[e].
     Canonically the GEMM1 accumulator is real valued, so W1's per-expert dequant global is
     g = out1_gate[e] (it folds the input's quantization scale). Then the real intermediate is
@@ -336,7 +365,9 @@ def attach_outputs(
     problem: MoeProblem, *, do_finalize: bool, output, routing_replay_out,
     allow_narrow_output: bool = False,
 ):  # fmt: skip
-    """Allocates the problem's outputs; returns the caller's output tensor (or None)."""
+    """Allocates the problem's outputs; returns the caller's output tensor (or None). With a
+    ``gemm1_delta`` (a routed call's ``gemm1_lora_delta``) also the expanded-to-permuted map and
+    the activated intermediate (``inter_output``, bf16 [T*k, I]) that such a call returns."""
     t, h, k = problem.num_tokens, problem.hidden_size, problem.top_k
     dev = problem.device
     if output is not None:
@@ -362,7 +393,11 @@ def attach_outputs(
     else:
         problem.permuted_output = torch.zeros(t * k, h, dtype=torch.float32, device=dev)
         problem.topk_weights_out = torch.empty(t, k, dtype=torch.float32, device=dev)
+    if not do_finalize or problem.gemm1_delta is not None:
         problem.expanded_to_permuted_out = torch.empty(t, k, dtype=torch.int32, device=dev)
+    if problem.gemm1_delta is not None:
+        i = problem.intermediate_size
+        problem.inter_output = torch.empty(t * k, i, dtype=torch.bfloat16, device=dev)
     return output
 
 
@@ -372,7 +407,14 @@ def run_and_package(
 ):  # fmt: skip
     """Runs the problem and returns what flashinfer returns: the output tensor ([output] for the
     FP4 path) with do_finalize, else [gemm2_output bf16 [T*k, H] (permuted rows),
-    expert_weights bf16 [T, k], expanded_idx_to_permuted_idx int32 [T, k]]."""
+    expert_weights bf16 [T, k], expanded_idx_to_permuted_idx int32 [T, k]].
+
+    With a ``gemm1_lora_delta`` (problem.gemm1_delta): ``[output, expanded_idx_to_permuted_idx,
+    gemm1_activation_output]`` with do_finalize, else the three above plus
+    ``gemm1_activation_output``: bf16 [T*k, I], the activated GEMM1 output of each permuted row
+    (row ``expanded_idx_to_permuted_idx[t, j]`` for assignment (t, j); rows past the kept ones
+    are zero) before GEMM2's input quantization.
+    """
     attach_outputs(
         problem,
         do_finalize=do_finalize,
@@ -386,6 +428,7 @@ def run_and_package(
         run_problem(problem)
     if routing_replay_out is not None and problem.num_tokens > 0:
         routing_replay_out[: problem.num_tokens].copy_(problem.topk_ids_out.to(torch.int16))
+    lora = [problem.inter_output] if problem.inter_output is not None else []
     if not do_finalize:
         weights = problem.topk_weights_out.to(torch.bfloat16)
         rs = problem.routing
@@ -395,9 +438,12 @@ def run_and_package(
             problem.permuted_output.to(torch.bfloat16),
             weights,
             problem.expanded_to_permuted_out,
+            *lora,
         ]
     result = problem.output
     if output is not None and result is not output:
         output.copy_(result[:, : output.shape[1]])
         result = output
+    if lora:
+        return [result, problem.expanded_to_permuted_out, *lora]
     return [result] if as_list else result
