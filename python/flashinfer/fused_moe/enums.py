@@ -124,13 +124,7 @@ DEFAULT_SWIGLU_ALPHA = 1.0
 DEFAULT_SWIGLU_BETA = 0.0
 DEFAULT_SWIGLU_LIMIT = float(torch.finfo(torch.float32).max)
 DEFAULT_SITU_BETA = 4.0
-DEFAULT_SITU_LINEAR_BETA = 25.0
-
-
-# flashinfer's defaults of the Situ caps (``cutlass_fused_moe``'s ``situ_beta`` /
-# ``situ_linear_beta``; canonically ``act_alpha`` / ``act_beta``, docs/semantics.md).
-DEFAULT_SITU_BETA = 4.0
-DEFAULT_SITU_LINEAR_BETA = 25.0
+DEFAULT_SITU_LINEAR_BETA = 25.0  # the Situ caps: canonically act_alpha / act_beta (semantics.md)
 
 
 class WeightLayout(_NamedIntEnum):
