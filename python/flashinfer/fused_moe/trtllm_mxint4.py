@@ -41,7 +41,12 @@ from .api_trtllm import (
 )
 from .enums import ActivationType, ElemFormat, ScaleFormat, WeightLayout
 from .problem import QuantTensor
-from .trtllm_translate import reject_unsupported, restore_rows, restore_weight_stack, swiglu_params
+from .trtllm_translate import (
+    gemm1_act_params,
+    reject_unsupported,
+    restore_rows,
+    restore_weight_stack,
+)
 from .validation import check_same_device, check_tensor
 
 Tensor = torch.Tensor
@@ -92,8 +97,8 @@ def _mxint4(a):
             f"intermediate_size: expected a multiple of {SF_VEC} (one MXINT4 scale per "
             f"{SF_VEC} elements of K), got {i}"
         )
-    act, alpha, beta, limit = swiglu_params(
-        ActivationType.Swiglu, a.gemm1_alpha, a.gemm1_beta, a.gemm1_clamp_limit, nl
+    act, alpha, beta, limit = gemm1_act_params(
+        ActivationType.Swiglu, a.gemm1_alpha, a.gemm1_beta, a.gemm1_clamp_limit, nl, x.device
     )
     shuffled, bmk = _layout_flags(a)
     names = ("gemm1_weights", "gemm1_weights_scale", "gemm2_weights", "gemm2_weights_scale")
