@@ -12,9 +12,9 @@ that already knows the counts passes ``tokens_per_rank`` to skip it.
   of the tokens with their routing (packed as bytes into one row per token, padded to the
   largest token count: one collective, exact for every dtype, fp8 included), then the local
   MoE over all gathered tokens in float32 (tokens routed to no local expert give zero rows),
-  then the partial outputs are summed across ranks and each rank keeps its own tokens:
-  ``reduce_scatter_tensor`` on NCCL, ``all_reduce`` and a slice on gloo (which has no
-  reduce-scatter). Finally one cast to ``output_dtype``.
+  then the partial outputs are summed across ranks and each rank keeps its own tokens (one
+  ``all_reduce`` and a slice; ``reduce_scatter_tensor`` would halve the bytes on NCCL, left
+  until it can be measured on GPUs). Finally one cast to ``output_dtype``.
 * **TP** (``tensor_parallel_moe``): every rank has the same tokens and a shard of every expert
   along the intermediate dimension I (``shard_intermediate``: rows of both halves of a gated
   ``[up ; gate]`` fc1, columns of fc2). The local MoE gives a float32 partial sum over its I
@@ -32,8 +32,8 @@ rounding to ``output_dtype`` (``tests/numeric.error_budget``), not bitwise; with
 some elements differ by one bf16 ulp where the fp32 sums straddle a rounding midpoint. Where the
 compute dtype follows ``output_dtype`` (W8A8, FP8 x MXFP4), the float32 local call computes the
 intermediate in float32, i.e. it matches the one-process call with a float32 output, rounded.
-Tested on gloo with 2 and 4 processes (tests/test_parallel_gloo.py); the NCCL-only
-``reduce_scatter_tensor`` branch is not exercised there.
+Tested on gloo with 2 and 4 processes (tests/test_parallel_gloo.py); not yet run on GPUs with
+NCCL (no multi-GPU machine was lent).
 """
 
 from __future__ import annotations
@@ -146,17 +146,14 @@ def _gather_tokens(rows: Tensor, counts: Sequence[int], group) -> Tensor:
 def _sum_back_to_owners(partial: Tensor, counts: Sequence[int], rank: int, group) -> Tensor:
     """Sum the float32 partial outputs [sum T_r, H] across the group; rank keeps its rows."""
     t_max = max(counts)
-    size = len(counts)
-    padded = partial.new_zeros((size, t_max, partial.shape[1]))
+    padded = partial.new_zeros((len(counts), t_max, partial.shape[1]))
     for r, chunk in enumerate(torch.split(partial, list(counts))):
         padded[r, : counts[r]] = chunk
-    if dist.get_backend(group) == dist.Backend.GLOO:
-        # gloo has no reduce_scatter: sum everything, keep the own slice
-        dist.all_reduce(padded, op=dist.ReduceOp.SUM, group=group)
-        return padded[rank, : counts[rank]]
-    mine = partial.new_empty((t_max, partial.shape[1]))
-    dist.reduce_scatter_tensor(mine, padded.view(size * t_max, -1), group=group)
-    return mine[: counts[rank]]
+    # One all_reduce and the own slice, on every backend: gloo has no reduce_scatter, and this is
+    # the path the tests run. On NCCL, reduce_scatter_tensor moves half the bytes; it is left
+    # for when it can be measured and tested on GPUs.
+    dist.all_reduce(padded, op=dist.ReduceOp.SUM, group=group)
+    return padded[rank, : counts[rank]]
 
 
 # ---- the parallel MoE ----------------------------------------------------------------------------
