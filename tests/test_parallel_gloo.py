@@ -185,3 +185,12 @@ def test_parallel_matches_one_process(results, name):
     if idle:  # the other ranks' experts really got nothing: rank 0's experts alone give it all
         r0 = local_expert_range(experts, ep, 0)
         assert all(int(e) in r0 for e in torch.cat(ids).flatten())
+
+
+@pytest.mark.parametrize("name", ["ep_size", "tp_rank", "output", "input_sf"])
+def test_arguments_parallel_moe_sets_are_refused(name):
+    """The rank arguments and the output belong to parallel_moe: passing them is a ValueError
+    naming the argument (checked before any collective, so no process group is needed)."""
+    xs, ids, scales, fc1, fc2, _ = _inputs("tp2_bf16")
+    with pytest.raises(ValueError, match=f"^{name}: set by parallel_moe"):
+        parallel_moe(xs[0], ids[0], scales[0], fc1, fc2, torch.bfloat16, **{name: None})

@@ -265,7 +265,7 @@ def expert_parallel_moe(
     **moe_kwargs,
 ) -> Tensor:
     """EP over ``group`` (None: the default group): all_gather tokens, local MoE on this rank's
-    ``E / ep_size`` experts in float32, reduce-scatter (gloo: all_reduce + slice), cast once.
+    ``E / ep_size`` experts in float32, one all_reduce keeping this rank's rows, cast once.
     Token counts may differ per rank. Returns this rank's [T_r, H] in ``output_dtype``."""
     return parallel_moe(
         x,
