@@ -14,12 +14,13 @@ import os
 
 import pytest
 import torch
-from flashinfer.fused_moe.enums import GemmTactic
+from flashinfer.fused_moe.enums import ElemFormat, GemmTactic
 from flashinfer.fused_moe.problem import MoeProblem
 from flashinfer.fused_moe.reference import reference_moe_permuted
 from flashinfer.fused_moe.runner import run_problem
-from moe_checks import budget_for, run_native
+from moe_checks import FP8_MMA_ACCUMULATOR_REL, budget_for, check_inter_output, run_native
 from numeric import (
+    UNIT_ROUNDOFF,
     Budget,
     assert_close_to_reference,
     assert_exact,
@@ -35,7 +36,7 @@ TACTICS = (GemmTactic.Auto, GemmTactic.Sm80Decode, GemmTactic.Sm80Prefill, GemmT
 # Families that must run every problem (the portable path takes any stride and size).
 MUST_RUN = frozenset({GemmTactic.Auto, GemmTactic.Sm80Decode, GemmTactic.Sm80Prefill})
 OUTPUTS = ("output", "permuted_output", "topk_ids_out", "topk_weights_out",
-           "expanded_to_permuted_out")  # fmt: skip
+           "expanded_to_permuted_out", "inter_output")  # fmt: skip
 
 
 # ---- moving problems and running them ---------------------------------------------------------
@@ -139,6 +140,9 @@ def check(case: Case, got: MoeProblem, what: str) -> None:
             rows, kept_j = e2p[:, j], e2p[:, j] >= 0
             combined[kept_j] += scale[kept_j, j : j + 1] * perm[rows[kept_j]]
         assert_within_budget(combined, ref.output, budget, what=f"{what} permuted")
+    fp8_rel = FP8_MMA_ACCUMULATOR_REL if fp8_mma and p.w1.format == ElemFormat.E4M3 else 0.0
+    if p.inter_output is not None:
+        check_inter_output(got.inter_output, ref, p.hidden_size, f"{what} inter_output", fp8_rel)
     if case.cpu is not None:
         cpu = case.cpu
         assert torch.equal(got.topk_ids_out.cpu(), cpu.topk_ids_out), f"{what}: ids != CPU"
@@ -150,6 +154,10 @@ def check(case: Case, got: MoeProblem, what: str) -> None:
             getattr(got, out), getattr(cpu, out).double(), rel_l2=2 * budget.rel_l2,
             what=f"{what} vs the CPU executor",
         )  # fmt: skip
+        if p.inter_output is not None:
+            rel = 4 * (UNIT_ROUNDOFF[p.inter_output.dtype] + p.hidden_size * 2.0**-24 + fp8_rel)
+            assert_close_to_reference(got.inter_output, cpu.inter_output.double(), rel_l2=rel,
+                                      what=f"{what} inter_output vs the CPU executor")  # fmt: skip
 
 
 def check_all_tactics(p: MoeProblem, *, cpu_executor: bool = True) -> list[GemmTactic]:

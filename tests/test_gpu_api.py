@@ -23,7 +23,7 @@ import pytest
 import torch
 import trtllm_math
 from flashinfer.fused_moe import api_cutlass, runner, seed_forms
-from flashinfer.fused_moe.enums import GatedActType, GemmTactic, RoutingMethodType
+from flashinfer.fused_moe.enums import ActivationType, GatedActType, GemmTactic, RoutingMethodType
 from flashinfer.fused_moe.reference import reference_moe
 from gpu_cases import DEVICE, ON_GPU, prepare, run_on_device
 from moe_builders import build_problem, routing_inputs
@@ -182,6 +182,75 @@ def test_trtllm_bf16_routed_form(packed):
     kw = dict(_trtllm_sizes(e, k, i, n_local, offset), use_shuffled_weight=False, weight_layout=0)
     _gpu_vs_cpu(flashinfer.trtllm_bf16_routed_moe, (topk, x, w1, w2), kw,
                 _budget(BF16, h, i, k, t), f"trtllm_bf16_routed_moe packed={packed}")  # fmt: skip
+
+
+@gpu
+def test_cutlass_full_form_situ():
+    t, e, k, h, i = 100, 8, 4, 200, 72
+    x = rand_float((t, h), BF16, 50)
+    ids, w = routing_inputs(t, e, k, 51)
+    fc1 = rand_float((e, 2 * i, h), BF16, 52, scale=3 * h**-0.5)
+    fc2 = rand_float((e, h, i), BF16, 53, scale=i**-0.5)
+    kw = dict(activation_type=ActivationType.Situ, situ_beta=torch.linspace(0.5, 4.0, e),
+              situ_linear_beta=torch.linspace(0.75, 25.0, e))  # fmt: skip
+    args = (x, ids, w, fc1, fc2, BF16, None)
+    out = flashinfer.cutlass_fused_moe(*[_move(a, DEVICE) for a in args],
+                                       **{n: _move(v, DEVICE) for n, v in kw.items()})[0]  # fmt: skip
+    problem = api_cutlass.cutlass_full_problem(*args, **kw)
+    assert_close_to_reference(out, reference_moe(problem), rel_l2=_budget(BF16, h, i, k, t).rel_l2)
+
+
+@gpu
+@pytest.mark.parametrize("params", ["defaults", "clamped"])
+def test_trtllm_bf16_situ(params):
+    t, e, k, h, i = 64, 8, 2, 256, 128
+    x = rand_float((t, h), BF16, 60)
+    w1 = rand_float((e, 2 * i, h), BF16, 61, scale=3 * h**-0.5)
+    w2 = rand_float((e, h, i), BF16, 62, scale=i**-0.5)
+    logits = rand_float((t, e), torch.float32, 63)
+    kw = dict(_trtllm_sizes(e, k, i), routing_method_type=RENORM, use_shuffled_weight=False,
+              weight_layout=0, activation_type=10)  # fmt: skip
+    args = [logits, None, x, w1, w2]
+    if params == "clamped":  # gemm1_alpha .. gemm1_clamp_limit, positional after output=None
+        kw.update(gemm1_alpha=_move(torch.linspace(0.5, 4.0, e), DEVICE),
+                  gemm1_beta=_move(torch.linspace(1.0, 25.0, e), DEVICE),
+                  gemm1_clamp_limit=_move(torch.linspace(0.5, 3.0, e), DEVICE))  # fmt: skip
+        cpu_kw = {n: _move(v, "cpu") for n, v in kw.items()}
+        got = flashinfer.trtllm_bf16_moe(*[_move(a, DEVICE) for a in args], **kw)
+        expect = flashinfer.trtllm_bf16_moe(*[_move(a, "cpu") for a in args], **cpu_kw)
+        assert_close_to_reference(got, expect.double(),
+                                  rel_l2=2 * _budget(BF16, h, i, k, t).rel_l2)  # fmt: skip
+    else:
+        _gpu_vs_cpu(flashinfer.trtllm_bf16_moe, args, kw, _budget(BF16, h, i, k, t),
+                    "trtllm_bf16_moe Situ")  # fmt: skip
+
+
+@gpu
+@pytest.mark.parametrize("act", [ActivationType.Swiglu, ActivationType.Situ], ids=lambda a: a.name)
+@pytest.mark.parametrize("do_finalize", [True, False])
+def test_trtllm_bf16_routed_gemm1_lora_delta(act, do_finalize):
+    """gemm1_lora_delta on CUDA: every result (output or permuted rows, the expanded-to-permuted
+    map, gemm1_activation_output) against the same call on the CPU executor."""
+    t, e, k, h, i, offset, n_local = 64, 16, 4, 256, 128, 4, 8
+    x = rand_float((t, h), BF16, 70)
+    w1 = rand_float((n_local, 2 * i, h), BF16, 71, scale=h**-0.5)
+    w2 = rand_float((n_local, h, i), BF16, 72, scale=i**-0.5)
+    ids, w = routing_inputs(t, e, k, 73)
+    delta = rand_float((t, k, 2 * i), BF16, 74, scale=0.5)
+    kw = dict(_trtllm_sizes(e, k, i, n_local, offset), use_shuffled_weight=False, weight_layout=0,
+              activation_type=act, do_finalize=do_finalize)  # fmt: skip
+    args = ((ids, w.to(BF16)), x, w1, w2)
+    dargs = [_move(a, DEVICE) for a in args]
+    snap = _snapshot(dargs)
+    got = flashinfer.trtllm_bf16_routed_moe(*dargs, gemm1_lora_delta=_move(delta, DEVICE), **kw)
+    _assert_unchanged(snap, "trtllm_bf16_routed_moe with gemm1_lora_delta")
+    expect = flashinfer.trtllm_bf16_routed_moe(*args, gemm1_lora_delta=delta, **kw)
+    assert len(got) == len(expect) == (3 if do_finalize else 4)
+    budget = 2 * _budget(BF16, h, i, k, t).rel_l2
+    assert_close_to_reference(got[0], expect[0].double(), rel_l2=budget, what="output")
+    assert torch.equal(got[-2].cpu(), expect[-2]), "expanded_idx_to_permuted_idx"
+    assert_close_to_reference(got[-1], expect[-1].double(), rel_l2=4 * 2.0**-8,
+                              what="gemm1_activation_output")  # fmt: skip
 
 
 @gpu

@@ -96,6 +96,25 @@ def test_gpt_oss_options(T):
     check_all_tactics(p)
 
 
+# Situ and the GEMM1 delta (LoRA) with FP4 weights: W4A16 (the fused sm80 epilogue for Situ
+# alone, the activation kernel with a delta) and W4A4 / W4A8 (the widened activation kernel).
+FP4_SITU_LORA = {
+    "situ-w4a16-decode": dict(weights="mxfp4", T=4, activation=Act.Situ, act_params=True),
+    "situ-w4a16-prefill": dict(weights="nvfp4:packed:linear", T=300, activation=Act.Situ),
+    "lora-w4a16-situ-biases": dict(weights="mxfp4", T=40, activation=Act.Situ, act_params=True,
+                                   biases=True, lora=True, inter_out=True),
+    "lora-w4a4": dict(weights="nvfp4:packed:linear", T=40, input_quant="nvfp4",
+                      inter_quant="nvfp4", lora=True, inter_out=True),
+    "lora-w4a8-situ-ep": dict(weights="mxfp4", T=24, input_quant="mxfp8", inter_quant="mxfp8",
+                              activation=Act.Situ, offset=2, local=4, lora=True, inter_out=True),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kw", FP4_SITU_LORA.values(), ids=FP4_SITU_LORA.keys())
+def test_situ_and_gemm1_delta(kw):
+    _ran_families(check_all_tactics(fp4_problem(**dict(dict(seed=13), **kw))))
+
+
 @pytest.mark.parametrize(
     "extra",
     [

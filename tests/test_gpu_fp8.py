@@ -158,9 +158,11 @@ def test_capacity_and_expert_parallel_window(kw):
     check_all_tactics(fp8_problem(seed=7, **kw))
 
 
-@pytest.mark.parametrize("activation", [Act.Swiglu, Act.SwigluBias, Act.Gelu, Act.Identity])
+@pytest.mark.parametrize(
+    "activation", [Act.Swiglu, Act.SwigluBias, Act.Gelu, Act.Identity, Act.Situ]
+)
 def test_activations_biases_and_weight_on_input(activation):
-    params = activation == Act.SwigluBias
+    params = activation in (Act.SwigluBias, Act.Situ)
     p = fp8_problem(T=64, activation=activation, act_params=params, biases=True, seed=8,
                     routing="Llama4", k=1, rw_on_input=True)  # fmt: skip
     check_all_tactics(p)
@@ -184,6 +186,9 @@ FUSED_EPILOGUE = {
     "group16-gelu-I80": dict(
         w="e4m3:0x0", input_quant="fp8_static", inter_quant="fp8_group:16", activation=Act.Gelu,
         I=80),
+    "static-situ-I80": dict(
+        w="e4m3:0x0", input_quant="fp8_static", inter_quant="fp8_static", activation=Act.Situ,
+        act_params=True, I=80),
 }  # fmt: skip
 
 
@@ -213,12 +218,32 @@ SM90_FUSED = {
         T=100, w="e4m3:1x0", input_quant="fp8_token", inter_quant="fp8_static",
         activation=Act.Geglu, E=16, offset=4, local=8, k=4, I=256, H=4096),
     "block-in-token-out-I128": dict(T=150, inter_quant="fp8_token", I=128, H=4096),
+    "block-situ-defaults": dict(T=150, activation=Act.Situ, I=256, H=4096),
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("kw", SM90_FUSED.values(), ids=SM90_FUSED.keys())
 def test_sm90_fused_gemm1_epilogue(kw):
     check_all_tactics(fp8_problem(seed=50 + len(kw), **kw))
+
+
+# The GEMM1 delta (LoRA) and inter_output on e4m3 problems: the activation kernel of its own
+# (also where the sm80 / Sm90 fused epilogues would run otherwise), with every quantization of
+# the intermediate it handles (static, per token, per group, MXFP8), EP and capacity.
+FP8_LORA = {
+    "block-situ": dict(activation=Act.Situ, act_params=True),
+    "static-swiglu-decode": dict(T=5, w="e4m3:0x0", input_quant="fp8_static",
+                                 inter_quant="fp8_static"),
+    "token-relu2-ep-cap": dict(w="e4m3:1x0", input_quant="fp8_token", inter_quant="fp8_token",
+                               activation=Act.Relu2, E=16, offset=4, local=8, k=4, capacity=3),
+    "mxfp8": dict(w="e4m3:1x32", input_quant="mxfp8", inter_quant="mxfp8"),
+    "sm90-fusable-shape": dict(T=150, I=256, H=4096),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kw", FP8_LORA.values(), ids=FP8_LORA.keys())
+def test_gemm1_delta_and_inter_output(kw):
+    check_all_tactics(fp8_problem(**dict(dict(T=64, lora=True, inter_out=True, seed=60), **kw)))
 
 
 _FUSION_PROBE = r"""

@@ -70,12 +70,12 @@ def test_routing_methods(routing, kw):
     check_all_tactics(build_problem(T=64, H=200, I=72, routing=routing, seed=1, **kw))
 
 
-ACTIVATIONS = [a for a in Act if a not in (Act.Situ, Act.InvalidType)]
+ACTIVATIONS = [a for a in Act if a != Act.InvalidType]
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS, ids=lambda a: a.name)
 def test_activations(activation):
-    params = activation in (Act.SwigluBias, Act.SwigluStep)
+    params = activation in (Act.SwigluBias, Act.SwigluStep, Act.Situ)
     p = build_problem(T=64, H=200, I=72, activation=activation, act_params=params, seed=2)
     check_all_tactics(p)
 
@@ -190,19 +190,47 @@ def test_split_k_transposed_w2_and_determinism():
     check_repeated_calls_bitwise_identical(p)
 
 
-@gpu_only
-@pytest.mark.parametrize(
-    "kw,field",
-    [(dict(activation=Act.Situ), "activation"), (dict(lora=True), "gemm1_delta"),
-     (dict(inter_out=True), "inter_output")],
-    ids=["situ", "gemm1_delta", "inter_output"],
-)  # fmt: skip
-def test_not_on_cuda_yet(kw, field):
-    """Situ, the GEMM1 LoRA delta and inter_output run on the CPU executor only so far: the
-    CUDA executor refuses them naming the field, never a silent fallback."""
-    case = prepare(build_problem(T=16, H=64, I=32, seed=13, **kw), cpu_executor=False)
-    with pytest.raises(NotImplementedError, match=field):
-        run_problem(with_fresh_outputs(case.on_device))
+@pytest.mark.parametrize("variant", ["defaults", "uncapped", "decode"])
+def test_situ(variant):
+    """Situ with its default caps (4 / 25), with infinite caps on some experts (the uncapped
+    linear half: plain SiTU times up) and at decode size (the fused sm80 epilogue)."""
+    T = 2 if variant == "decode" else 64
+    p = build_problem(T=T, H=200, I=72, activation=Act.Situ, act_params=variant != "defaults",
+                      seed=14)  # fmt: skip
+    if variant == "uncapped":
+        inf = float("inf")
+        p.act_beta = torch.tensor([inf, 0.5, inf, 2.0, inf, 1.0, inf, 25.0])
+        p.act_alpha = torch.tensor([1.0, inf, 4.0, 0.5, 2.0, 3.0, inf, 1.5])
+    check_all_tactics(p)
+
+
+# The GEMM1 delta (LoRA) and inter_output run in the activation kernel (no fused epilogue):
+# gated and not, parameters, biases, f16, capacity and EP (dropped and foreign slots carry a
+# delta that must not land anywhere), routing weight on input, permuted output, decode, and an
+# odd I (the element-wise, non-vector kernel).
+LORA = {
+    "swiglu": {},
+    "situ-params-biases": dict(activation=Act.Situ, act_params=True, biases=True),
+    "relu2-f16": dict(activation=Act.Relu2, **F16),
+    "capacity-ep-packed": dict(capacity=3, E=16, offset=4, local=8, k=4, routing="packed"),
+    "weight-on-input": dict(routing="Llama4", k=1, rw_on_input=True),
+    "permuted": dict(permuted=True, k=3),
+    "decode": dict(T=1, k=2),
+    "odd-I": dict(H=201, I=37, activation=Act.Geglu),
+}
+
+
+@pytest.mark.parametrize("kw", LORA.values(), ids=LORA.keys())
+def test_gemm1_delta_and_inter_output(kw):
+    check_all_tactics(build_problem(**dict(dict(T=64, H=200, I=72, lora=True, inter_out=True,
+                                                seed=15), **kw)))  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_inter_output_without_delta(dtype):
+    p = build_problem(T=64, E=8, k=2, H=200, I=72, capacity=10, seed=16)
+    p.inter_output = torch.full((64 * 2, 72), float("nan"), dtype=dtype)
+    check_all_tactics(p)
 
 
 @gpu_only

@@ -22,8 +22,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <limits>
 
+#include "common/activation_math.h"
 #include "cuda/cuda_workspace.h"
 #include "cuda/device_info.h"
 #include "cuda/epilogue/activation_kernel.h"
@@ -130,15 +130,6 @@ Status check_weight_scope(const char* name, const QuantTensor& w, DType compute)
 // Everything else is NotImplemented naming the field; never a silent fallback to the CPU.
 Status check_scope(const MoeProblem& p) {
   FIMOE_RETURN_IF_ERROR(check_index_limits(p));
-  if (p.activation == Activation::Situ) {
-    return not_on_cuda_yet("activation", "Situ (activation_type 10)");
-  }
-  if (p.gemm1_delta.present()) {
-    return not_on_cuda_yet("gemm1_delta", "(the GEMM1 LoRA delta, gemm1_lora_delta)");
-  }
-  if (p.inter_output.present()) {
-    return not_on_cuda_yet("inter_output", "(the activated intermediate, gemm1_activation_output)");
-  }
   // The FP8 path never rounds to the compute dtype (both GEMM inputs are e4m3), so any float
   // compute dtype works there.
   if (is_fp4_problem(p)) return check_fp4_scope(p);
@@ -272,8 +263,25 @@ ActivationParams activation_params(const MoeProblem& p, const CudaWorkspaceLayou
   act.alpha = optional_param(p.act_alpha, &act.alpha_stride);
   act.beta = optional_param(p.act_beta, &act.beta_stride);
   act.limit = optional_param(p.act_limit, &act.limit_stride);
-  act.default_limit =
-      p.activation == Activation::SwigluStep ? 7.0f : std::numeric_limits<float>::infinity();
+  const activation_math::ExpertParams defaults = activation_math::default_params(p.activation);
+  act.default_alpha = defaults.alpha;
+  act.default_beta = defaults.beta;
+  act.default_limit = defaults.limit;
+  act.top_k = p.top_k;
+  if (p.gemm1_delta.present()) {
+    act.delta = p.gemm1_delta.data;
+    act.delta_dtype = static_cast<int32_t>(p.gemm1_delta.dtype);
+    act.delta_stride_t = p.gemm1_delta.strides[0];
+    act.delta_stride_k = p.gemm1_delta.strides[1];
+    act.delta_stride_m = p.gemm1_delta.strides[2];
+  }
+  if (p.inter_output.present()) {
+    act.inter_out = p.inter_output.data;
+    act.inter_out_dtype = static_cast<int32_t>(p.inter_output.dtype);
+    act.inter_out_rows = p.num_tokens * p.top_k;
+    act.inter_out_stride_r = p.inter_output.strides[0];
+    act.inter_out_stride_i = p.inter_output.strides[1];
+  }
   act.row_count = ws.row_offsets + p.local_num_experts;
   act.max_rows = ws.max_rows;
   act.a2 = ws.gemm2_input;
@@ -305,8 +313,12 @@ bool fuse_into_gemm1(const MoeProblem& p, const CudaWorkspaceLayout& ws, GemmTac
                      const GroupedGemmArgs& gemm1, const ActivationParams* act, int sm,
                      GroupedGemmArgs* out) {
   if (!gemm1_fusion_enabled()) return false;
+  // The GEMM1 delta and inter_output live in the activation kernels only (activation_kernel.h):
+  // the fused epilogues never see them, so the activation stays a kernel of its own.
+  const bool activation_fusable = !p.gemm1_delta.present() && !p.inter_output.present();
   GroupedGemmArgs g = gemm1;
   if (tactic == GemmTactic::Sm90) {
+    if (!activation_fusable) return false;
     const int64_t experts = gemm1.num_experts > 0 ? gemm1.num_experts : 1;
     if (!gemm1.fp8 || !fuse_sm90_gemm1_activation(gemm1.k, gemm1.max_rows / experts)) {
       return false;
@@ -326,7 +338,7 @@ bool fuse_into_gemm1(const MoeProblem& p, const CudaWorkspaceLayout& ws, GemmTac
     g.a_row_index = ws.permuted_to_expanded;  // expanded slot t * k + j
     g.a_row_index_div = p.top_k;
   }
-  if (g.b_stride_k == 1 && !widens_gemm2_input(p)) g.activation = act;
+  if (activation_fusable && g.b_stride_k == 1 && !widens_gemm2_input(p)) g.activation = act;
   if (g.a_row_index == nullptr && g.activation == nullptr) return false;
   // The family has the last word; anything it refuses runs unfused.
   if (!grouped_gemm_supports(tactic, g, sm, nullptr)) return false;

@@ -25,6 +25,9 @@ using act_math::activate_gated;
 using act_math::ActivationSource;
 using act_math::dequantized;
 using act_math::pre_activation;
+using act_math::store_inter;
+using act_math::with_delta;
+using act_math::zero_inter_rows;
 
 constexpr int kThreads = 128;
 constexpr int kVec = 4;
@@ -44,6 +47,7 @@ __global__ void __launch_bounds__(kThreads) activation_kernel(ActivationParams p
     const int32_t e = p.row_expert[r];
     const float w = p.weight_on_input ? p.topk_weights[p.permuted_to_expanded[r]] : 1.0f;
     const act_math::ExpertParams prm = act_math::expert_params(p, e);
+    const int64_t slot = p.delta != nullptr ? p.permuted_to_expanded[r] : 0;
     const float* c1 = p.c1 + r * p.ldc1;
     float up[kVec], gate[kVec];
     if constexpr (kVector) {
@@ -61,15 +65,17 @@ __global__ void __launch_bounds__(kThreads) activation_kernel(ActivationParams p
 #pragma unroll
     for (int i = 0; i < (kVector ? kVec : 1); ++i) {
       const float up_i = kDequant ? dequantized(p, up[i], r, e, col + i) : up[i];
-      const float u = pre_activation(p, up_i, w, e, col + i);
+      const float u = with_delta(p, pre_activation(p, up_i, w, e, col + i), slot, col + i);
       float v;
       if constexpr (kGated) {
-        const float gate_i = kDequant ? dequantized(p, gate[i], r, e, p.inter + col + i) : gate[i];
-        const float g = pre_activation(p, gate_i, w, e, p.inter + col + i);
+        const int64_t m = p.inter + col + i;
+        const float gate_i = kDequant ? dequantized(p, gate[i], r, e, m) : gate[i];
+        const float g = with_delta(p, pre_activation(p, gate_i, w, e, m), slot, m);
         v = activate_gated(act, g, u, prm);
       } else {
         v = activate(act, u);
       }
+      store_inter(p, r, col + i, v);
       h[i] = kBf16Out ? formats::float_to_bf16(v) : formats::float_to_fp16(v);
     }
     uint16_t* dst = a2 + r * p.lda2 + col;
@@ -82,6 +88,7 @@ __global__ void __launch_bounds__(kThreads) activation_kernel(ActivationParams p
       *dst = h[0];
     }
   }
+  zero_inter_rows(p, count, col, col + step, 1);
 }
 
 template <bool kGated, bool kVector, bool kDequant>
@@ -129,6 +136,7 @@ __global__ void __launch_bounds__(kQuantMaxThreads)
         source, p.inter, plan, s, p.quant.codes + r * p.quant.ld_codes, p.quant.scales, r,
         smem_amax);
   }
+  zero_inter_rows(p, count, threadIdx.x, p.inter, blockDim.x);
 }
 
 template <bool kGated, Reduce kReduce>

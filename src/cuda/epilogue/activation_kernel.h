@@ -1,9 +1,12 @@
 // GEMM1 epilogue on the GPU: routing weight on input, GEMM1 bias, activation, rounding.
 //
 // Per kept permuted row r of local expert e (docs/semantics.md steps 3-5, inter_quant None):
-//   acc = C1[r, :] (* w[slot(r)] when routing_weight_on_input) (+ b1[e, :])
+//   acc = C1[r, :] (* w[slot(r)] when routing_weight_on_input) (+ b1[e, :]) (+ delta[slot(r), :])
 //   h   = act(acc)            gated rows are [up ; gate], M1 = 2I
+//   inter_out[r, :] = h       (optional; rows past the kept count get zeros)
 //   A2[r, :] = round_to_compute_dtype(h)
+// The GEMM1 delta and inter_out exist in these kernels only: the planner does not fuse the
+// activation into GEMM1 when either is present (cuda_executor.cpp fuse_into_gemm1).
 // The fp32 formulas are those of src/cpu/activation.h, evaluated without fused multiply-adds so
 // that results differ from the CPU only by the ulps of expf / erff / tanhf.
 //
@@ -33,12 +36,25 @@ struct ActivationParams {
   const void* bias = nullptr;
   int32_t bias_dtype = 0;
   int64_t bias_stride_e = 0, bias_stride_m = 0;
-  // Optional per-expert F32 SwigluBias / SwigluStep parameters (null: the default).
+  // Optional per-expert F32 SwigluBias / SwigluStep / Situ parameters (null: the default,
+  // activation_math::default_params of the activation).
   const float* alpha = nullptr;
   const float* beta = nullptr;
   const float* limit = nullptr;
   int64_t alpha_stride = 0, beta_stride = 0, limit_stride = 0;
-  float default_limit = 0.0f;          // +inf, or 7 for SwigluStep
+  float default_alpha = 1.0f;
+  float default_beta = 0.0f;
+  float default_limit = 0.0f;  // +inf, or 7 for SwigluStep
+  // Optional GEMM1 delta [T, k, M1] of any float dtype (null: none), row slot(r) = t * k + j.
+  const void* delta = nullptr;
+  int32_t delta_dtype = 0;
+  int32_t top_k = 1;
+  int64_t delta_stride_t = 0, delta_stride_k = 0, delta_stride_m = 0;
+  // Optional activation output [inter_out_rows, I] of any float dtype (null: none).
+  void* inter_out = nullptr;
+  int32_t inter_out_dtype = 0;
+  int64_t inter_out_rows = 0;  // T * k: rows in [row_count, inter_out_rows) are zeroed
+  int64_t inter_out_stride_r = 0, inter_out_stride_i = 0;
   const int64_t* row_count = nullptr;  // device scalar
   int64_t max_rows = 0;
   void* a2 = nullptr;    // [max_rows, lda2] compute dtype

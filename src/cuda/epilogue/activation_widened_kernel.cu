@@ -46,6 +46,7 @@ __global__ void __launch_bounds__(256) activation_widened_kernel(ActivationParam
     }
     if (threadIdx.x == 0) p.widen_row_scale[r] = mode == ActQuant::MxFp8 ? 1.0f : static_s;
   }
+  act_math::zero_inter_rows(p, count, threadIdx.x, p.inter, blockDim.x);
 }
 
 template <bool kGated>
