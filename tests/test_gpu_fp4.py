@@ -77,6 +77,9 @@ SHAPES = [
     (64, 8, 2, 384, 200, {}),  # I = 200: the last 32-block of GEMM2's K is 8 wide
     (1000, 8, 2, 512, 256, {}),
     (1000, 64, 8, 256, 128, dict(activation=Act.Relu2)),
+    # H = 2896, I = 144: the end of K cuts a thread's 32-code slice (sm80_w4a16_stream_kernel.cuh);
+    # about 12 rows per expert: both 8-row halves of a work item.
+    (24, 2, 1, 2896, 144, {}),
 ]
 
 
@@ -170,6 +173,34 @@ def test_per_token_fp8_with_fp4_weights_names_the_field():
         p = to_device(fp4_problem("nvfp4:packed:linear", input_quant=quant, seed=6), "cuda")
         with pytest.raises(NotImplementedError, match=r"input_quant\.mode"):
             run_problem(with_fresh_outputs(p))
+
+
+_DECODE_KERNEL_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_gpu_fp4 import fp4_problem
+from gpu_cases import check_all_tactics
+from flashinfer.fused_moe.enums import ActivationType as Act
+check_all_tactics(fp4_problem("mxfp4", T=5, E=4, k=4, H=2880, I=192, activation=Act.SwigluBias,
+                              biases=True, act_params=True, routing="Renormalize", seed=21))
+check_all_tactics(fp4_problem("nvfp4:packed:swizzled", "fp16", T=40, I=200, seed=22))
+check_all_tactics(fp4_problem("nvfp4:packed:linear", T=33, exact=True, seed=23))
+check_all_tactics(fp4_problem("mxfp4", T=24, E=2, k=1, H=2896, I=144, seed=24))
+"""
+
+
+@gpu_only
+@pytest.mark.parametrize(
+    "env",
+    [{"FLASHINFER_MOE_DISABLE_FP4_STREAM": "1"}, {"FLASHINFER_MOE_FP4_STREAM_TILE": "B"}],
+    ids=["staged", "stream-tile-b"],
+)
+def test_other_decode_kernels(env):
+    """The W4A16 decode tile's kernels besides the default stream kernel, each in its own
+    process (the choice is read once): the smem-staged kernel, which still runs every problem
+    the stream kernel does not take, and the stream kernel's second tile shape."""
+    script = _DECODE_KERNEL_SCRIPT.format(tests=os.path.dirname(__file__))
+    subprocess.run([sys.executable, "-c", script], env={**os.environ, **env}, check=True)
 
 
 _FUSION_SCRIPT = """

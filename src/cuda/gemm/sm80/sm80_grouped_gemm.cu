@@ -305,7 +305,7 @@ bool schedule_layout(Tile tile, int32_t num_experts, int64_t max_rows, int32_t* 
 // built for (split K, its only user, never runs fused).
 int resident_ctas_per_sm(Tile tile, const GroupedGemmArgs& a) {
   if (b_is_fp4(a)) {  // one min-blocks value per tile shape, whatever the layout
-    return tile == Tile::Decode ? W4DecodeTile<true, true>::kMinBlocks
+    return tile == Tile::Decode ? w4a16_decode_ctas_per_sm(a)
                                 : W4PrefillTile<true, true>::kMinBlocks;
   }
   if (a.fp8) {

@@ -39,6 +39,15 @@ inline W4Scales w4a16_scale_mode(const GroupedGemmArgs& a) {
   return W4Scales::Sliced;
 }
 
+// Whether the decode tile runs `a` on the stream kernel (sm80_w4a16_stream_kernel.cuh) rather
+// than the smem-staged one: packed K-major codes with folded scales and 16-byte aligned weight
+// and activation rows, unless the environment sets FLASHINFER_MOE_DISABLE_FP4_STREAM (A/B
+// timing of the two designs).
+bool w4a16_decode_streams(const GroupedGemmArgs& a);
+
+// CTAs per SM the decode tile's kernel for `a` is built for.
+int w4a16_decode_ctas_per_sm(const GroupedGemmArgs& a);
+
 // Launch the decode / prefill W4A16 kernel for `a` (b_format E2M1*) over `capacity` work items.
 cudaError_t launch_w4a16_decode(const GroupedGemmArgs& a, int64_t capacity, cudaStream_t stream);
 cudaError_t launch_w4a16_prefill(const GroupedGemmArgs& a, int64_t capacity, cudaStream_t stream);
