@@ -18,6 +18,7 @@ same (dequantized) weights, so a wrong kernel cannot pass as a fast one.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -47,11 +48,11 @@ def child(presets: str, tokens: list[int]) -> None:
             ids, _ = layer.route_ours(logits)
             touched = int(torch.unique(ids).numel())
             err = rel_err(layer.ours(x, logits), layer.ours_bf16(x, logits))
-            ms, how = time_ms(lambda: layer.ours(x, logits), device, t, graph="small")
+            ms, how = time_ms(functools.partial(layer.ours, x, logits), device, t, graph="small")
             row = dict(preset=p.name, tokens=t, touched=touched, us=ms * 1e3 if ms else None,
                        how=how, floor_us=floor_ms(p, t, touched, sheet) * 1e3, err_vs_bf16=err)  # fmt: skip
             print("ROW " + json.dumps(row), flush=True)
-        del layer
+        layer = None  # free the preset's weights before the next one
         torch.cuda.empty_cache()
 
 
@@ -81,6 +82,9 @@ def main() -> int:
             for line in proc.stdout.splitlines():
                 if line.startswith("ROW "):
                     results.append(dict(json.loads(line[4:]), variant=name, round=rnd))
+                    r = results[-1]
+                    print(f"{name} round {rnd}: {r['preset']} T={r['tokens']} {r['us']} us "
+                          f"err {r['err_vs_bf16']:.1e}", flush=True)  # fmt: skip
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)
@@ -95,7 +99,11 @@ def main() -> int:
             us = [f"{r['us']:.1f}" for r in rows if r["variant"] == n and r["us"] is not None]
             cells.append(" / ".join(us) or "n/a")
         err = max((r["err_vs_bf16"] for r in rows), default=float("nan"))
-        print(f"| {preset} | {t} | {rows[0]['floor_us']:.1f} | " + " | ".join(cells) + f" | {err:.1e} |")
+        print(
+            f"| {preset} | {t} | {rows[0]['floor_us']:.1f} | "
+            + " | ".join(cells)
+            + f" | {err:.1e} |"
+        )
     return 0
 
 
