@@ -379,18 +379,20 @@ def test_fp4_forms_on_cuda():
         _gpu_vs_cpu(fn, args, kw, budget, name)
 
 
-@gpu_only
-def test_mxint4_forms_on_cuda_raise_not_implemented_naming_the_field():
-    """MXINT4 weights (canonical ``Int4Packed``) are not on the CUDA engine yet: both public
-    forms, in flashinfer's prepared layout and in the native one, raise NotImplementedError
-    naming ``w1.format`` (never a CPU fallback), and leave their inputs unchanged."""
+@gpu
+@pytest.mark.parametrize("t", [5, 300])
+def test_mxint4_forms_on_cuda(t):
+    """MXINT4 weights (canonical ``Int4Packed``, bf16 scales per 32) run on CUDA in the sm80
+    family's W4A16 kernels (int4 codes widened in registers): both public forms, in flashinfer's
+    prepared layout and in the native one, agree with the CPU executor and leave their inputs
+    unchanged. T = 5 runs the decode tile, T = 300 the prefill tile."""
     from flashinfer.fused_moe.enums import WeightLayout
     from flashinfer.quantization import block_scale_interleave, mxint4_quantize
     from trtllm_math import packed_words, prepare_rows, prepare_stack
 
-    t, e, h, i = 5, 4, 256, 256
-    w1, s1 = mxint4_quantize(rand_float((e, 2 * i, h), BF16, 90, h**-0.5))
-    w2, s2 = mxint4_quantize(rand_float((e, h, i), BF16, 91, i**-0.5))
+    e, h, i = 4, 256, 256
+    w1, s1 = mxint4_quantize(rand_float((e, 2 * i, h), BF16, 90 + t, h**-0.5))
+    w2, s2 = mxint4_quantize(rand_float((e, h, i), BF16, 91 + t, i**-0.5))
 
     def prepared(w, s, gated):
         ss = [block_scale_interleave(prepare_rows(m, 128, gated)) for m in s]
@@ -401,22 +403,22 @@ def test_mxint4_forms_on_cuda_raise_not_implemented_naming_the_field():
         "native": (w1, s1, w2, s2,
                    dict(use_shuffled_weight=False, weight_layout=WeightLayout.MajorK)),
     }  # fmt: skip
-    x = rand_float((t, h), BF16, 92).to(DEVICE)
-    logits = rand_float((t, e), torch.float32, 93).to(DEVICE)
-    ids = packed_words(torch.tensor([[0, 1], [1, 2], [2, 3], [3, 0], [0, 2]]), torch.ones(t, 2))
+    x = rand_float((t, h), BF16, 92 + t)
+    logits = rand_float((t, e), torch.float32, 93 + t)
+    g = torch.Generator().manual_seed(94 + t)
+    ids = packed_words(torch.stack([torch.randperm(e, generator=g)[:2] for _ in range(t)]),
+                       torch.rand(t, 2, generator=g) + 0.5)  # fmt: skip
     common_kw = dict(num_experts=e, top_k=2, n_group=None, topk_group=None, intermediate_size=i,
                      local_expert_offset=0, local_num_experts=e, routed_scaling_factor=None)  # fmt: skip
+    budget = _budget(BF16, h, i, 2, t)
     for name, (g1, gs1, g2, gs2, kw) in layouts.items():
-        g1, gs1, g2, gs2 = (v.to(DEVICE) for v in (g1, gs1, g2, gs2))
-        snap = _snapshot([x, logits, g1, gs1, g2, gs2])
-        with pytest.raises(NotImplementedError, match=r"w1\.format Int4Packed"):
-            flashinfer.fused_moe.trtllm_mxint4_block_scale_moe(
-                logits, None, x, g1, gs1, None, None, None, g2, gs2, **common_kw,
-                routing_method_type=RENORM, **kw)  # fmt: skip
-        with pytest.raises(NotImplementedError, match=r"w1\.format Int4Packed"):
-            flashinfer.fused_moe.trtllm_mxint4_block_scale_routed_moe(
-                ids.to(DEVICE), x, g1, gs1, None, None, None, g2, gs2, **common_kw, **kw)  # fmt: skip
-        _assert_unchanged(snap, f"mxint4 {name}")
+        _gpu_vs_cpu(flashinfer.fused_moe.trtllm_mxint4_block_scale_moe,
+                    (logits, None, x, g1, gs1, None, None, None, g2, gs2),
+                    dict(common_kw, routing_method_type=RENORM, **kw), budget,
+                    f"trtllm_mxint4_block_scale_moe {name} T={t}")  # fmt: skip
+        _gpu_vs_cpu(flashinfer.fused_moe.trtllm_mxint4_block_scale_routed_moe,
+                    (ids, x, g1, gs1, None, None, None, g2, gs2), dict(common_kw, **kw), budget,
+                    f"trtllm_mxint4_block_scale_routed_moe {name} T={t}")  # fmt: skip
 
 
 # ---- CUDA graphs and caller workspaces ----------------------------------------------------------

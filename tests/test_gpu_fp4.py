@@ -90,6 +90,21 @@ def test_shapes(T, E, k, H, I, extra, weights):  # noqa: E741
     check_all_tactics(fp4_problem(weights, T=T, E=E, k=k, H=H, I=I, seed=T + E + H, **extra))
 
 
+@pytest.mark.parametrize("exact", [True, False], ids=["exact", "random"])
+@pytest.mark.parametrize("T", [3, 40, 300])
+def test_mxint4_weights(T, exact):
+    """MXINT4 weights (Int4Packed: two's-complement int4 codes, bf16 scales per 32, the last
+    block of GEMM2's K = 48 ragged) through the W4A16 kernels, every tactic, bf16 compute:
+    small-integer codes and inputs with power-of-two scales (an indexing or sign slip is a large
+    error) and random data (test_api_trtllm_mxint4 builds both tiers)."""
+    from test_api_trtllm_mxint4 import int4_quant_tensor
+
+    p = build_problem(weights="bf16", T=T, E=8, k=2, H=256, I=48, exact=exact, seed=30 + T)
+    p.w1 = int4_quant_tensor(8, 96, 256, 31 + T, exact)
+    p.w2 = int4_quant_tensor(8, 256, 48, 32 + T, exact)
+    _ran_families(check_all_tactics(p))
+
+
 @pytest.mark.parametrize("T", [4, 300])
 def test_gpt_oss_options(T):
     """MXFP4 W4A16 as gpt-oss runs it: fc1 / fc2 biases, clamped SwiGLU (alpha, beta, limit),

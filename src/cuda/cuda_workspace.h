@@ -75,9 +75,11 @@ inline bool is_fp8_problem(const MoeProblem& p) {
   return p.w1.format == ElemFormat::E4M3 || p.w2.format == ElemFormat::E4M3;
 }
 
-// Whether `p` has FP4 (e2m1) weights.
+// Whether `p` has 4-bit weights: FP4 (e2m1) or MXINT4 (int4 codes), both run by the W4A16
+// kernels of the sm80 family (fp4_plan.h).
 inline bool is_fp4_format(ElemFormat f) {
-  return f == ElemFormat::E2M1Packed || f == ElemFormat::E2M1Unpacked;
+  return f == ElemFormat::E2M1Packed || f == ElemFormat::E2M1Unpacked ||
+         f == ElemFormat::Int4Packed;
 }
 inline bool is_fp4_problem(const MoeProblem& p) {
   return is_fp4_format(p.w1.format) || is_fp4_format(p.w2.format);

@@ -19,11 +19,12 @@ Status check_fp4_weight(const char* name, const QuantTensor& w, int64_t rows, in
   char field[48];
   if (!is_fp4_format(w.format)) {
     std::snprintf(field, sizeof(field), "%s.format", name);
-    return not_yet(field, "mixing e2m1 weights with another weight format");
+    return not_yet(field, "mixing 4-bit weights with another weight format");
   }
-  if (w.format == ElemFormat::E2M1Packed && w.data.strides[2] != 1) {
+  const bool packed = w.format == ElemFormat::E2M1Packed || w.format == ElemFormat::Int4Packed;
+  if (packed && w.data.strides[2] != 1) {
     std::snprintf(field, sizeof(field), "%s.data", name);
-    return not_yet(field, "packed e2m1 codes whose K bytes are not contiguous");
+    return not_yet(field, "packed 4-bit codes whose K bytes are not contiguous");
   }
   const WeightScales s = weight_scales_view(w, true, rows, k);
   if (s.data != nullptr && s.block_cols < k && s.block_cols % 16 != 0) {

@@ -1,7 +1,8 @@
-// How run_cuda executes an FP4-weight problem (e2m1 codes, NVFP4 / MXFP4 / seed block scales).
+// How run_cuda executes a 4-bit-weight problem: FP4 (e2m1 codes, NVFP4 / MXFP4 / seed block
+// scales) and MXINT4 (int4 codes, bf16 scales per 32), which takes the same path.
 //
-// Host-only. Both GEMMs run the sm80 family's W4A16 kernel, which widens the e2m1 codes exactly
-// in registers (sm80_w4a16_grouped_gemm_kernel.cuh) and multiplies them by bf16 / fp16 rows:
+// Host-only. Both GEMMs run the sm80 family's W4A16 kernel, which widens the codes exactly in
+// registers (sm80_w4a16_grouped_gemm_kernel.cuh) and multiplies them by bf16 / fp16 rows:
 //   W4A16        an unquantized GEMM input is rounded to the compute dtype (as for bf16);
 //   W4A8, W4A4   a quantized one (an E4M3 or NVFP4 input, input_quant Fp8Static / MxFp8 /
 //                NvFp4, the same for inter_quant) is widened exactly to bf16 by the gather or the

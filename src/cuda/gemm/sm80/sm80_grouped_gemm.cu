@@ -108,8 +108,9 @@ const char* check_fp4_args(const GroupedGemmArgs& a) {
   if (a.fp8 || a.a_kscale.data != nullptr) {
     return "sm80 grouped GEMM: e2m1 weights take bf16 / fp16 activations (W4A16) only";
   }
-  if (a.b_format == ElemFormat::E2M1Packed && (a.b_stride_k != 1 || a.k % 2 != 0)) {
-    return "sm80 grouped GEMM: packed e2m1 weights need K-major B and an even k";
+  const bool packed = a.b_format == ElemFormat::E2M1Packed || a.b_format == ElemFormat::Int4Packed;
+  if (packed && (a.b_stride_k != 1 || a.k % 2 != 0)) {
+    return "sm80 grouped GEMM: packed 4-bit weights need K-major B and an even k";
   }
   const bool scaled = a.b_kscale.data != nullptr;
   if (scaled && (a.b_kscale.block_rows <= 0 || a.b_kscale.block_cols <= 0 ||

@@ -17,8 +17,10 @@ namespace sm80 {
 
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
+// 4-bit weight codes for the W4A16 kernels: e2m1 (FP4) or MXINT4's int4.
 inline bool b_is_fp4(const GroupedGemmArgs& a) {
-  return a.b_format == ElemFormat::E2M1Packed || a.b_format == ElemFormat::E2M1Unpacked;
+  return a.b_format == ElemFormat::E2M1Packed || a.b_format == ElemFormat::E2M1Unpacked ||
+         a.b_format == ElemFormat::Int4Packed;
 }
 
 // B's stride units per 16 bytes: 16 e4m3 codes, 16 bytes of e2m1 codes or 8 bf16 / fp16 values.

@@ -37,6 +37,7 @@
 #include "cuda/gemm/sm80/sm80_accumulators.cuh"
 #include "cuda/gemm/sm80/sm80_e2m1.cuh"
 #include "cuda/gemm/sm80/sm80_fp8_grouped_gemm_kernel.cuh"
+#include "cuda/gemm/sm80/sm80_int4.cuh"
 #include "cuda/gemm/sm80/sm80_w4a16_grouped_gemm.h"
 
 namespace flashinfer_moe {
@@ -177,7 +178,10 @@ struct W4GemmParams {
   int64_t split_stride;  // split K: split z writes c + z * split_stride
 };
 
-template <class Cfg, bool kBf16, bool kPacked, bool kKMajorB, W4Scales kScales, Epilogue kEpi>
+// kInt4: the packed codes are MXINT4's two's-complement int4 (sm80_int4.cuh), not e2m1; their
+// bf16 scales are Sliced (a code times a bf16 scale is not always a bf16 value).
+template <class Cfg, bool kBf16, bool kPacked, bool kKMajorB, W4Scales kScales, Epilogue kEpi,
+          bool kInt4 = false>
 __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     w4a16_grouped_gemm_kernel(const W4GemmParams p) {
   static_assert(kKMajorB || kEpi == Epilogue::StoreF32, "fused epilogues need K-major weights");
@@ -188,6 +192,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   constexpr bool kScaled = kScales == W4Scales::Sliced;
   constexpr bool kFolded = kScales == W4Scales::Folded16 || kScales == W4Scales::Folded32;
   static_assert(!kFolded || kPacked, "folded scales are compiled for packed codes");
+  static_assert(!kInt4 || (kPacked && !kFolded && kEpi == Epilogue::StoreF32),
+                "int4 codes are compiled packed, with sliced or no scales, into fp32 C");
   pdl::pdl_wait();
   const int64_t count = *static_cast<const int64_t*>(p.schedule);
   if (static_cast<int64_t>(blockIdx.x) >= count) return;
@@ -448,8 +454,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
           sel_hi = e2m1_bytes_to_selector(hi);
         }
         // a0..a3: (row g, slots 2t..), (row g+8, 2t..), (row g, 2t+8..), (row g+8, 2t+8..)
-        e2m1x4_to_b16x4<kBf16>(sel_lo, wf[mw][0], wf[mw][2]);
-        e2m1x4_to_b16x4<kBf16>(sel_hi, wf[mw][1], wf[mw][3]);
+        if constexpr (kInt4) {
+          int4x4_to_b16x4<kBf16>(sel_lo, wf[mw][0], wf[mw][2]);
+          int4x4_to_b16x4<kBf16>(sel_hi, wf[mw][1], wf[mw][3]);
+        } else {
+          e2m1x4_to_b16x4<kBf16>(sel_lo, wf[mw][0], wf[mw][2]);
+          e2m1x4_to_b16x4<kBf16>(sel_hi, wf[mw][1], wf[mw][3]);
+        }
         if constexpr (kFolded) {  // rows g (registers 0, 2) and g + 8 (1, 3)
           const int sl = ks / kSliceSteps;
           const uint32_t s_lo = folded(mw, 0, sl), s_hi = folded(mw, 1, sl);

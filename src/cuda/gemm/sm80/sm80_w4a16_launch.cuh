@@ -40,12 +40,26 @@ inline W4GemmParams w4a16_params(const GroupedGemmArgs& a) {
 }
 
 template <template <bool, bool> class Tile, bool kBf16, bool kPacked, bool kKMajorB,
-          W4Scales kScales, Epilogue kEpi>
+          W4Scales kScales, Epilogue kEpi, bool kInt4 = false>
 cudaError_t launch_w4a16_kernel(const GroupedGemmArgs& a, const W4GemmParams& p, int64_t capacity,
                                 cudaStream_t stream) {
   using Cfg = Tile<kPacked, kKMajorB>;
-  return launch_tiles<Cfg>(w4a16_grouped_gemm_kernel<Cfg, kBf16, kPacked, kKMajorB, kScales, kEpi>,
-                           p, a, capacity, stream);
+  return launch_tiles<Cfg>(
+      w4a16_grouped_gemm_kernel<Cfg, kBf16, kPacked, kKMajorB, kScales, kEpi, kInt4>, p, a,
+      capacity, stream);
+}
+
+// MXINT4's packed int4 codes (K-major): bf16 scales per 32 (sliced) or none, C in fp32.
+template <template <bool, bool> class Tile, bool kBf16>
+cudaError_t launch_w4a16_int4(const GroupedGemmArgs& a, const W4GemmParams& p, int64_t capacity,
+                              cudaStream_t stream) {
+  constexpr Epilogue kS = Epilogue::StoreF32;
+  if (a.activation != nullptr) return cudaErrorInvalidValue;  // check_args: no fused epilogue
+  return w4a16_scale_mode(a) == W4Scales::None
+             ? launch_w4a16_kernel<Tile, kBf16, true, true, W4Scales::None, kS, true>(
+                   a, p, capacity, stream)
+             : launch_w4a16_kernel<Tile, kBf16, true, true, W4Scales::Sliced, kS, true>(
+                   a, p, capacity, stream);
 }
 
 // Packed K-major codes: every scale mode, and the fused epilogues with folded scales.
@@ -89,6 +103,9 @@ cudaError_t launch_w4a16_unpacked(const GroupedGemmArgs& a, const W4GemmParams& 
 template <template <bool, bool> class Tile, bool kBf16>
 cudaError_t launch_w4a16_layout(const GroupedGemmArgs& a, const W4GemmParams& p, int64_t capacity,
                                 cudaStream_t stream) {
+  if (a.b_format == ElemFormat::Int4Packed) {  // K-major (check_args)
+    return launch_w4a16_int4<Tile, kBf16>(a, p, capacity, stream);
+  }
   if (a.b_format == ElemFormat::E2M1Packed) {  // K-major (check_args)
     if (a.activation == nullptr) {
       return launch_w4a16_packed<Tile, kBf16, Epilogue::StoreF32>(a, p, capacity, stream);
