@@ -62,6 +62,15 @@ def _fp4_mixed_layouts():
     return p
 
 
+def _mxint4():
+    from test_api_trtllm_mxint4 import int4_quant_tensor
+
+    p = build_problem(T=5, E=4, k=2, H=256, I=48, seed=18)
+    p.w1 = int4_quant_tensor(4, 96, 256, 19, exact=False)
+    p.w2 = int4_quant_tensor(4, 256, 48, 20, exact=False)
+    return p
+
+
 CASES = [
     ("decode T=1", lambda: build_problem(T=1, E=8, k=2, H=200, I=72, seed=1)),
     ("odd sizes T=33 H=201 I=37", lambda: build_problem(T=33, E=8, k=3, H=201, I=37, seed=2)),
@@ -71,6 +80,7 @@ CASES = [
     ("fp4 mxfp4 W4A16, fused gather + activation, ragged K T=5 H=2880 I=96",
      lambda: build_problem(T=5, E=4, k=2, H=2880, I=96, weights="mxfp4", activation=Act.SwigluBias,
                            act_params=True, biases=True, seed=12)),
+    ("fp4 path, mxint4 int4 codes + bf16 scales T=5 H=256 I=48", _mxint4),
     ("fp4 nvfp4 unpacked + swizzled packed, prefill T=150 H=200 I=72",
      lambda: _fp4_mixed_layouts()),
     ("fp4 W4A4 nvfp4 x nvfp4 per expert, widened, ragged H=200 I=72 T=11",
