@@ -9,10 +9,13 @@ in its own child process, and the variants alternate for ``--rounds`` rounds (a 
 the same build is what tells a speedup from noise):
   staged     FLASHINFER_MOE_DISABLE_FP4_STREAM=1: the smem-staged kernel
              (sm80_w4a16_grouped_gemm_kernel.cuh)
-  stream_a   the stream kernel, 4 m16 tiles per warp (sm80_w4a16_stream_kernel.cuh)
-  stream_b   FLASHINFER_MOE_FP4_STREAM_TILE=B: the stream kernel, 2 m16 tiles per warp
+  stream_b   the stream kernel (sm80_w4a16_stream_kernel.cuh), tile B: 2 m16 tiles per warp,
+             2 warps along K, 3 CTAs per SM
+  stream_c   FLASHINFER_MOE_FP4_STREAM_TILE=C: 1 m16 tile per warp, 2 warps along K, 8 warps
+  stream_e   FLASHINFER_MOE_FP4_STREAM_TILE=E: 1 m16 tile per warp, all of K, 4 CTAs per SM
 Each child also reports the relative L2 difference of its output from our bf16 engine on the
-same (dequantized) weights, so a wrong kernel cannot pass as a fast one.
+same (dequantized) weights, so a wrong kernel cannot pass as a fast one. ``--profile T`` also
+prints each variant's kernels at T tokens (torch.profiler, one eager call after warm-up).
 """
 
 from __future__ import annotations
@@ -26,13 +29,28 @@ import sys
 
 VARIANTS = {
     "staged": {"FLASHINFER_MOE_DISABLE_FP4_STREAM": "1"},
-    "stream_a": {},
-    "stream_b": {"FLASHINFER_MOE_FP4_STREAM_TILE": "B"},
+    "stream_b": {},
+    "stream_c": {"FLASHINFER_MOE_FP4_STREAM_TILE": "C"},
+    "stream_e": {"FLASHINFER_MOE_FP4_STREAM_TILE": "E"},
 }
 PRESETS = "gpt-oss-120b-mxfp4,Qwen3-235B-A22B-nvfp4"
 
 
-def child(presets: str, tokens: list[int]) -> None:
+def kernel_times(fn) -> list[tuple[str, float]]:
+    """(kernel name, microseconds) of one eager call of ``fn``, in launch order."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    events = [e for e in prof.events() if e.device_type.name == "CUDA"]
+    return [(e.name[:60], e.device_time) for e in events]
+
+
+def child(presets: str, tokens: list[int], profile_tokens: int | None) -> None:
     import torch
     from flashinfer.fused_moe.bench import floor_ms, time_ms
     from flashinfer.fused_moe.bench_fp8 import make_layer
@@ -52,6 +70,12 @@ def child(presets: str, tokens: list[int]) -> None:
             row = dict(preset=p.name, tokens=t, touched=touched, us=ms * 1e3 if ms else None,
                        how=how, floor_us=floor_ms(p, t, touched, sheet) * 1e3, err_vs_bf16=err)  # fmt: skip
             print("ROW " + json.dumps(row), flush=True)
+            if t == profile_tokens:
+                try:
+                    for name, us in kernel_times(functools.partial(layer.ours, x, logits)):
+                        print(f"KERNEL {p.name} T={t} {us:9.1f} us  {name}", flush=True)
+                except Exception as e:  # noqa: BLE001  (a profiler API change must not cost the timings)
+                    print(f"KERNEL {p.name} T={t} profiler failed: {e!r}", flush=True)
         layer = None  # free the preset's weights before the next one
         torch.cuda.empty_cache()
 
@@ -63,11 +87,12 @@ def main() -> int:
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--profile", type=int, default=None, help="print the kernels at this T")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     tokens = [int(t) for t in args.tokens.split(",")]
     if args.child:
-        child(args.presets, tokens)
+        child(args.presets, tokens, args.profile)
         return 0
     results = []
     for rnd in range(args.rounds):
@@ -75,11 +100,15 @@ def main() -> int:
             env = {**os.environ, **VARIANTS[name]}
             cmd = [sys.executable, __file__, "--child", "--tokens", args.tokens,
                    "--presets", args.presets]  # fmt: skip
+            if args.profile is not None and rnd == 0:
+                cmd += ["--profile", str(args.profile)]
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
             if proc.returncode != 0:
                 print(f"{name} round {rnd}: rc={proc.returncode}\n{proc.stderr[-2000:]}")
                 continue
             for line in proc.stdout.splitlines():
+                if line.startswith("KERNEL "):
+                    print(f"{name}: {line[7:]}", flush=True)
                 if line.startswith("ROW "):
                     results.append(dict(json.loads(line[4:]), variant=name, round=rnd))
                     r = results[-1]

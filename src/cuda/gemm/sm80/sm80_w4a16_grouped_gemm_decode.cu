@@ -41,13 +41,13 @@ cudaError_t launch_stream(const GroupedGemmArgs& a, int64_t capacity, cudaStream
              : launch_stream_epilogue<Cfg, false, W4Scales::Folded16>(a, p, capacity, stream);
 }
 
-// A/B of the two stream tile shapes: FLASHINFER_MOE_FP4_STREAM_TILE=B picks the second.
-bool stream_tile_b() {
-  static const bool b = [] {
+// A/B of the stream tile shapes: FLASHINFER_MOE_FP4_STREAM_TILE=C or E picks another than B.
+char stream_tile() {
+  static const char tile = [] {
     const char* v = std::getenv("FLASHINFER_MOE_FP4_STREAM_TILE");
-    return v != nullptr && v[0] == 'B';
+    return v != nullptr && (v[0] == 'C' || v[0] == 'E') ? v[0] : 'B';
   }();
-  return b;
+  return tile;
 }
 
 }  // namespace
@@ -62,13 +62,26 @@ bool w4a16_decode_streams(const GroupedGemmArgs& a) {
 
 int w4a16_decode_ctas_per_sm(const GroupedGemmArgs& a) {
   if (!w4a16_decode_streams(a)) return W4DecodeTile<true, true>::kMinBlocks;
-  return stream_tile_b() ? W4StreamTileB::kMinBlocks : W4StreamTileA::kMinBlocks;
+  switch (stream_tile()) {
+    case 'C':
+      return W4StreamTileC::kMinBlocks;
+    case 'E':
+      return W4StreamTileE::kMinBlocks;
+    default:
+      return W4StreamTileB::kMinBlocks;
+  }
 }
 
 cudaError_t launch_w4a16_decode(const GroupedGemmArgs& a, int64_t capacity, cudaStream_t stream) {
   if (!w4a16_decode_streams(a)) return launch_w4a16<W4DecodeTile>(a, capacity, stream);
-  return stream_tile_b() ? launch_stream<W4StreamTileB>(a, capacity, stream)
-                         : launch_stream<W4StreamTileA>(a, capacity, stream);
+  switch (stream_tile()) {
+    case 'C':
+      return launch_stream<W4StreamTileC>(a, capacity, stream);
+    case 'E':
+      return launch_stream<W4StreamTileE>(a, capacity, stream);
+    default:
+      return launch_stream<W4StreamTileB>(a, capacity, stream);
+  }
 }
 
 }  // namespace sm80

@@ -51,12 +51,14 @@ struct W4StreamTileConfig {
   static constexpr int kSmemBytes = 0;  // static smem only (launch_tiles sets the dynamic size)
   static_assert(kBW % (16 * WARPS_W) == 0, "whole m16 tiles per warp");
 };
-// A: each warp all 64 rows (4 m16 tiles), 4 warps along K: 255 registers, 2 CTAs per SM.
-using W4StreamTileA = W4StreamTileConfig<1, 4, 2>;
-// B: each warp 32 rows, 2 warps along K: fewer registers, 3 CTAs per SM.
+// B: each warp 32 rows (2 m16 tiles), 2 warps along K, 3 CTAs per SM (12 warps).
 using W4StreamTileB = W4StreamTileConfig<2, 2, 3>;
-static_assert(W4StreamTileA::kBT == DecodeTileKMajorB::kBT &&
-                  W4StreamTileA::kBW == DecodeTileKMajorB::kBW,
+// C: each warp 16 rows, 2 warps along K, 8 warps a CTA, 2 CTAs per SM (16 warps).
+using W4StreamTileC = W4StreamTileConfig<4, 2, 2>;
+// E: each warp 16 rows and all of K, 4 CTAs per SM (16 warps, no K reduction).
+using W4StreamTileE = W4StreamTileConfig<4, 1, 4>;
+static_assert(W4StreamTileB::kBT == DecodeTileKMajorB::kBT &&
+                  W4StreamTileB::kBW == DecodeTileKMajorB::kBW,
               "the stream kernel runs on the decode tile's schedule and grid");
 
 // One chunk's operands of one thread, in registers.
@@ -145,6 +147,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   }
   const uint8_t* a_bytes = reinterpret_cast<const uint8_t*>(p.a);
   const uint8_t* scale_bytes = static_cast<const uint8_t*>(p.b_scale.data);
+  // NVFP4: a thread's two scale bytes (columns k0 / 16 and + 1, k0 a multiple of 32) are one
+  // aligned 16-bit word when the layout keeps them adjacent at even offsets: always in the 128x4
+  // swizzle, for linear scales with contiguous, even-strided columns.
+  const bool scale_pairs =
+      kScales == W4Scales::Folded16 && reinterpret_cast<uintptr_t>(scale_bytes) % 2 == 0 &&
+      (p.b_scale.layout != static_cast<int32_t>(ScaleLayout::Linear) ||
+       (p.b_scale.stride_c == 1 && p.b_scale.stride_e % 2 == 0 && p.b_scale.stride_r % 2 == 0));
 
   auto load_chunk = [&](int64_t chunk, Chunk& d) {
     const int64_t k0 = chunk * Cfg::kChunk + 32 * t;  // this thread's first code
@@ -163,9 +172,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
         if (w_row[mw][j] == nullptr || left <= 0) continue;
         const uint8_t* src = w_row[mw][j] + k0 / 2;
         d.w[mw][j] = left >= 32 ? load_streamed_16(src) : load_partial_bytes(src, left / 2);
-        d.s[mw][j] = scale_bytes[s_row[mw][j] + col_off];
-        if (kScales == W4Scales::Folded16 && left > 16) {
-          d.s[mw][j] |= uint32_t{scale_bytes[s_row[mw][j] + col_off2]} << 8;
+        if (kScales == W4Scales::Folded16 && left > 16 && scale_pairs) {
+          d.s[mw][j] = *reinterpret_cast<const uint16_t*>(scale_bytes + s_row[mw][j] + col_off);
+        } else {
+          d.s[mw][j] = scale_bytes[s_row[mw][j] + col_off];
+          if (kScales == W4Scales::Folded16 && left > 16) {
+            d.s[mw][j] |= uint32_t{scale_bytes[s_row[mw][j] + col_off2]} << 8;
+          }
         }
       }
     }
