@@ -62,8 +62,10 @@ def situ(a, alpha=1.0, beta=1.0, limit=float("inf")):
 
 
 def renormalize_routing(logits):
-    top = torch.topk(logits.double(), K, dim=1)
-    return top.indices, torch.softmax(top.values, dim=1)
+    # Equal logits rank by the lower expert index, as the executors do (docs/semantics.md):
+    # torch.topk leaves the order of ties open, a stable descending sort does not.
+    values, indices = torch.sort(logits.double(), dim=1, descending=True, stable=True)
+    return indices[:, :K], torch.softmax(values[:, :K], dim=1)
 
 
 def moe64(ids, weights, expert_fn, hidden, offset=0, n_local=E, weight_on_input=False):

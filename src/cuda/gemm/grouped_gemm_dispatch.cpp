@@ -61,7 +61,9 @@ bool grouped_gemm_supports(GemmTactic tactic, const GroupedGemmArgs& args, int s
     case GemmTactic::Sm90:
       if (args.b_format == ElemFormat::E2M1Packed || args.b_format == ElemFormat::E2M1Unpacked ||
           args.b_format == ElemFormat::Int4Packed) {
-        if (why) *why = "sm90 grouped GEMM: no 4-bit (FP4, MXINT4) weights yet (the sm80 family runs them)";
+        if (why)
+          *why =
+              "sm90 grouped GEMM: no 4-bit (FP4, MXINT4) weights yet (the sm80 family runs them)";
         return false;
       }
       if (args.activation != nullptr) return sm90_fp8_gated::supports(args, sm, why);

@@ -72,8 +72,9 @@ int64_t fp8_scale_slice(const GroupedGemmArgs& a, const char** why) {
   const int64_t slice = has_a && has_b ? std::gcd(a.a_kscale.group, a.b_kscale.block_cols)
                                        : (has_a ? a.a_kscale.group : a.b_kscale.block_cols);
   if (slice % 16 != 0 && slice < a.k) {
-    *why = "sm80 grouped GEMM: fp8 K scale slice (gcd of the A group and the B column block) is "
-           "not a multiple of 16 (the mma K)";
+    *why =
+        "sm80 grouped GEMM: fp8 K scale slice (gcd of the A group and the B column block) is "
+        "not a multiple of 16 (the mma K)";
     return -1;
   }
   return slice;
@@ -196,8 +197,8 @@ const char* check_args(Tile tile, const GroupedGemmArgs& a) {
 }
 
 template <class Cfg, bool kBf16, bool kKMajorB, Epilogue kEpi>
-cudaError_t launch_gemm_kernel(const GroupedGemmArgs& a, const GemmParams& params,
-                               int64_t capacity, cudaStream_t stream) {
+cudaError_t launch_gemm_kernel(const GroupedGemmArgs& a, const GemmParams& params, int64_t capacity,
+                               cudaStream_t stream) {
   return launch_tiles<Cfg>(grouped_gemm_kernel<Cfg, kBf16, kKMajorB, kEpi>, params, a, capacity,
                            stream);
 }

@@ -11,10 +11,9 @@ namespace sm80 {
 namespace {
 
 template <class Cfg, bool kBf16, W4Scales kScales, Epilogue kEpi>
-cudaError_t launch_stream_kernel(const GroupedGemmArgs& a, const W4GemmParams& p,
-                                 int64_t capacity, cudaStream_t stream) {
-  return launch_tiles<Cfg>(w4a16_stream_kernel<Cfg, kBf16, kScales, kEpi>, p, a, capacity,
-                           stream);
+cudaError_t launch_stream_kernel(const GroupedGemmArgs& a, const W4GemmParams& p, int64_t capacity,
+                                 cudaStream_t stream) {
+  return launch_tiles<Cfg>(w4a16_stream_kernel<Cfg, kBf16, kScales, kEpi>, p, a, capacity, stream);
 }
 
 template <class Cfg, bool kBf16, W4Scales kScales>

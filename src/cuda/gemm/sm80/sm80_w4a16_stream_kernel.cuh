@@ -16,11 +16,12 @@
 //
 // Work. A CTA takes one schedule item (an expert and up to 16 token rows, the decode tile's
 // schedule) and 64 weight rows (gated: 32 up rows with their 32 gate rows, as the staged kernel
-// pairs them). Each of its 4 warps covers all 64 rows on every 4th chunk, so at any time the CTA
-// reads 256 contiguous bytes of each row. The next chunk's codes, scales and activations are
-// loaded into registers while the current one is multiplied. The warps' partial sums meet in
-// smem and are added in warp order (deterministic), then the family's epilogues run: fp32 C
-// (with split K), or GEMM1's fused activation (sm80_activation_epilogue.cuh).
+// pairs them). Its warps split the rows into groups (tile B: two groups of 32) and each group's
+// warps take every other chunk of K (tile B: two warps, 128 contiguous bytes of each row at a
+// time). The next chunk's codes, scales and activations are loaded into registers while the
+// current one is multiplied. The K warps' partial sums meet in smem and are added in warp order
+// (deterministic), then the family's epilogues run: fp32 C (with split K), or GEMM1's fused
+// activation (sm80_activation_epilogue.cuh).
 //
 // Runs packed K-major codes with folded scales (NVFP4 e4m3 per 16, MXFP4 ue8m0 per 32 with
 // bf16), 16-byte aligned weight and activation rows; sm80_w4a16_grouped_gemm.h decides.
@@ -47,11 +48,13 @@ struct W4StreamTileConfig {
   static constexpr int kChunk = 128;  // codes of a weight row per warp step (32 per thread)
   static constexpr int kWarpW = kBW / WARPS_W;
   static constexpr int kMmaW = kWarpW / 16, kMmaT = kBT / 8;
-  static constexpr int kLd = kBW + 4;  // staged row stride in floats (bank-conflict pad)
+  static constexpr int kLd = kBW + 4;   // staged row stride in floats (bank-conflict pad)
   static constexpr int kSmemBytes = 0;  // static smem only (launch_tiles sets the dynamic size)
   static_assert(kBW % (16 * WARPS_W) == 0, "whole m16 tiles per warp");
 };
-// B: each warp 32 rows (2 m16 tiles), 2 warps along K, 3 CTAs per SM (12 warps).
+// B (the default): each warp 32 rows (2 m16 tiles), 2 warps along K, 3 CTAs per SM (12 warps).
+// On an H100 it beat C, E and a tile of 64 rows a warp x 4 along K (255 registers, 2 CTAs per
+// SM) at every T measured (docs/bench/2026-12-07-h100-fp4-w4a16-ab.md).
 using W4StreamTileB = W4StreamTileConfig<2, 2, 3>;
 // C: each warp 16 rows, 2 warps along K, 8 warps a CTA, 2 CTAs per SM (16 warps).
 using W4StreamTileC = W4StreamTileConfig<4, 2, 2>;
@@ -157,7 +160,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
 
   auto load_chunk = [&](int64_t chunk, Chunk& d) {
     const int64_t k0 = chunk * Cfg::kChunk + 32 * t;  // this thread's first code
-    const int64_t left = p.k - k0;                      // codes of K from there; even
+    const int64_t left = p.k - k0;                    // codes of K from there; even
     const int64_t scale_col = k0 / kScaleCodes;
     const int64_t col_off = left > 0 ? weight_scale_col_offset(p.b_scale, scale_col) : 0;
     const int64_t col_off2 = kScales == W4Scales::Folded16 && left > 16
@@ -193,7 +196,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
         for (int q = 0; q < 4; ++q) d.a[mt][q] = __ldg(reinterpret_cast<const uint4*>(src) + q);
       } else {
 #pragma unroll
-        for (int q = 0; q < 4; ++q) d.a[mt][q] = load_partial_bytes(src + 16 * q, 2 * left - 16 * q);
+        for (int q = 0; q < 4; ++q)
+          d.a[mt][q] = load_partial_bytes(src + 16 * q, 2 * left - 16 * q);
       }
     }
   };
@@ -272,7 +276,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
     float* c_rows = p.c + blockIdx.z * p.split_stride + item.row_begin * p.ldc;
     for (int idx = threadIdx.x; idx < Cfg::kBT * Cfg::kBW; idx += Cfg::kThreads) {
       const int row = idx / Cfg::kBW, w = idx % Cfg::kBW;
-      if (row < item.rows && n0 + w < p.n) c_rows[row * p.ldc + n0 + w] = staged[row * Cfg::kLd + w];
+      if (row < item.rows && n0 + w < p.n)
+        c_rows[row * p.ldc + n0 + w] = staged[row * Cfg::kLd + w];
     }
   } else {
     uint16_t* a2 = static_cast<uint16_t*>(p.act.a2);
