@@ -265,21 +265,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   // Output columns per CTA: a gated CTA spends half its weight rows on the matching gate rows.
   constexpr int kOutCols = kGated ? kHalf : Cfg::kBW;
   pdl::pdl_wait();  // the schedule and A come from earlier kernels
-  const int64_t count = *static_cast<const int64_t*>(p.schedule);
-  if (static_cast<int64_t>(blockIdx.x) >= count) return;
-  const WorkItem item = reinterpret_cast<const WorkItem*>(static_cast<const char*>(p.schedule) +
-                                                          kScheduleHeaderBytes)[blockIdx.x];
+  WorkItem item;
+  if (!cta_work_item(p.schedule, &item)) return;
   const int64_t n0 = int64_t{blockIdx.y} * kOutCols;  // first output column of this CTA
-  // Gated: weight row w of the tile is B row n0 + w (up) or inter + n0 + w - kHalf (gate).
   const int64_t inter = p.n / 2;
-  auto b_row = [&](int w) -> int64_t {
-    if constexpr (kGated) return w < kHalf ? n0 + w : inter + n0 + (w - kHalf);
-    return n0 + w;
-  };
-  auto b_row_valid = [&](int w) {
-    if constexpr (kGated) return n0 + (w < kHalf ? w : w - kHalf) < inter;
-    return n0 + w < p.n;
-  };
+  const TileWeightRows<kGated, kHalf> weight_rows{n0, p.n};
 
   extern __shared__ __align__(128) char smem[];
   using RowSwz = PaddedRows<Cfg::kBK>;
@@ -296,8 +286,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
       const uint8_t* gate = up + inter * p.b_stride_n;
       auto up_row = [&](int r) { return up + r * p.b_stride_n; };
       auto gate_row = [&](int r) { return gate + r * p.b_stride_n; };
-      load_byte_tile<kHalf, Cfg::kBK, WSwz, Cfg::kThreads>(w_smem, up, up_row, inter - n0,
-                                                           p.k - k0, p.b_vec16);
+      load_byte_tile<kHalf, Cfg::kBK, WSwz, Cfg::kThreads>(w_smem, up, up_row, inter - n0, p.k - k0,
+                                                           p.b_vec16);
       load_byte_tile<kHalf, Cfg::kBK, WSwz, Cfg::kThreads>(
           w_smem + kHalf * (Cfg::kBK + 16), gate, gate_row, inter - n0, p.k - k0, p.b_vec16);
     } else if constexpr (kKMajorB) {
@@ -348,8 +338,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
 #pragma unroll
       for (int j = 0; j < 2; ++j) {
         const int w = warp_w0 + mw * 16 + g + 8 * j;
-        b_off[mw][j] = p.b_scale.data != nullptr && b_row_valid(w)
-                           ? weight_scale_row_offset(p.b_scale, item.expert, b_row(w))
+        b_off[mw][j] = p.b_scale.data != nullptr && weight_rows.valid(w)
+                           ? weight_scale_row_offset(p.b_scale, item.expert, weight_rows.row(w))
                            : -1;
       }
     }

@@ -151,10 +151,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   // Output columns per CTA: a gated CTA spends half its weight rows on the matching gate rows.
   constexpr int kOutCols = kGated ? Cfg::kBW / 2 : Cfg::kBW;
   pdl::pdl_wait();  // the schedule, A and the row index come from earlier kernels
-  const int64_t count = *static_cast<const int64_t*>(p.schedule);
-  if (static_cast<int64_t>(blockIdx.x) >= count) return;
-  const WorkItem item = reinterpret_cast<const WorkItem*>(static_cast<const char*>(p.schedule) +
-                                                          kScheduleHeaderBytes)[blockIdx.x];
+  WorkItem item;
+  if (!cta_work_item(p.schedule, &item)) return;
   const int64_t n0 = int64_t{blockIdx.y} * kOutCols;  // first output column of this CTA
 
   extern __shared__ __align__(128) char smem[];

@@ -38,6 +38,33 @@ __device__ __forceinline__ KTileRange split_k_tiles(int64_t k, int tile_k) {
 // Scratch layout: an int64 item count (padded to 16 bytes), then the WorkItem array.
 constexpr size_t kScheduleHeaderBytes = 16;
 
+// This CTA's work item (schedule entry blockIdx.x); false when the device-side count has no such
+// entry (the grid is sized for the most items any routing can give, so the CTA then exits).
+__device__ __forceinline__ bool cta_work_item(const void* schedule, WorkItem* item) {
+  const int64_t count = *static_cast<const int64_t*>(schedule);
+  if (static_cast<int64_t>(blockIdx.x) >= count) return false;
+  *item = reinterpret_cast<const WorkItem*>(static_cast<const char*>(schedule) +
+                                            kScheduleHeaderBytes)[blockIdx.x];
+  return true;
+}
+
+// The B rows of a CTA's weight tile whose output starts at column n0 of an n-row B: tile row w
+// is B row n0 + w; gated (the fused activation), rows w < kHalf are up rows n0 + w and the rest
+// their gate rows n / 2 + n0 + (w - kHalf), so one CTA holds a column's up and gate values.
+// valid(w): that B row exists.
+template <bool kGated, int kHalf>
+struct TileWeightRows {
+  int64_t n0, n;
+  __device__ __forceinline__ int64_t row(int w) const {
+    if constexpr (kGated) return w < kHalf ? n0 + w : n / 2 + n0 + (w - kHalf);
+    return n0 + w;
+  }
+  __device__ __forceinline__ bool valid(int w) const {
+    if constexpr (kGated) return n0 + (w < kHalf ? w : w - kHalf) < n / 2;
+    return n0 + w < n;
+  }
+};
+
 // Most threads a block that calls build_schedule_block may have (one warp sum each in smem).
 constexpr int kScheduleMaxThreads = 1024;
 

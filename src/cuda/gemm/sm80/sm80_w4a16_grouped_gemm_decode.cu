@@ -29,8 +29,8 @@ cudaError_t launch_stream_epilogue(const GroupedGemmArgs& a, const W4GemmParams&
                                                                                stream);
 }
 
-template <class Cfg>
 cudaError_t launch_stream(const GroupedGemmArgs& a, int64_t capacity, cudaStream_t stream) {
+  using Cfg = W4StreamTile;
   const W4GemmParams p = w4a16_params(a);
   if (w4a16_scale_mode(a) == W4Scales::Folded32) {  // bf16 only (w4a16_scale_mode)
     return launch_stream_epilogue<Cfg, true, W4Scales::Folded32>(a, p, capacity, stream);
@@ -38,15 +38,6 @@ cudaError_t launch_stream(const GroupedGemmArgs& a, int64_t capacity, cudaStream
   return a.dtype == DType::BF16
              ? launch_stream_epilogue<Cfg, true, W4Scales::Folded16>(a, p, capacity, stream)
              : launch_stream_epilogue<Cfg, false, W4Scales::Folded16>(a, p, capacity, stream);
-}
-
-// A/B of the stream tile shapes: FLASHINFER_MOE_FP4_STREAM_TILE=C or E picks another than B.
-char stream_tile() {
-  static const char tile = [] {
-    const char* v = std::getenv("FLASHINFER_MOE_FP4_STREAM_TILE");
-    return v != nullptr && (v[0] == 'C' || v[0] == 'E') ? v[0] : 'B';
-  }();
-  return tile;
 }
 
 }  // namespace
@@ -61,26 +52,12 @@ bool w4a16_decode_streams(const GroupedGemmArgs& a) {
 
 int w4a16_decode_ctas_per_sm(const GroupedGemmArgs& a) {
   if (!w4a16_decode_streams(a)) return W4DecodeTile<true, true>::kMinBlocks;
-  switch (stream_tile()) {
-    case 'C':
-      return W4StreamTileC::kMinBlocks;
-    case 'E':
-      return W4StreamTileE::kMinBlocks;
-    default:
-      return W4StreamTileB::kMinBlocks;
-  }
+  return W4StreamTile::kMinBlocks;
 }
 
 cudaError_t launch_w4a16_decode(const GroupedGemmArgs& a, int64_t capacity, cudaStream_t stream) {
   if (!w4a16_decode_streams(a)) return launch_w4a16<W4DecodeTile>(a, capacity, stream);
-  switch (stream_tile()) {
-    case 'C':
-      return launch_stream<W4StreamTileC>(a, capacity, stream);
-    case 'E':
-      return launch_stream<W4StreamTileE>(a, capacity, stream);
-    default:
-      return launch_stream<W4StreamTileB>(a, capacity, stream);
-  }
+  return launch_stream(a, capacity, stream);
 }
 
 }  // namespace sm80

@@ -195,20 +195,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   static_assert(!kInt4 || (kPacked && !kFolded && kEpi == Epilogue::StoreF32),
                 "int4 codes are compiled packed, with sliced or no scales, into fp32 C");
   pdl::pdl_wait();
-  const int64_t count = *static_cast<const int64_t*>(p.schedule);
-  if (static_cast<int64_t>(blockIdx.x) >= count) return;
-  const WorkItem item = reinterpret_cast<const WorkItem*>(static_cast<const char*>(p.schedule) +
-                                                          kScheduleHeaderBytes)[blockIdx.x];
+  WorkItem item;
+  if (!cta_work_item(p.schedule, &item)) return;
   const int64_t n0 = int64_t{blockIdx.y} * kOutCols;
   const int64_t inter = p.n / 2;
-  auto b_row = [&](int w) -> int64_t {
-    if constexpr (kGated) return w < kHalf ? n0 + w : inter + n0 + (w - kHalf);
-    return n0 + w;
-  };
-  auto b_row_valid = [&](int w) {
-    if constexpr (kGated) return n0 + (w < kHalf ? w : w - kHalf) < inter;
-    return n0 + w < p.n;
-  };
+  const TileWeightRows<kGated, kHalf> weight_rows{n0, p.n};
 
   extern __shared__ __align__(128) char smem[];
   // Byte offset of each A row of the tile, resolved once (the gathered path reads the caller's
@@ -280,8 +271,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
 #pragma unroll
       for (int j = 0; j < 2; ++j) {
         const int w = warp_w0 + mw * 16 + g + 8 * j;
-        b_off[mw][j] =
-            b_row_valid(w) ? weight_scale_row_offset(p.b_scale, item.expert, b_row(w)) : -1;
+        b_off[mw][j] = weight_rows.valid(w)
+                           ? weight_scale_row_offset(p.b_scale, item.expert, weight_rows.row(w))
+                           : -1;
       }
     }
   }
@@ -326,7 +318,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   constexpr int kTileSlices = kFolded ? Cfg::kBK / 16 / kSliceSteps : 1;
   constexpr int kQuadSlices = (kTileSlices + 3) / 4;  // entries per lane
   constexpr int kFoldW = kFolded ? Cfg::kMmaW : 1;
-  uint32_t raw[kFoldW][2][kQuadSlices], fold[kFoldW][2][kQuadSlices];
+  uint32_t raw[kFoldW][2][kQuadSlices] = {}, fold[kFoldW][2][kQuadSlices] = {};
   const uint8_t* scale_bytes = static_cast<const uint8_t*>(p.b_scale.data);
   // A tile wholly inside K with contiguous scale columns (linear, stride_c == 1: the layout of
   // checkpoints) or whole 4-column groups of the 128x4 swizzle reads each row's bytes at fixed

@@ -16,8 +16,8 @@
 //
 // Work. A CTA takes one schedule item (an expert and up to 16 token rows, the decode tile's
 // schedule) and 64 weight rows (gated: 32 up rows with their 32 gate rows, as the staged kernel
-// pairs them). Its warps split the rows into groups (tile B: two groups of 32) and each group's
-// warps take every other chunk of K (tile B: two warps, 128 contiguous bytes of each row at a
+// pairs them). Its warps split the rows into groups (W4StreamTile: two groups of 32) and each
+// group's warps take every other chunk of K (two warps: 128 contiguous bytes of each row at a
 // time). The next chunk's codes, scales and activations are loaded into registers while the
 // current one is multiplied. The K warps' partial sums meet in smem and are added in warp order
 // (deterministic), then the family's epilogues run: fp32 C (with split K), or GEMM1's fused
@@ -52,16 +52,13 @@ struct W4StreamTileConfig {
   static constexpr int kSmemBytes = 0;  // static smem only (launch_tiles sets the dynamic size)
   static_assert(kBW % (16 * WARPS_W) == 0, "whole m16 tiles per warp");
 };
-// B (the default): each warp 32 rows (2 m16 tiles), 2 warps along K, 3 CTAs per SM (12 warps).
-// On an H100 it beat C, E and a tile of 64 rows a warp x 4 along K (255 registers, 2 CTAs per
-// SM) at every T measured (docs/bench/2026-12-07-h100-fp4-w4a16-ab.md).
-using W4StreamTileB = W4StreamTileConfig<2, 2, 3>;
-// C: each warp 16 rows, 2 warps along K, 8 warps a CTA, 2 CTAs per SM (16 warps).
-using W4StreamTileC = W4StreamTileConfig<4, 2, 2>;
-// E: each warp 16 rows and all of K, 4 CTAs per SM (16 warps, no K reduction).
-using W4StreamTileE = W4StreamTileConfig<4, 1, 4>;
-static_assert(W4StreamTileB::kBT == DecodeTileKMajorB::kBT &&
-                  W4StreamTileB::kBW == DecodeTileKMajorB::kBW,
+// Each warp 32 rows (2 m16 tiles), 2 warps along K, 3 CTAs per SM (12 warps; about 165
+// registers a thread). On an H100 it beat 64 rows a warp x 4 along K (2 CTAs per SM, 255
+// registers), 16 rows x 2 along K (8 warps a CTA, 2 CTAs per SM) and 16 rows x all of K (4 CTAs
+// per SM) at every T measured (docs/bench/2026-12-07-h100-fp4-w4a16-ab.md).
+using W4StreamTile = W4StreamTileConfig<2, 2, 3>;
+static_assert(W4StreamTile::kBT == DecodeTileKMajorB::kBT &&
+                  W4StreamTile::kBW == DecodeTileKMajorB::kBW,
               "the stream kernel runs on the decode tile's schedule and grid");
 
 // One chunk's operands of one thread, in registers.
@@ -106,20 +103,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   constexpr int kOutCols = kGated ? kHalf : Cfg::kBW;
   constexpr int kScaleCodes = kScales == W4Scales::Folded32 ? 32 : 16;
   pdl::pdl_wait();
-  const int64_t count = *static_cast<const int64_t*>(p.schedule);
-  if (static_cast<int64_t>(blockIdx.x) >= count) return;
-  const WorkItem item = reinterpret_cast<const WorkItem*>(static_cast<const char*>(p.schedule) +
-                                                          kScheduleHeaderBytes)[blockIdx.x];
+  WorkItem item;
+  if (!cta_work_item(p.schedule, &item)) return;
   const int64_t n0 = int64_t{blockIdx.y} * kOutCols;
-  const int64_t inter = p.n / 2;
-  auto b_row = [&](int w) -> int64_t {
-    if constexpr (kGated) return w < kHalf ? n0 + w : inter + n0 + (w - kHalf);
-    return n0 + w;
-  };
-  auto b_row_valid = [&](int w) {
-    if constexpr (kGated) return n0 + (w < kHalf ? w : w - kHalf) < inter;
-    return n0 + w < p.n;
-  };
+  const TileWeightRows<kGated, kHalf> weight_rows{n0, p.n};
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
@@ -133,9 +120,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       const int w = warp_w0 + mw * 16 + g + 8 * j;
-      const bool valid = b_row_valid(w);
-      w_row[mw][j] = valid ? p.b + item.expert * p.b_stride_e + b_row(w) * p.b_stride_n : nullptr;
-      s_row[mw][j] = valid ? weight_scale_row_offset(p.b_scale, item.expert, b_row(w)) : 0;
+      const bool valid = weight_rows.valid(w);
+      w_row[mw][j] =
+          valid ? p.b + item.expert * p.b_stride_e + weight_rows.row(w) * p.b_stride_n : nullptr;
+      s_row[mw][j] =
+          valid ? weight_scale_row_offset(p.b_scale, item.expert, weight_rows.row(w)) : 0;
     }
   }
   int64_t a_start[Cfg::kMmaT];
