@@ -10,6 +10,7 @@ import glob
 import os
 import sys
 import sysconfig
+import tempfile
 
 import pytest
 import torch
@@ -28,6 +29,12 @@ if not INSTALLED_ONLY and glob.glob(os.path.join(_PYTHON, "flashinfer", "_C*.so"
 for path in _paths:
     if path not in sys.path:
         sys.path.insert(0, path)
+
+# The autotuner's cache file (flashinfer/fused_moe/tuner.py): one per test session, never the
+# user's own, so no test reads choices measured elsewhere or writes into the user's file.
+os.environ["FLASHINFER_MOE_AUTOTUNE_CACHE"] = os.path.join(
+    tempfile.mkdtemp(prefix="flashinfer_moe_tests_"), "autotune.json"
+)
 
 import flashinfer  # noqa: E402  (must import: fail loudly, never skip)
 

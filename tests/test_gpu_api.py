@@ -613,10 +613,10 @@ def test_bad_tactic_env_raises_value_error_naming_the_variable(monkeypatch):
 def test_tactic_env_replaces_only_auto(monkeypatch):
     monkeypatch.setenv(runner.TACTIC_ENV, "sm80_prefill")
     p = build_problem(T=4, H=32, I=16)
-    assert runner.with_env_tactic(p).tactic == GemmTactic.Sm80Prefill
+    assert runner.with_resolved_tactic(p).tactic == GemmTactic.Sm80Prefill
     assert p.tactic == GemmTactic.Auto, "the caller's problem must not change"
     forced = dataclasses.replace(p, tactic=GemmTactic.Sm90)
-    assert runner.with_env_tactic(forced).tactic == GemmTactic.Sm90
+    assert runner.with_resolved_tactic(forced).tactic == GemmTactic.Sm90
     assert int(p.to_native().tactic.value) == 0
     assert int(forced.to_native().tactic.value) == int(GemmTactic.Sm90)
 

@@ -364,6 +364,7 @@ def cutlass_full_problem(
         act_beta=beta,
         act_limit=limit,
         compute_dtype=compute,
+        tune_max_num_tokens=check_int("tune_max_num_tokens", tune_max_num_tokens, lo=1),
         output=out,
     )
 

@@ -213,10 +213,11 @@ def _run(a, x, sizes, routing, act, *, as_list=False, **fields):
     # Explicit specs rather than the dataclass's default_factory, which torch.compile cannot trace.
     fields.setdefault("input_quant", ActQuantSpec())
     fields.setdefault("inter_quant", ActQuantSpec())
+    tune_max = check_int("tune_max_num_tokens", getattr(a, "tune_max_num_tokens", 8192), lo=1)
     p = MoeProblem(
         num_tokens=x.shape[0], hidden_size=h, intermediate_size=i, num_experts=e,
         local_expert_offset=off, local_num_experts=nl, top_k=k, routing=routing, activation=act,
-        **fields,
+        tune_max_num_tokens=tune_max, **fields,
     )  # fmt: skip
     if getattr(a, "problem_only", False):
         attach_outputs(p, do_finalize=True, output=None, routing_replay_out=None)

@@ -31,7 +31,7 @@ from collections.abc import Callable
 
 import torch
 
-from . import custom_ops, runner
+from . import custom_ops, runner, tuner
 from .custom_ops import _is_traced
 from .problem import _FP8_DTYPES, MoeProblem, _to_dlpack, _view, native_module
 
@@ -179,7 +179,6 @@ def _make_entry(problem: MoeProblem, workspace, tensors: list[Tensor], output_dt
             continue
         plain = t.dtype not in _FP8_DTYPES and not t.requires_grad and _to_dlpack is not None
         slots.append((owner, field, i, _fast_view if plain else _view))
-    problem = runner.with_env_tactic(problem)
     native = problem.to_native()
     out_shape = out_dtype = None
     if made_output is not None:
@@ -188,8 +187,7 @@ def _make_entry(problem: MoeProblem, workspace, tensors: list[Tensor], output_dt
         out_shape = (problem.num_tokens, problem.hidden_size)
         out_dtype = output_dtype or problem.compute_dtype
         native.output = _view(torch.empty(out_shape, dtype=out_dtype, device=problem.device))
-    kind = runner.native_device_kind(problem.device)
-    required = int(native_module().workspace_size(native, kind))
+    required = runner.apply_tactic(problem, native, workspace)
     result = problem.output if problem.output is not None else problem.permuted_output
     result_index = None if result is None or made_output is not None else position[id(result)]
     return _Entry(native, slots, problem.device, required, ws_index, result_index, out_shape,
@@ -208,7 +206,8 @@ class CallCache:
     def run(self, args: tuple, kwargs: dict, output_dtype=None) -> Tensor:
         try:
             sig, tensors = _flatten(args, kwargs)
-            key = (runner.tactic_from_env(), tuple(sig))
+            # The tuner's generation: a template never keeps a tactic chosen before a change.
+            key = (runner.tactic_from_env(), tuner.TUNER.generation, tuple(sig))
         except TypeError:
             return self._run_uncached(args, kwargs, output_dtype)
         if not _ENABLED or not tensors or _is_traced(tensors[0]):

@@ -90,6 +90,7 @@ INT_SLOTS = (
     "activation",
     "routing_weight_on_input",
     "tactic",
+    "tune_max_num_tokens",
 )
 FLOAT_SLOTS = ("routing.routed_scaling_factor",)
 OUTPUT_SLOTS = (

@@ -107,6 +107,9 @@ class MoeProblem:
     # CUDA only (the CPU executor ignores it): which grouped-GEMM family runs the GEMMs; Auto
     # lets the library choose (and FLASHINFER_MOE_GEMM_TACTIC may override it, runner.py).
     tactic: GemmTactic = GemmTactic.Auto
+    # Python only (the native problem has no such field): the autotuner measures no call with
+    # more tokens, and buckets larger ones with it (tuner.py; the API's ``tune_max_num_tokens``).
+    tune_max_num_tokens: int = 8192
     # outputs
     output: Tensor | None = None  # [T, H]
     permuted_output: Tensor | None = None  # f32 [T*k, H] (do_finalize=False)

@@ -6,9 +6,11 @@ capturable), reads the current CUDA stream, and calls ``_C.run_cpu`` or ``_C.run
 tensors run on the CPU executor, CUDA tensors on the CUDA executor; CUDA data is never copied to
 the host (an unsupported combination raises ``NotImplementedError`` from the native side).
 
-GEMM tactic override. ``MoeProblem.tactic`` picks the grouped-GEMM family on CUDA (``Auto``: the
-library decides). The environment variable ``FLASHINFER_MOE_GEMM_TACTIC`` replaces ``Auto`` for
-every problem run or sized through this module (a tactic set explicitly on the problem wins):
+GEMM tactic. ``MoeProblem.tactic`` picks the grouped-GEMM family on CUDA; where it is ``Auto``, the
+first of these that has one decides (``resolve_tactic``): the environment variable below, the
+autotuner's measured or shipped choice (tuner.py, ``flashinfer.autotune``), the library's heuristic.
+The environment variable ``FLASHINFER_MOE_GEMM_TACTIC`` replaces ``Auto`` for every problem run or
+sized through this module (a tactic set explicitly on the problem wins):
 
 * ``auto`` (or unset / empty): keep ``Auto``;
 * ``sm80_decode``: the portable mma.sync family with small row tiles;
@@ -28,6 +30,7 @@ import os
 
 import torch
 
+from . import tuner
 from .enums import GemmTactic
 from .problem import MoeProblem, _native_tables, _to_dlpack, _view, native_module
 from .validation import FLOAT_DTYPES, check_dtype_arg, check_tensor
@@ -53,14 +56,30 @@ def tactic_from_env() -> GemmTactic:
     return _TACTIC_NAMES[value]
 
 
-def with_env_tactic(problem: MoeProblem) -> MoeProblem:
-    """``problem`` with the environment's tactic where its own is ``Auto`` (a copy; the caller's
-    object is never modified). Workspace sizing and running both go through this, so a forced
-    family gets the scratch it asks for."""
-    forced = tactic_from_env()
-    if forced == GemmTactic.Auto or GemmTactic(problem.tactic) != GemmTactic.Auto:
+def resolve_tactic(problem: MoeProblem, measure=None) -> GemmTactic:
+    """The tactic ``problem`` runs with (module docstring); ``Auto`` leaves it to the heuristic.
+    ``measure(tactic)``, when given, enqueues the problem once with ``tactic``: the tuner may then
+    measure the candidates (only inside a tuning block, tuner.py)."""
+    own = GemmTactic(problem.tactic)
+    if own != GemmTactic.Auto:
+        return own
+    forced = tactic_from_env()  # also rejects a bad variable before anything else
+    if forced != GemmTactic.Auto or problem.input.data.device.type != "cuda":
+        return forced
+    limit = problem.tune_max_num_tokens
+    if measure is None:
+        return tuner.TUNER.lookup(problem, limit)
+    return tuner.TUNER.choose(problem, measure, limit)
+
+
+def with_resolved_tactic(problem: MoeProblem) -> MoeProblem:
+    """``problem`` with ``resolve_tactic``'s tactic (a copy when it differs; the caller's object
+    is never modified). Workspace sizing goes through this, so a chosen family gets the scratch
+    it asks for."""
+    tactic = resolve_tactic(problem)
+    if tactic == GemmTactic(problem.tactic):
         return problem
-    return dataclasses.replace(problem, tactic=forced)
+    return dataclasses.replace(problem, tactic=tactic)
 
 
 def native_device_kind(device: torch.device):
@@ -74,7 +93,7 @@ def native_device_kind(device: torch.device):
 
 def workspace_bytes(problem: MoeProblem) -> int:
     """Scratch bytes the executor of ``problem``'s device needs (0 when there are no tokens)."""
-    problem = with_env_tactic(problem)  # also rejects a bad variable before any sizing
+    problem = with_resolved_tactic(problem)  # also rejects a bad variable before any sizing
     if problem.num_tokens == 0:
         return 0
     return int(
@@ -103,12 +122,12 @@ def run_problem(
     returns the empty output without a native call. ``workspace`` (named ``workspace_buffer`` in
     errors) must be a 1-D contiguous uint8 tensor on the problem's device with at least
     ``_C.workspace_size`` bytes; when omitted one is allocated per call.
-    ``FLASHINFER_MOE_GEMM_TACTIC`` replaces an ``Auto`` tactic (module docstring). Returns the
+    An ``Auto`` tactic is resolved by ``resolve_tactic`` (module docstring). Returns the
     output (``problem.permuted_output`` when only that was requested).
     """
     device = problem.input.data.device
-    kind = native_device_kind(device)
-    forced = tactic_from_env()  # also rejects a bad variable before anything else
+    native_device_kind(device)  # rejects other devices first
+    tactic_from_env()  # rejects a bad variable before anything else
     result = problem.output if problem.output is not None else problem.permuted_output
     if result is None:
         dtype = check_dtype_arg("output_dtype", output_dtype or problem.compute_dtype, FLOAT_DTYPES)
@@ -122,17 +141,18 @@ def run_problem(
             _check_workspace(workspace, device, 0)
         return result
 
-    # The output and the forced tactic are set on the native view rather than on a copy of the
+    # The output and the chosen tactic are set on the native view rather than on a copy of the
     # dataclass (dataclasses.replace costs more than the rest of the call). `native` holds raw
     # pointers into `problem`'s tensors and `result`: both stay referenced by this frame until
     # the native call has returned.
     native = problem.to_native()
     if allocated:
         native.output = _view(result)
-    if forced != GemmTactic.Auto and int(problem.tactic) == int(GemmTactic.Auto):
-        native.tactic = _native_tables()[native_module().GemmTactic][int(forced)]
-    C = native_module()
-    required = int(C.workspace_size(native, kind))
+
+    if workspace is not None:
+        _check_workspace(workspace, device, 0)  # a bad buffer fails before any measurement
+    measure = _measurement(problem, native, workspace) if device.type == "cuda" else None
+    required = apply_tactic(problem, native, workspace, measure)
     if workspace is not None:
         ws = _check_workspace(workspace, device, required)
     elif required > 0:
@@ -143,6 +163,45 @@ def run_problem(
     run_native(native, ws, device)
     del native, ws
     return result
+
+
+def apply_tactic(problem: MoeProblem, native, workspace=None, measure=None) -> int:
+    """Sets ``resolve_tactic``'s tactic on ``native`` (``problem``'s native view) and returns the
+    workspace bytes it needs. A caller's ``workspace`` sized for the heuristic's family never
+    fails a call because the tuner chose another family that needs more: the heuristic runs it."""
+    C = native_module()
+    kind = native_device_kind(problem.device)
+    own = GemmTactic(problem.tactic)
+    tactic = resolve_tactic(problem, measure)
+    if tactic != own:
+        native.tactic = _native_tables()[C.GemmTactic][int(tactic)]
+    required = int(C.workspace_size(native, kind))
+    tuned = tactic != own and tactic_from_env() == GemmTactic.Auto
+    if tuned and workspace is not None and workspace.numel() < required:
+        native.tactic = _native_tables()[C.GemmTactic][int(own)]
+        required = int(C.workspace_size(native, kind))
+    return required
+
+
+def _measurement(problem: MoeProblem, native, workspace):
+    """The tuner's ``run(tactic)`` for ``problem`` (tuner.py): one enqueue of the problem with
+    ``tactic``, into the same outputs as ``native``, with the caller's workspace where it is
+    large enough and a fresh one otherwise."""
+    C = native_module()
+    kind = native_device_kind(problem.device)
+
+    def run(tactic: GemmTactic) -> None:
+        trial = problem.to_native()
+        trial.output = native.output
+        trial.tactic = _native_tables()[C.GemmTactic][int(tactic)]
+        need = int(C.workspace_size(trial, kind))
+        if workspace is not None and workspace.numel() >= need:
+            scratch = workspace
+        else:
+            scratch = torch.empty(need, dtype=torch.uint8, device=problem.device) if need else None
+        run_native(trial, scratch, problem.device)
+
+    return run
 
 
 def run_native(native, ws: torch.Tensor | None, device: torch.device) -> None:
