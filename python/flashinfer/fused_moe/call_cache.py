@@ -23,9 +23,11 @@ escape hatch.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -194,6 +196,18 @@ def _make_entry(problem: MoeProblem, workspace, tensors: list[Tensor], output_dt
                   out_dtype, threading.Lock())  # fmt: skip
 
 
+_ALL: weakref.WeakSet = weakref.WeakSet()  # every CallCache, for _clear_at_exit
+
+
+@atexit.register
+def _clear_at_exit() -> None:
+    """Drops every template before the interpreter tears the modules down: the templates are
+    native ``_C.MoeProblem`` objects, and nanobind reports any still alive when its module goes
+    as leaked (module teardown order would otherwise decide)."""
+    for cache in list(_ALL):
+        cache.clear()
+
+
 class CallCache:
     """The cache of one entry point: ``translate(*args, **kwargs) -> (MoeProblem, workspace)``
     builds the problem on a miss; ``run`` returns the call's output tensor."""
@@ -202,6 +216,11 @@ class CallCache:
         self._translate = translate
         self._entries: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
+        _ALL.add(self)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
 
     def run(self, args: tuple, kwargs: dict, output_dtype=None) -> Tensor:
         try:
