@@ -10,6 +10,9 @@ the same build is what tells a speedup from noise):
   staged     FLASHINFER_MOE_DISABLE_FP4_STREAM=1: the smem-staged kernel
              (sm80_w4a16_grouped_gemm_kernel.cuh)
   stream     the stream kernel (sm80_w4a16_stream_kernel.cuh), the default where it applies
+             (two chunks loading per warp while one is multiplied, where T * k <= 8)
+  one_deep   FLASHINFER_MOE_FP4_STREAM_ONE_DEEP=1: the stream kernel's 16-row tile at every T
+             (one chunk in flight per warp)
 Each child also reports the relative L2 difference of its output from our bf16 engine on the
 same (dequantized) weights, so a wrong kernel cannot pass as a fast one. ``--profile T`` also
 prints each variant's kernels at T tokens (torch.profiler, one eager call after warm-up).
@@ -27,6 +30,7 @@ import sys
 VARIANTS = {
     "staged": {"FLASHINFER_MOE_DISABLE_FP4_STREAM": "1"},
     "stream": {},
+    "one_deep": {"FLASHINFER_MOE_FP4_STREAM_ONE_DEEP": "1"},
 }
 PRESETS = "gpt-oss-120b-mxfp4,Qwen3-235B-A22B-nvfp4"
 

@@ -29,8 +29,8 @@ cudaError_t launch_stream_epilogue(const GroupedGemmArgs& a, const W4GemmParams&
                                                                                stream);
 }
 
-cudaError_t launch_stream(const GroupedGemmArgs& a, int64_t capacity, cudaStream_t stream) {
-  using Cfg = W4StreamTile;
+template <class Cfg>
+cudaError_t launch_stream_tile(const GroupedGemmArgs& a, int64_t capacity, cudaStream_t stream) {
   const W4GemmParams p = w4a16_params(a);
   if (w4a16_scale_mode(a) == W4Scales::Folded32) {  // bf16 only (w4a16_scale_mode)
     return launch_stream_epilogue<Cfg, true, W4Scales::Folded32>(a, p, capacity, stream);
@@ -38,6 +38,15 @@ cudaError_t launch_stream(const GroupedGemmArgs& a, int64_t capacity, cudaStream
   return a.dtype == DType::BF16
              ? launch_stream_epilogue<Cfg, true, W4Scales::Folded16>(a, p, capacity, stream)
              : launch_stream_epilogue<Cfg, false, W4Scales::Folded16>(a, p, capacity, stream);
+}
+
+// No expert gets more rows than the whole GEMM has, so max_rows <= 8 bounds every item by 8.
+cudaError_t launch_stream(const GroupedGemmArgs& a, int64_t capacity, cudaStream_t stream) {
+  static const bool one_deep = std::getenv("FLASHINFER_MOE_FP4_STREAM_ONE_DEEP") != nullptr;
+  if (a.max_rows <= W4StreamTileSmallT::kRows && !one_deep) {
+    return launch_stream_tile<W4StreamTileSmallT>(a, capacity, stream);
+  }
+  return launch_stream_tile<W4StreamTile>(a, capacity, stream);
 }
 
 }  // namespace

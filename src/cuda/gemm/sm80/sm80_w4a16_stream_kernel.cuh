@@ -38,8 +38,10 @@ namespace cuda {
 namespace sm80 {
 
 // WARPS_W groups of warps split the CTA's 64 weight rows; the WARPS_K warps of a group take
-// every WARPS_K-th chunk of K.
-template <int WARPS_W, int WARPS_K, int MIN_BLOCKS>
+// every WARPS_K-th chunk of K. MMA_T m8 tiles of token rows (2: the work item's 16; 1: items of
+// at most 8 rows, which halves the activation registers). STAGES chunks of operands per warp
+// live in registers: STAGES - 1 are loading while one is multiplied.
+template <int WARPS_W, int WARPS_K, int MIN_BLOCKS, int MMA_T = 2, int STAGES = 2>
 struct W4StreamTileConfig {
   static constexpr int kBW = 64;  // weight rows per CTA: the decode tile's column tile
   static constexpr int kBT = 16;  // token rows per work item: the decode tile's row tile
@@ -47,18 +49,28 @@ struct W4StreamTileConfig {
   static constexpr int kThreads = 32 * kWarps, kMinBlocks = MIN_BLOCKS;
   static constexpr int kChunk = 128;  // codes of a weight row per warp step (32 per thread)
   static constexpr int kWarpW = kBW / WARPS_W;
-  static constexpr int kMmaW = kWarpW / 16, kMmaT = kBT / 8;
+  static constexpr int kMmaW = kWarpW / 16, kMmaT = MMA_T;
+  static constexpr int kRows = 8 * MMA_T;  // token rows the CTA computes (of an item's kBT)
+  static constexpr int kStages = STAGES;
   static constexpr int kLd = kBW + 4;   // staged row stride in floats (bank-conflict pad)
   static constexpr int kSmemBytes = 0;  // static smem only (launch_tiles sets the dynamic size)
   static_assert(kBW % (16 * WARPS_W) == 0, "whole m16 tiles per warp");
+  static_assert(MMA_T == 1 || MMA_T == 2, "an item has at most 16 rows");
+  static_assert(STAGES >= 2, "one chunk loading while one is multiplied, at least");
 };
 // Each warp 32 rows (2 m16 tiles), 2 warps along K, 3 CTAs per SM (12 warps; about 165
 // registers a thread). On an H100 it beat 64 rows a warp x 4 along K (2 CTAs per SM, 255
 // registers), 16 rows x 2 along K (8 warps a CTA, 2 CTAs per SM) and 16 rows x all of K (4 CTAs
 // per SM) at every T measured (docs/bench/2026-12-07-h100-fp4-w4a16-ab.md).
 using W4StreamTile = W4StreamTileConfig<2, 2, 3>;
+// Items of at most 8 rows (every item when T * k <= 8: T = 1, 2): one m8 token tile, whose
+// registers go to a third chunk, so two chunks are loading while one is multiplied (at T = 1 the
+// stream kernel is bound by load latency with one in flight).
+using W4StreamTileSmallT = W4StreamTileConfig<2, 2, 3, 1, 3>;
 static_assert(W4StreamTile::kBT == DecodeTileKMajorB::kBT &&
-                  W4StreamTile::kBW == DecodeTileKMajorB::kBW,
+                  W4StreamTile::kBW == DecodeTileKMajorB::kBW &&
+                  W4StreamTileSmallT::kBT == DecodeTileKMajorB::kBT &&
+                  W4StreamTileSmallT::kBW == DecodeTileKMajorB::kBW,
               "the stream kernel runs on the decode tile's schedule and grid");
 
 // One chunk's operands of one thread, in registers.
@@ -228,31 +240,58 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
         wf[1] = mul_b16x2<kBf16>(wf[1], fold[mw][1][h]);
         wf[3] = mul_b16x2<kBf16>(wf[3], fold[mw][1][h]);
         ptx::mma_m16n8k16<kBf16>(acc[mw][0], wf, bf[0][0], bf[0][1]);
-        if (second_tile) ptx::mma_m16n8k16<kBf16>(acc[mw][1], wf, bf[1][0], bf[1][1]);
+        if (Cfg::kMmaT > 1 && second_tile) {
+          ptx::mma_m16n8k16<kBf16>(acc[mw][Cfg::kMmaT - 1], wf, bf[Cfg::kMmaT - 1][0],
+                                   bf[Cfg::kMmaT - 1][1]);
+        }
       }
     }
   };
 
   const KTileRange chunks = split_k_tiles(p.k, Cfg::kChunk);
   const int64_t end = chunks.begin + chunks.count;
-  Chunk cur, next;
-  int64_t chunk = chunks.begin + warp_k;
-  if (chunk < end) load_chunk(chunk, cur);
+  const int64_t first = chunks.begin + warp_k;
+  if constexpr (Cfg::kStages == 2) {
+    // One chunk loading while one is multiplied (this form keeps spills lowest at 2 m8 tiles).
+    Chunk cur, next;
+    if (first < end) load_chunk(first, cur);
 #pragma unroll 1
-  for (; chunk < end; chunk += Cfg::kWarpsK) {
-    if (chunk + Cfg::kWarpsK < end) load_chunk(chunk + Cfg::kWarpsK, next);
-    multiply_chunk(cur);
-    cur = next;
+    for (int64_t chunk = first; chunk < end; chunk += Cfg::kWarpsK) {
+      if (chunk + Cfg::kWarpsK < end) load_chunk(chunk + Cfg::kWarpsK, next);
+      multiply_chunk(cur);
+      cur = next;
+    }
+  } else {
+    // A ring of kStages buffers indexed by constants (the inner loop is unrolled, so they stay
+    // in registers): each step loads the chunk kStages - 1 ahead into the buffer multiplied the
+    // step before.
+    constexpr int kStages = Cfg::kStages;
+    Chunk buf[kStages];
+#pragma unroll
+    for (int s = 0; s < kStages - 1; ++s) {
+      if (first + s * Cfg::kWarpsK < end) load_chunk(first + s * Cfg::kWarpsK, buf[s]);
+    }
+#pragma unroll 1
+    for (int64_t c = first; c < end; c += kStages * Cfg::kWarpsK) {
+#pragma unroll
+      for (int s = 0; s < kStages; ++s) {
+        const int64_t chunk = c + s * Cfg::kWarpsK;
+        if (chunk >= end) break;
+        const int64_t ahead = chunk + (kStages - 1) * Cfg::kWarpsK;
+        if (ahead < end) load_chunk(ahead, buf[(s + kStages - 1) % kStages]);
+        multiply_chunk(buf[s]);
+      }
+    }
   }
   pdl::pdl_trigger();
 
-  // The K warps' partial sums, added in warp order.
-  __shared__ float partial[Cfg::kWarpsK][Cfg::kBT * Cfg::kLd];
+  // The K warps' partial sums, added in warp order (rows past kRows are never computed).
+  __shared__ float partial[Cfg::kWarpsK][Cfg::kRows * Cfg::kLd];
   for_each_accumulator(acc, warp_w0, 0, lane,
                        [&](int w, int row, float v) { partial[warp_k][row * Cfg::kLd + w] = v; });
   __syncthreads();
-  float* staged = partial[0];  // [kBT][kLd], weight row fastest
-  for (int idx = threadIdx.x; idx < Cfg::kBT * Cfg::kBW; idx += Cfg::kThreads) {
+  float* staged = partial[0];  // [kRows][kLd], weight row fastest
+  for (int idx = threadIdx.x; idx < Cfg::kRows * Cfg::kBW; idx += Cfg::kThreads) {
     const int at = (idx / Cfg::kBW) * Cfg::kLd + idx % Cfg::kBW;
     float v = partial[0][at];
 #pragma unroll
@@ -263,7 +302,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
 
   if constexpr (kEpi == Epilogue::StoreF32) {
     float* c_rows = p.c + blockIdx.z * p.split_stride + item.row_begin * p.ldc;
-    for (int idx = threadIdx.x; idx < Cfg::kBT * Cfg::kBW; idx += Cfg::kThreads) {
+    for (int idx = threadIdx.x; idx < Cfg::kRows * Cfg::kBW; idx += Cfg::kThreads) {
       const int row = idx / Cfg::kBW, w = idx % Cfg::kBW;
       if (row < item.rows && n0 + w < p.n)
         c_rows[row * p.ldc + n0 + w] = staged[row * Cfg::kLd + w];
@@ -271,7 +310,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   } else {
     uint16_t* a2 = static_cast<uint16_t*>(p.act.a2);
     const int64_t lda2 = p.act.lda2;
-    activate_staged_tile<kGated, Cfg::kBT, kOutCols, Cfg::kLd, Cfg::kThreads>(
+    activate_staged_tile<kGated, Cfg::kRows, kOutCols, Cfg::kLd, Cfg::kThreads>(
         p.act, staged, item, n0, [&](int, int, int64_t r, int64_t col, float v) {
           a2[r * lda2 + col] = kBf16 ? formats::float_to_bf16(v) : formats::float_to_fp16(v);
         });
