@@ -80,6 +80,8 @@ CASES = [
     ("fp4 mxfp4 W4A16, fused gather + activation, ragged K T=5 H=2880 I=96",
      lambda: build_problem(T=5, E=4, k=2, H=2880, I=96, weights="mxfp4", activation=Act.SwigluBias,
                            act_params=True, biases=True, seed=12)),
+    ("fp4 nvfp4 W4A16 stream kernel 8-row tile (T * k <= 8), ragged K T=2 H=2896 I=144",
+     lambda: build_problem(T=2, E=2, k=2, H=2896, I=144, weights="nvfp4:packed:linear", seed=14)),
     ("fp4 path, mxint4 int4 codes + bf16 scales T=5 H=256 I=48", _mxint4),
     ("fp4 nvfp4 unpacked + swizzled packed, prefill T=150 H=200 I=72",
      lambda: _fp4_mixed_layouts()),
