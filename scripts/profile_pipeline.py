@@ -40,7 +40,6 @@ import functools
 import json
 import os
 import re
-import statistics
 import sys
 
 PHASES = ("route", "ids_in", "permute", "gather", "GEMM1", "act", "GEMM2", "finalize", "other")
@@ -183,33 +182,17 @@ def attribute(kernels, with_route: bool):
 
 
 def capture(torch, fn):
-    """A CUDA graph of one ``fn()`` call (warmed up on a side stream first, as bench.py does)."""
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    graph.replay()
-    torch.cuda.synchronize()
-    return graph
+    """A CUDA graph of one ``fn()`` call (timing.py: warmed up on a side stream first)."""
+    from flashinfer.fused_moe.timing import capture_graph
+
+    return capture_graph(fn)
 
 
 def replay_ms(torch, graph, batches: int = 7, per_batch: int = 20) -> float:
     """Median time of one replay, from batches of back-to-back replays (no profiler attached)."""
-    per = []
-    for _ in range(batches):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(per_batch):
-            graph.replay()
-        end.record()
-        end.synchronize()
-        per.append(start.elapsed_time(end) / per_batch)
-    return statistics.median(per)
+    from flashinfer.fused_moe import timing
+
+    return timing.replay_ms(graph, batches, per_batch)
 
 
 def profiled_kernels(torch, run, iters: int):

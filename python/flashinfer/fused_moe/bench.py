@@ -66,6 +66,7 @@ from .bench_table import (
     table_kind,
 )
 from .bench_vllm import load_vllm_peer, vllm_peer
+from .timing import capture_graph, replay_ms
 
 GRAPH_MAX_TOKENS = 64
 
@@ -89,28 +90,11 @@ def _median_ms_events(fn: Callable, reps: int) -> float:
 
 
 def _median_ms_graph(fn: Callable, batches: int = 7, per_batch: int = 20) -> float:
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(3):
-            fn()  # warm-up (allocator, lazy init) outside capture
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    graph.replay()
-    torch.cuda.synchronize()
-    per_replay = []
-    for _ in range(batches):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(per_batch):
-            graph.replay()
-        end.record()
-        end.synchronize()
-        per_replay.append(start.elapsed_time(end) / per_batch)
-    del graph
-    return statistics.median(per_replay)
+    graph = capture_graph(fn)
+    try:
+        return replay_ms(graph, batches, per_batch)
+    finally:
+        del graph
 
 
 def _median_ms_cpu(fn: Callable, budget_s: float = 0.3, max_reps: int = 5) -> float:

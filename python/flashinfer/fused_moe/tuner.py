@@ -52,6 +52,7 @@ from pathlib import Path
 
 import torch
 
+from . import timing
 from .enums import ActivationType, ActQuant, ElemFormat, GemmTactic, ScaleFormat
 
 _log = logging.getLogger(__name__)
@@ -333,35 +334,15 @@ def _shape_of_key(key: str) -> str:
 
 
 def _time_us(run: Callable[[], None]) -> float:
-    """Microseconds per ``run`` on the device: one untimed run (which also raises the ValueError
-    of a tactic that cannot run, before anything is captured), then ``run`` captured in a CUDA
-    graph and replayed back to back, the median of three timed batches. A graph, because eager
-    calls at decode sizes are bound by the host's launches, which would hide the GPU time the
-    families differ in; what a serving engine replays is the graph."""
-    run()
-    torch.cuda.synchronize()
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, stream=stream):
-        run()
-    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    graph.replay()
-    stop.record()
-    stop.synchronize()
-    first = max(start.elapsed_time(stop), 1e-3)
+    """Microseconds per ``run`` on the device: one eager run (which also raises the ValueError of
+    a tactic that cannot run, before anything is captured), then CUDA-graph replays (timing.py)
+    in three batches of about _TARGET_MS each, the median batch."""
+    graph = timing.capture_graph(run, warmups=1)
+    first = max(timing.replay_ms(graph, batches=1, per_batch=1), 1e-3)
     reps = int(min(max(_TARGET_MS / first, _MIN_REPS), _MAX_REPS))
-    batches = []
-    for _ in range(3):
-        start.record()
-        for _ in range(reps):
-            graph.replay()
-        stop.record()
-        stop.synchronize()
-        batches.append(start.elapsed_time(stop) / reps)
+    ms = timing.replay_ms(graph, batches=3, per_batch=reps)
     del graph
-    return 1000.0 * sorted(batches)[1]
+    return 1000.0 * ms
 
 
 TUNER = Tuner()
