@@ -38,7 +38,7 @@ def fresh(monkeypatch, tmp_path):
     times = {"sm80_decode": 30.0, "sm80_prefill": 20.0, "sm90": None}
     ran = []
 
-    def fake_time(run):
+    def fake_time(run, best_us=None):
         run()
         return times[ran[-1]]
 

@@ -279,8 +279,9 @@ class Tuner:
     def _measure(self, key: str, run: Callable[[GemmTactic], None]) -> None:
         times = {}
         for tactic in CANDIDATES:
+            best = min(times.values(), default=None)
             try:
-                times[tactic_name(tactic)] = _time_us(lambda t=tactic: run(t))
+                times[tactic_name(tactic)] = _time_us(lambda t=tactic: run(t), best)
             except ValueError:
                 continue  # this family cannot run the problem
         if not times:
@@ -333,12 +334,15 @@ def _shape_of_key(key: str) -> str:
     return key.split(" in=", 1)[0]
 
 
-def _time_us(run: Callable[[], None]) -> float:
+def _time_us(run: Callable[[], None], best_us: float | None = None) -> float:
     """Microseconds per ``run`` on the device: one eager run (which also raises the ValueError of
     a tactic that cannot run, before anything is captured), then CUDA-graph replays (timing.py)
-    in three batches of about _TARGET_MS each, the median batch."""
+    in three batches of about _TARGET_MS each, the median batch. A first replay slower than
+    twice ``best_us`` (the fastest family so far) is the answer: that family has lost."""
     graph = timing.capture_graph(run, warmups=1)
     first = max(timing.replay_ms(graph, batches=1, per_batch=1), 1e-3)
+    if best_us is not None and 1000.0 * first > 2.0 * best_us:
+        return 1000.0 * first
     reps = int(min(max(_TARGET_MS / first, _MIN_REPS), _MAX_REPS))
     ms = timing.replay_ms(graph, batches=3, per_batch=reps)
     del graph
