@@ -60,7 +60,8 @@ _log = logging.getLogger(__name__)
 CACHE_ENV = "FLASHINFER_MOE_AUTOTUNE_CACHE"
 TUNED_ENV = "FLASHINFER_MOE_TUNED_TACTICS"
 TABLE_DIR = Path(__file__).with_name("tactic_tables")
-CANDIDATES = (GemmTactic.Sm80Decode, GemmTactic.Sm80Prefill, GemmTactic.Sm90)
+# Sm90 first: usually fast, so a slow family is cut short after its first replay (_time_us).
+CANDIDATES = (GemmTactic.Sm90, GemmTactic.Sm80Prefill, GemmTactic.Sm80Decode)
 _NAMES = {GemmTactic.Sm80Decode: "sm80_decode", GemmTactic.Sm80Prefill: "sm80_prefill",
           GemmTactic.Sm90: "sm90"}  # fmt: skip
 _BY_NAME = {v: k for k, v in _NAMES.items()}
