@@ -10,9 +10,10 @@ the same build is what tells a speedup from noise):
   staged     FLASHINFER_MOE_DISABLE_FP4_STREAM=1: the smem-staged kernel
              (sm80_w4a16_grouped_gemm_kernel.cuh)
   stream     the stream kernel (sm80_w4a16_stream_kernel.cuh), the default where it applies
-             (two chunks loading per warp while one is multiplied, where T * k <= 8)
-  one_deep   FLASHINFER_MOE_FP4_STREAM_ONE_DEEP=1: the stream kernel's 16-row tile at every T
-             (one chunk in flight per warp)
+             (where T * k <= 8 its 8-row tile with 8 warps)
+  rows16     FLASHINFER_MOE_FP4_STREAM_16_ROWS=1: the stream kernel's 16-row tile at every T
+  heuristic  FLASHINFER_MOE_TUNED_TACTICS=0: no tuned or shipped tactic (the default variant
+             "stream" uses them); with ``--presets`` of any format this A/Bs the shipped table
 Each child also reports the relative L2 difference of its output from our bf16 engine on the
 same (dequantized) weights, so a wrong kernel cannot pass as a fast one. ``--profile T`` also
 prints each variant's kernels at T tokens (torch.profiler, one eager call after warm-up).
@@ -30,7 +31,8 @@ import sys
 VARIANTS = {
     "staged": {"FLASHINFER_MOE_DISABLE_FP4_STREAM": "1"},
     "stream": {},
-    "one_deep": {"FLASHINFER_MOE_FP4_STREAM_ONE_DEEP": "1"},
+    "rows16": {"FLASHINFER_MOE_FP4_STREAM_16_ROWS": "1"},
+    "heuristic": {"FLASHINFER_MOE_TUNED_TACTICS": "0"},
 }
 PRESETS = "gpt-oss-120b-mxfp4,Qwen3-235B-A22B-nvfp4"
 
@@ -58,13 +60,14 @@ def child(presets: str, tokens: list[int], profile_tokens: int | None) -> None:
 
     device = torch.device("cuda")
     sheet = datasheet_for(torch.cuda.get_device_name(device))
-    for p in find_presets(presets, "fp4"):
+    for p in find_presets(presets, "all"):
         layer = make_layer(p, device)
         for t in tokens:
             x, logits = layer.inputs(t)
             ids, _ = layer.route_ours(logits)
             touched = int(torch.unique(ids).numel())
-            err = rel_err(layer.ours(x, logits), layer.ours_bf16(x, logits))
+            bf16 = getattr(layer, "ours_bf16", None)  # the bf16 presets are the bf16 engine
+            err = rel_err(layer.ours(x, logits), bf16(x, logits)) if bf16 else 0.0
             ms, how = time_ms(functools.partial(layer.ours, x, logits), device, t, graph="small")
             row = dict(preset=p.name, tokens=t, touched=touched, us=ms * 1e3 if ms else None,
                        how=how, floor_us=floor_ms(p, t, touched, sheet) * 1e3, err_vs_bf16=err)  # fmt: skip

@@ -228,3 +228,16 @@ def test_tune_max_num_tokens_is_checked(bad):
     with pytest.raises((ValueError, TypeError), match="tune_max_num_tokens"):
         flashinfer.cutlass_fused_moe(x, ids, torch.rand(3, 2), w1, w2, torch.bfloat16, None,
                                      tune_max_num_tokens=bad)  # fmt: skip
+
+
+def test_shipped_tables_are_well_formed():
+    tables = sorted(tuner.TABLE_DIR.glob("*.json"))
+    assert tables, "the H100 table ships with the package"
+    for path in tables:
+        raw = json.loads(path.read_text())["entries"]
+        good = tuner._read_entries(path)
+        assert good.keys() == raw.keys(), f"{path.name}: an entry with an unknown tactic"
+        for key in good:
+            card, cls, bucket = key.split(" | ")
+            assert tuner._table_file(card) == path, key
+            assert cls.startswith("H=") and bucket.startswith("T<="), key

@@ -80,7 +80,7 @@ SHAPES = [
     # H = 2896, I = 144: the end of K cuts a thread's 32-code slice (sm80_w4a16_stream_kernel.cuh);
     # about 12 rows per expert: both 8-row halves of a work item.
     (24, 2, 1, 2896, 144, {}),
-    # T * k <= 8: the stream kernel's 8-row tile with three chunk buffers (gpt-oss at T = 1; the
+    # T * k <= 8: the stream kernel's 8-row tile of 8 warps (gpt-oss at T = 1; the
     # ragged end of K of the shape above).
     (1, 4, 4, 2880, 2880, {}),
     (2, 2, 2, 2896, 144, {}),

@@ -41,11 +41,14 @@ cudaError_t launch_stream_tile(const GroupedGemmArgs& a, int64_t capacity, cudaS
 }
 
 // No expert gets more rows than the whole GEMM has, so max_rows <= 8 bounds every item by 8.
+// FLASHINFER_MOE_FP4_STREAM_16_ROWS keeps the 16-row tile (A/B timing).
+bool stream_tile_is_small_t(const GroupedGemmArgs& a) {
+  static const bool rows16 = std::getenv("FLASHINFER_MOE_FP4_STREAM_16_ROWS") != nullptr;
+  return a.max_rows <= W4StreamTileSmallT::kRows && !rows16;
+}
+
 cudaError_t launch_stream(const GroupedGemmArgs& a, int64_t capacity, cudaStream_t stream) {
-  static const bool one_deep = std::getenv("FLASHINFER_MOE_FP4_STREAM_ONE_DEEP") != nullptr;
-  if (a.max_rows <= W4StreamTileSmallT::kRows && !one_deep) {
-    return launch_stream_tile<W4StreamTileSmallT>(a, capacity, stream);
-  }
+  if (stream_tile_is_small_t(a)) return launch_stream_tile<W4StreamTileSmallT>(a, capacity, stream);
   return launch_stream_tile<W4StreamTile>(a, capacity, stream);
 }
 
@@ -61,7 +64,7 @@ bool w4a16_decode_streams(const GroupedGemmArgs& a) {
 
 int w4a16_decode_ctas_per_sm(const GroupedGemmArgs& a) {
   if (!w4a16_decode_streams(a)) return W4DecodeTile<true, true>::kMinBlocks;
-  return W4StreamTile::kMinBlocks;
+  return stream_tile_is_small_t(a) ? W4StreamTileSmallT::kMinBlocks : W4StreamTile::kMinBlocks;
 }
 
 cudaError_t launch_w4a16_decode(const GroupedGemmArgs& a, int64_t capacity, cudaStream_t stream) {

@@ -39,9 +39,8 @@ namespace sm80 {
 
 // WARPS_W groups of warps split the CTA's 64 weight rows; the WARPS_K warps of a group take
 // every WARPS_K-th chunk of K. MMA_T m8 tiles of token rows (2: the work item's 16; 1: items of
-// at most 8 rows, which halves the activation registers). STAGES chunks of operands per warp
-// live in registers: STAGES - 1 are loading while one is multiplied.
-template <int WARPS_W, int WARPS_K, int MIN_BLOCKS, int MMA_T = 2, int STAGES = 2>
+// at most 8 rows, which halves the activation registers).
+template <int WARPS_W, int WARPS_K, int MIN_BLOCKS, int MMA_T = 2>
 struct W4StreamTileConfig {
   static constexpr int kBW = 64;  // weight rows per CTA: the decode tile's column tile
   static constexpr int kBT = 16;  // token rows per work item: the decode tile's row tile
@@ -51,22 +50,24 @@ struct W4StreamTileConfig {
   static constexpr int kWarpW = kBW / WARPS_W;
   static constexpr int kMmaW = kWarpW / 16, kMmaT = MMA_T;
   static constexpr int kRows = 8 * MMA_T;  // token rows the CTA computes (of an item's kBT)
-  static constexpr int kStages = STAGES;
-  static constexpr int kLd = kBW + 4;   // staged row stride in floats (bank-conflict pad)
-  static constexpr int kSmemBytes = 0;  // static smem only (launch_tiles sets the dynamic size)
+  static constexpr int kLd = kBW + 4;      // staged row stride in floats (bank-conflict pad)
+  static constexpr int kSmemBytes = 0;     // static smem only (launch_tiles sets the dynamic size)
   static_assert(kBW % (16 * WARPS_W) == 0, "whole m16 tiles per warp");
   static_assert(MMA_T == 1 || MMA_T == 2, "an item has at most 16 rows");
-  static_assert(STAGES >= 2, "one chunk loading while one is multiplied, at least");
 };
 // Each warp 32 rows (2 m16 tiles), 2 warps along K, 3 CTAs per SM (12 warps; about 165
 // registers a thread). On an H100 it beat 64 rows a warp x 4 along K (2 CTAs per SM, 255
 // registers), 16 rows x 2 along K (8 warps a CTA, 2 CTAs per SM) and 16 rows x all of K (4 CTAs
 // per SM) at every T measured (docs/bench/2026-12-07-h100-fp4-w4a16-ab.md).
 using W4StreamTile = W4StreamTileConfig<2, 2, 3>;
-// Items of at most 8 rows (every item when T * k <= 8: T = 1, 2): one m8 token tile, whose
-// registers go to a third chunk, so two chunks are loading while one is multiplied (at T = 1 the
-// stream kernel is bound by load latency with one in flight).
-using W4StreamTileSmallT = W4StreamTileConfig<2, 2, 3, 1, 3>;
+// Items of at most 8 rows (every item when T * k <= 8: T = 1, 2): one m8 token tile (128
+// registers) and twice the warps, 4 along K. At T = 1 the grid has fewer CTAs than resident
+// slots (gpt-oss: 4 items x 90 column tiles on 132 SMs), and ncu saw about 10 active warps per
+// SM at 7 cycles per issued instruction with DRAM at 26%: more warps is what helps. On an H100
+// it took Qwen3-235B NVFP4 at T = 1 from 89.0 to 77.1 us and gpt-oss MXFP4 from 65.3 to 62.9
+// (T = 2: 99.0 -> 94.0); a deeper pipeline instead (one m8 tile, three chunk buffers, 3 CTAs
+// of 4 warps) measured the same as the 16-row tile (docs/bench/2026-12-07-h100-fp4-w4a16-ab.md).
+using W4StreamTileSmallT = W4StreamTileConfig<2, 4, 2, 1>;
 static_assert(W4StreamTile::kBT == DecodeTileKMajorB::kBT &&
                   W4StreamTile::kBW == DecodeTileKMajorB::kBW &&
                   W4StreamTileSmallT::kBT == DecodeTileKMajorB::kBT &&
@@ -250,38 +251,14 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
 
   const KTileRange chunks = split_k_tiles(p.k, Cfg::kChunk);
   const int64_t end = chunks.begin + chunks.count;
-  const int64_t first = chunks.begin + warp_k;
-  if constexpr (Cfg::kStages == 2) {
-    // One chunk loading while one is multiplied (this form keeps spills lowest at 2 m8 tiles).
-    Chunk cur, next;
-    if (first < end) load_chunk(first, cur);
+  Chunk cur, next;
+  int64_t chunk = chunks.begin + warp_k;
+  if (chunk < end) load_chunk(chunk, cur);
 #pragma unroll 1
-    for (int64_t chunk = first; chunk < end; chunk += Cfg::kWarpsK) {
-      if (chunk + Cfg::kWarpsK < end) load_chunk(chunk + Cfg::kWarpsK, next);
-      multiply_chunk(cur);
-      cur = next;
-    }
-  } else {
-    // A ring of kStages buffers indexed by constants (the inner loop is unrolled, so they stay
-    // in registers): each step loads the chunk kStages - 1 ahead into the buffer multiplied the
-    // step before.
-    constexpr int kStages = Cfg::kStages;
-    Chunk buf[kStages];
-#pragma unroll
-    for (int s = 0; s < kStages - 1; ++s) {
-      if (first + s * Cfg::kWarpsK < end) load_chunk(first + s * Cfg::kWarpsK, buf[s]);
-    }
-#pragma unroll 1
-    for (int64_t c = first; c < end; c += kStages * Cfg::kWarpsK) {
-#pragma unroll
-      for (int s = 0; s < kStages; ++s) {
-        const int64_t chunk = c + s * Cfg::kWarpsK;
-        if (chunk >= end) break;
-        const int64_t ahead = chunk + (kStages - 1) * Cfg::kWarpsK;
-        if (ahead < end) load_chunk(ahead, buf[(s + kStages - 1) % kStages]);
-        multiply_chunk(buf[s]);
-      }
-    }
+  for (; chunk < end; chunk += Cfg::kWarpsK) {
+    if (chunk + Cfg::kWarpsK < end) load_chunk(chunk + Cfg::kWarpsK, next);
+    multiply_chunk(cur);
+    cur = next;
   }
   pdl::pdl_trigger();
 
