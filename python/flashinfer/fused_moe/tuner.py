@@ -26,16 +26,17 @@ Where a call's tactic comes from, first match wins:
 ``FLASHINFER_MOE_TUNED_TACTICS=0`` (read per call) skips 1 and 2: the heuristic alone, for A/B
 timing.
 
-When it measures: only inside ``with flashinfer.autotune():`` (tune mode), for a key no source
-has, and never while a CUDA graph is being captured, never while torch traces, never when T is
-above the call's ``tune_max_num_tokens`` (such calls take what the sources have). Measuring runs
-the call's own problem with each candidate tactic (a family that cannot run it raises a
-ValueError naming ``tactic`` and drops out), times each as CUDA-graph replays over a few
-milliseconds and keeps the fastest. It synchronizes the device, which is why it is warm-up work only. The
-measured call then runs once more with the winner, so its outputs are the winner's.
-Leaving the outermost tuning block saves what was measured to the cache file: the file is read
-again and merged (this process's entries win), then replaced atomically; a file that cannot be
-written is logged, never raised.
+When it measures: only inside ``with flashinfer.autotune():`` (tune mode), for a key that
+neither this process nor the cache file has (a shipped choice is measured again, and this
+machine's measurement then wins), and never while a CUDA graph is being captured, never while
+torch traces, never when T is above the call's ``tune_max_num_tokens`` (such calls take what the
+sources have). Measuring runs the call's own problem with each candidate tactic (a family that
+cannot run it raises a ValueError naming ``tactic`` and drops out), times each as CUDA-graph
+replays over a few milliseconds and keeps the fastest. It synchronizes the device, which is why
+it is warm-up work only. The measured call then runs once more with the winner, so its outputs
+are the winner's. Leaving a tuning block saves what this process measured to the block's cache
+file: the file is read again and merged (this process's entries win), then replaced atomically;
+a file that cannot be written is logged, never raised.
 """
 
 from __future__ import annotations
