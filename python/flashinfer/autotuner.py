@@ -28,12 +28,13 @@ def autotune(
     ``autotune`` signature).
 
     ``tune_mode=True``: the first CUDA call of each (card, problem class, token bucket) that no
-    earlier measurement, cache file or shipped table covers times every grouped-GEMM family on
-    the call's own inputs and keeps the fastest; later calls, inside or after the block and in
-    later processes that read the same file, run with it. Measuring synchronizes the device and
-    runs the call several times, so it belongs in warm-up; it never happens while a CUDA graph is
-    captured or torch traces, nor above the call's ``tune_max_num_tokens``. Results stay within
-    each tactic's tested tolerance (the tactics compute the same math).
+    earlier measurement or cache file covers times every grouped-GEMM family on the call's own
+    inputs and keeps the fastest, over the table shipped for the card too; later calls, inside
+    or after the block and in later processes that read the same file, run with it. Measuring
+    synchronizes the device and runs the call several times, so it belongs in warm-up; it never
+    happens while a CUDA graph is captured or torch traces, nor above the call's
+    ``tune_max_num_tokens``. Results stay within each tactic's tested tolerance (the tactics
+    compute the same math).
     ``tune_mode=False``: no measuring; choices come from what is loaded.
 
     ``cache``: a JSON file, read on entry when it exists and, after tuning, merged and rewritten
