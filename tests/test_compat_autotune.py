@@ -68,3 +68,24 @@ def test_decorator_and_exceptions():
     with pytest.raises(KeyError):
         with autotune(False):
             raise KeyError("passes through")
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,name",
+    [
+        (dict(tune_mode="yes"), TypeError, "tune_mode"),
+        (dict(cache=3), TypeError, "cache"),
+        (dict(tuning_buckets=8), TypeError, "tuning_buckets"),
+        (dict(tuning_buckets=(1, "8")), TypeError, "tuning_buckets"),
+        (dict(tuning_buckets=(0, 8)), ValueError, "tuning_buckets"),
+        (dict(round_up=2), TypeError, "round_up"),
+        (dict(skip_ops=7), TypeError, "skip_ops"),
+        (dict(skip_ops={"fused_moe", 3}), TypeError, "skip_ops"),
+    ],
+)
+def test_bad_arguments_name_themselves(kwargs, error, name):
+    with pytest.raises(error, match=name):
+        with autotune(**kwargs):
+            pass
+    with autotune(False):  # the tuner's state is intact after the refusals
+        assert _moe_call(1).shape == (5, 32)

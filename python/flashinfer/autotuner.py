@@ -8,9 +8,11 @@ wraps its warm-up in.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 from .fused_moe.tuner import TUNER
+from .fused_moe.validation import check_bool, check_int
 
 # The op name ``skip_ops`` may give to keep the fused MoE calls from being measured.
 MOE_OP = "fused_moe"
@@ -47,12 +49,23 @@ def autotune(
     most); outside the block lookups bucket by powers of two, so powers of two are the buckets
     found later. ``skip_ops``: op names not to measure; ``"fused_moe"`` names these calls.
     The block nests (the innermost settings apply), works as a decorator and lets exceptions
-    through; its cache is saved even when the block raises.
+    through; its cache is saved even when the block raises. A wrongly typed argument is a
+    TypeError (a bucket below 1 a ValueError) naming it, raised on entry.
     """
-    skip = skip_ops if isinstance(skip_ops, (set, frozenset, list, tuple)) else {skip_ops}
-    skipped = any(isinstance(s, str) and MOE_OP in s for s in skip)
-    buckets = tuple(int(b) for b in tuning_buckets) if tuning_buckets else None
-    TUNER.enter(tune_mode, cache, buckets, True if round_up is None else bool(round_up), skipped)
+    tune = check_bool("tune_mode", tune_mode)
+    if cache is not None and not isinstance(cache, (str, os.PathLike)):
+        raise TypeError(f"cache: expected a path (str or os.PathLike) or None, got {cache!r}")
+    buckets = None
+    if tuning_buckets is not None:
+        if isinstance(tuning_buckets, (str, bytes)) or not hasattr(tuning_buckets, "__iter__"):
+            raise TypeError(f"tuning_buckets: expected ints, got {tuning_buckets!r}")
+        buckets = tuple(check_int("tuning_buckets", b, lo=1) for b in tuning_buckets) or None
+    up = True if round_up is None else check_bool("round_up", round_up)
+    skip = {skip_ops} if skip_ops is None or isinstance(skip_ops, str) else skip_ops
+    if not hasattr(skip, "__iter__") or not all(s is None or isinstance(s, str) for s in skip):
+        raise TypeError(f"skip_ops: expected op names (str or a set of str), got {skip_ops!r}")
+    skipped = any(s is not None and MOE_OP in s for s in skip)
+    TUNER.enter(tune, cache, buckets, up, skipped)
     try:
         yield
     finally:
