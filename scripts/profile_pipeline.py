@@ -181,20 +181,6 @@ def attribute(kernels, with_route: bool):
 # ---- measuring -----------------------------------------------------------------------------------
 
 
-def capture(torch, fn):
-    """A CUDA graph of one ``fn()`` call (timing.py: warmed up on a side stream first)."""
-    from flashinfer.fused_moe.timing import capture_graph
-
-    return capture_graph(fn)
-
-
-def replay_ms(torch, graph, batches: int = 7, per_batch: int = 20) -> float:
-    """Median time of one replay, from batches of back-to-back replays (no profiler attached)."""
-    from flashinfer.fused_moe import timing
-
-    return timing.replay_ms(graph, batches, per_batch)
-
-
 def profiled_kernels(torch, run, iters: int):
     """[(name, start_us, dur_us)] of the device activity of ``iters`` calls of ``run``."""
     from torch.autograd import DeviceType
@@ -256,7 +242,7 @@ def gemm_floor_us(p, touched: int, tokens: int, which: int, sheet) -> float | No
 
 def profile_point(ctx, layer, tokens: int, tactic: str, args) -> dict:
     torch, bench, bench_peers = ctx["torch"], ctx["bench"], ctx["bench_peers"]
-    p, sheet = layer.p, ctx["sheet"]
+    timing, p, sheet = ctx["timing"], layer.p, ctx["sheet"]
     x, logits = layer.inputs(tokens)
     ids, weights = layer.route_ours(logits)
     touched = int(torch.unique(ids).numel())
@@ -271,8 +257,8 @@ def profile_point(ctx, layer, tokens: int, tactic: str, args) -> dict:
         # Forced for the eager fallback of kernels_per_call too (a graph keeps its kernels).
         with bench_peers.forced_tactic(tactic):
             fn()  # a tactic that cannot run the point raises here, before any capture
-            graph = capture(torch, fn)
-            point["graph_us"] = replay_ms(torch, graph) * 1e3
+            graph = timing.capture_graph(fn)
+            point["graph_us"] = timing.replay_ms(graph) * 1e3
             kernels, point["source"] = kernels_per_call(torch, fn, graph, args.iters)
     except Exception as e:  # noqa: BLE001  (a forced family that cannot run the point, OOM...)
         point["error"] = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]}"
@@ -296,11 +282,11 @@ def profile_point(ctx, layer, tokens: int, tactic: str, args) -> dict:
 def profile_peer(ctx, layer, x, logits, iters: int) -> dict:
     """The torch._grouped_mm pipeline's kernels: its GEMMs (the "two GEMMs alone" target) and
     the rest."""
-    torch = ctx["torch"]
+    torch, timing = ctx["torch"], ctx["timing"]
     fn = functools.partial(layer.grouped_mm, x, logits)
     try:
-        graph = capture(torch, fn)
-        graph_us = replay_ms(torch, graph) * 1e3
+        graph = timing.capture_graph(fn)
+        graph_us = timing.replay_ms(graph) * 1e3
         kernels, _ = kernels_per_call(torch, fn, graph, iters)
     except Exception as e:  # noqa: BLE001
         return {"error": f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]}"}
@@ -404,7 +390,9 @@ def main(argv=None) -> int:
         print(f"profile_pipeline.py: {reason}; nothing profiled.", file=sys.stderr)
         return 2
     card = torch.cuda.get_device_name()
-    ctx = {"torch": torch, "bench": bench, "bench_peers": bench_peers}
+    from flashinfer.fused_moe import timing  # the graph timing bench.py uses
+
+    ctx = {"torch": torch, "bench": bench, "bench_peers": bench_peers, "timing": timing}
     ctx["sheet"] = bench_presets.datasheet_for(card)
     print(f"card: {card}; commit {bench.git_commit()}; torch {torch.__version__}\n")
     points = []

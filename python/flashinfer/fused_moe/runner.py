@@ -56,14 +56,16 @@ def tactic_from_env() -> GemmTactic:
     return _TACTIC_NAMES[value]
 
 
-def resolve_tactic(problem: MoeProblem, measure=None) -> GemmTactic:
+def resolve_tactic(problem: MoeProblem, measure=None, forced=None) -> GemmTactic:
     """The tactic ``problem`` runs with (module docstring); ``Auto`` leaves it to the heuristic.
     ``measure(tactic)``, when given, enqueues the problem once with ``tactic``: the tuner may then
-    measure the candidates (only inside a tuning block, tuner.py)."""
+    measure the candidates (only inside a tuning block, tuner.py). ``forced``: the environment's
+    tactic when the caller has read it already."""
     own = GemmTactic(problem.tactic)
     if own != GemmTactic.Auto:
         return own
-    forced = tactic_from_env()  # also rejects a bad variable before anything else
+    if forced is None:
+        forced = tactic_from_env()  # also rejects a bad variable before anything else
     if forced != GemmTactic.Auto or problem.input.data.device.type != "cuda":
         return forced
     limit = problem.tune_max_num_tokens
@@ -172,11 +174,12 @@ def apply_tactic(problem: MoeProblem, native, workspace=None, measure=None) -> i
     C = native_module()
     kind = native_device_kind(problem.device)
     own = GemmTactic(problem.tactic)
-    tactic = resolve_tactic(problem, measure)
+    forced = tactic_from_env()
+    tactic = resolve_tactic(problem, measure, forced)
     if tactic != own:
         native.tactic = _native_tables()[C.GemmTactic][int(tactic)]
     required = int(C.workspace_size(native, kind))
-    tuned = tactic != own and tactic_from_env() == GemmTactic.Auto
+    tuned = tactic != own and forced == GemmTactic.Auto
     if tuned and workspace is not None and workspace.numel() < required:
         native.tactic = _native_tables()[C.GemmTactic][int(own)]
         required = int(C.workspace_size(native, kind))
