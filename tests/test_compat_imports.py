@@ -13,6 +13,10 @@ from flashinfer.fused_moe import api_cutlass, api_trtllm, enums, layout, prepare
 from flashinfer.quantization import fp4, nvfp4_quantization_utils, sf_layout
 
 _routing_mod = importlib.import_module("flashinfer.fused_moe.trtllm_gen_routing")
+_bgmv_mod = importlib.import_module("flashinfer.fused_moe.bgmv_moe")
+_lora_delta_mod = importlib.import_module("flashinfer.fused_moe.lora_delta")
+_support_mod = importlib.import_module("flashinfer.fused_moe.trtllm_support")
+_BGMV_NAMES = ("bgmv_moe", "bgmv_moe_shrink", "bgmv_moe_expand", "fill_w_ptr", "has_bgmv_moe")
 _FP4_NAMES = (
     ("fp4_quantize", fp4.fp4_quantize),
     ("nvfp4_quantize", fp4.nvfp4_quantize),
@@ -110,6 +114,13 @@ ALIASES = [
     ("flashinfer.autotuner", "autotune", autotuner.autotune),
     ("flashinfer.fused_moe", "trtllm_gen_routing", _routing_mod.trtllm_gen_routing),
     ("flashinfer.fused_moe", "TrtllmGenRoutingResult", _routing_mod.TrtllmGenRoutingResult),
+    *[("flashinfer.fused_moe", n, getattr(_bgmv_mod, n)) for n in _BGMV_NAMES],
+    *[
+        ("flashinfer.fused_moe", n, getattr(_lora_delta_mod, n))
+        for n in ("bgmv_moe_gemm1_lora_delta", "bgmv_moe_gemm2_lora_delta")
+    ],
+    ("flashinfer.fused_moe", "is_trtllm_moe_supported", _support_mod.is_trtllm_moe_supported),
+    ("flashinfer.fused_moe.core", "is_trtllm_moe_supported", _support_mod.is_trtllm_moe_supported),
 ]
 
 
@@ -158,6 +169,17 @@ from flashinfer.fused_moe import (
     preprocess_moe_weights_for_sm90_mixed_gemm_humming,
     trtllm_gen_routing,
 )
+from flashinfer.fused_moe import (
+    bgmv_moe,
+    bgmv_moe_expand,
+    bgmv_moe_gemm1_lora_delta,
+    bgmv_moe_gemm2_lora_delta,
+    bgmv_moe_shrink,
+    fill_w_ptr,
+    has_bgmv_moe,
+)
+from flashinfer.fused_moe.bgmv_moe import fill_w_ptr as fill_w_ptr2
+from flashinfer.fused_moe.core import is_trtllm_moe_supported
 """
 
 
@@ -166,6 +188,7 @@ def test_issue_imports_run():
     exec(ISSUE_IMPORTS, namespace)
     assert namespace["autotune"] is namespace["autotune2"]
     assert namespace["trtllm_gen_routing"] is _routing_mod.trtllm_gen_routing
+    assert namespace["fill_w_ptr"] is namespace["fill_w_ptr2"]
     # the submodule path still imports although the package attribute is the function
     assert importlib.import_module("flashinfer.fused_moe.trtllm_gen_routing") is _routing_mod
 

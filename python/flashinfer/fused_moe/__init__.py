@@ -41,6 +41,13 @@ from .api_trtllm import (
     trtllm_fp8_per_tensor_scale_moe,
     trtllm_fp8_per_tensor_scale_routed_moe,
 )
+from .bgmv_moe import (
+    bgmv_moe,
+    bgmv_moe_expand,
+    bgmv_moe_shrink,
+    fill_w_ptr,
+    has_bgmv_moe,
+)
 from .enums import (
     ActivationType,
     Fp8QuantizationType,
@@ -63,6 +70,7 @@ from .layout import (
     unshuffle_matrix_a,
     unshuffle_matrix_sf_a,
 )
+from .lora_delta import bgmv_moe_gemm1_lora_delta, bgmv_moe_gemm2_lora_delta
 from .prepare import (
     deinterleave_moe_scales_for_sm90_mixed_gemm,
     deinterleave_moe_weights_for_sm90_mixed_gemm,
@@ -74,6 +82,7 @@ from .problem import ActQuantSpec, MoeProblem, QuantTensor, RoutingSpec
 from .routing import pack_topk_ids, route, unpack_topk_ids
 from .trtllm_gen_routing import TrtllmGenRoutingResult, trtllm_gen_routing
 from .trtllm_mxint4 import trtllm_mxint4_block_scale_moe, trtllm_mxint4_block_scale_routed_moe
+from .trtllm_support import is_trtllm_moe_supported
 
 __all__ = [
     # enums
@@ -97,6 +106,15 @@ __all__ = [
     "trtllm_fp8_per_tensor_scale_routed_moe",
     "trtllm_mxint4_block_scale_moe",
     "trtllm_mxint4_block_scale_routed_moe",
+    "is_trtllm_moe_supported",
+    # multi-LoRA deltas
+    "bgmv_moe",
+    "bgmv_moe_expand",
+    "bgmv_moe_gemm1_lora_delta",
+    "bgmv_moe_gemm2_lora_delta",
+    "bgmv_moe_shrink",
+    "fill_w_ptr",
+    "has_bgmv_moe",
     # canonical problem and reference
     "ActQuantSpec",
     "MoeProblem",

@@ -7,8 +7,9 @@ the names of that file that this library implements; each is the same object as 
 ``flashinfer.fused_moe`` exports (defined in ``api_cutlass.py``, ``api_trtllm.py``, ``enums.py``,
 ``layout.py``, ``prepare.py`` and ``trtllm_mxint4.py``).
 
-Not here: ``is_trtllm_moe_supported`` and the JIT module builders (``gen_*_module``,
-``get_cutlass_fused_moe_module``), which describe flashinfer's build, not this library.
+``is_trtllm_moe_supported`` answers for this library's trtllm functions (``trtllm_support.py``).
+Not here: the JIT module builders (``gen_*_module``, ``get_cutlass_fused_moe_module``), which
+describe flashinfer's build, not this library.
 """
 
 from .api_cutlass import cutlass_fused_moe, cutlass_fused_moe_workspace_size
@@ -46,6 +47,7 @@ from .prepare import (
     interleave_moe_weights_for_sm90_mixed_gemm,
 )
 from .trtllm_mxint4 import trtllm_mxint4_block_scale_moe, trtllm_mxint4_block_scale_routed_moe
+from .trtllm_support import is_trtllm_moe_supported
 
 __all__ = [
     "ActivationType",
@@ -66,6 +68,7 @@ __all__ = [
     "get_w2_permute_indices_with_cache",
     "interleave_moe_scales_for_sm90_mixed_gemm",
     "interleave_moe_weights_for_sm90_mixed_gemm",
+    "is_trtllm_moe_supported",
     "reorder_rows_for_gated_act_gemm",
     "trtllm_bf16_moe",
     "trtllm_bf16_routed_moe",
