@@ -56,6 +56,24 @@ def test_hits_run_the_new_tensors(monkeypatch):
     assert isinstance(next(iter(cache._entries.values())), call_cache._Entry)
 
 
+def test_hits_keep_views_only_of_tensors_at_the_same_address(monkeypatch):
+    """A hit rebinds only the slots whose tensor moved (call_cache._Entry.bound): the same
+    tensors with new values in place, a weight swapped for another, and back, each give what
+    the uncached path gives for the call's own tensors."""
+    _fresh_cache(monkeypatch)
+    a, b = _args(4), _args(5)
+    flashinfer.cutlass_fused_moe(*a)  # the miss
+    for step in range(4):
+        if step == 1:
+            a[3].copy_(b[3])  # new values in fc1, same address: the kept view reads them
+            a[0].mul_(-1.5)
+        args = list(a)
+        if step >= 2:
+            args[4] = b[4] if step == 2 else a[4]  # fc2 swapped, then back
+        got = flashinfer.cutlass_fused_moe(*args)[0]
+        assert torch.equal(got, _uncached(args)), f"step {step}"
+
+
 def test_caller_output_and_int8_workspace(monkeypatch):
     _fresh_cache(monkeypatch)
     ws_bytes = flashinfer.fused_moe.cutlass_fused_moe_workspace_size(

@@ -87,7 +87,11 @@ def _flatten(args: tuple, kwargs: dict) -> tuple[list, list[Tensor]]:
     sig: list = []
     tensors: list[Tensor] = []
     for v in args:
-        _add(v, sig, tensors)
+        tv = type(v)
+        if tv in _SCALARS:  # _add's first case, inline: the trtllm forms pass ~20 scalars
+            sig += (tv, v)
+        else:
+            _add(v, sig, tensors)
     for name in sorted(kwargs) if kwargs else ():
         sig.append(name)
         _add(kwargs[name], sig, tensors)
@@ -110,6 +114,11 @@ class _Entry:
     output_shape: tuple | None  # allocated per call when the caller gave no output
     output_dtype: torch.dtype | None
     lock: threading.Lock
+    # Per slot, the data_ptr of the caller tensor its view was last made from. A view is a
+    # non-owning (pointer, sizes, strides, dtype, device); the signature fixes all but the
+    # pointer, so a slot whose tensor still starts there keeps its view (weights, and activations
+    # the caching allocator hands the same block again).
+    bound: list
 
 
 def _problem_tensors(problem: MoeProblem):
@@ -192,8 +201,9 @@ def _make_entry(problem: MoeProblem, workspace, tensors: list[Tensor], output_dt
     required = runner.apply_tactic(problem, native, workspace)
     result = problem.output if problem.output is not None else problem.permuted_output
     result_index = None if result is None or made_output is not None else position[id(result)]
+    bound = [tensors[i].data_ptr() for _, _, i, _ in slots]
     return _Entry(native, slots, problem.device, required, ws_index, result_index, out_shape,
-                  out_dtype, threading.Lock())  # fmt: skip
+                  out_dtype, threading.Lock(), bound)  # fmt: skip
 
 
 _ALL: weakref.WeakSet = weakref.WeakSet()  # every CallCache, for _clear_at_exit
@@ -280,9 +290,13 @@ def _run_entry(entry: _Entry, tensors: list[Tensor]) -> Tensor:
     if entry.output_shape is not None:
         out = torch.empty(entry.output_shape, dtype=entry.output_dtype, device=device)
     with entry.lock:
-        native = entry.native
-        for owner, field, i, view in entry.slots:
-            setattr(native if owner is None else getattr(native, owner), field, view(tensors[i]))
+        native, bound = entry.native, entry.bound
+        for slot, (owner, field, i, view) in enumerate(entry.slots):
+            t = tensors[i]
+            ptr = t.data_ptr()
+            if ptr != bound[slot]:
+                setattr(native if owner is None else getattr(native, owner), field, view(t))
+                bound[slot] = ptr
         if out is not None:
             native.output = _fast_view(out) if _to_dlpack is not None else _view(out)
         runner.run_native(native, ws, device)
