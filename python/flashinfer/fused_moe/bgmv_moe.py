@@ -31,9 +31,10 @@ over ``in`` / ``rank``); ``y`` is updated once per element, rounded to its dtype
 ``finalize`` sum over a token's pairs runs in pair order (``index_put_`` with accumulate, which
 on CUDA sorts the indices stably): bitwise reproducible. Elements no pair reaches get ``+ 0.0``.
 
-The work is torch operations on the tensors' device (CPU or CUDA; no kernel of this library, no
-host synchronization, so CUDA-graph capturable). The per-pair weights are gathered in chunks of
-at most ``_GATHER_BYTES``, so memory stays bounded at prefill sizes.
+The work is torch operations on the tensors' device (CPU or CUDA; no kernel of this library),
+with no host synchronization so that CUDA graphs can capture them (the CUDA tests of
+tests/test_bgmv_moe.py have not run on a GPU yet). The per-pair weights are gathered in chunks
+of at most ``_GATHER_BYTES``, so memory stays bounded at prefill sizes.
 """
 
 from __future__ import annotations
