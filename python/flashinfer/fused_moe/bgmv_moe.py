@@ -46,7 +46,7 @@ from .validation import FLOAT_DTYPES, check_bool, check_int, check_tensor
 Tensor = torch.Tensor
 
 _GATHER_BYTES = 1 << 26  # gathered adapter matrices per chunk of pairs (64 MiB)
-TABLE_RECORD = "_flashinfer_moe_lora_banks"  # attribute of a table: its _TableRecord
+_TABLE_RECORD = "_flashinfer_moe_lora_banks"  # attribute of a table: its _TableRecord
 _INDEX_DTYPES = (torch.int32, torch.int64)
 
 
@@ -89,24 +89,30 @@ def fill_w_ptr(w_ptr: Tensor, weights: Tensor, num_experts: int, slice_id: int) 
     num_experts = check_int("num_experts", num_experts, 1, min(w_ptr.shape[1], weights.shape[1]))
     slice_id = check_int("slice_id", slice_id, 0, w_ptr.shape[0] - 1)
     w_ptr[slice_id, :num_experts] = _bank_addresses(weights, num_experts)
-    record = getattr(w_ptr, TABLE_RECORD, None)
+    record = getattr(w_ptr, _TABLE_RECORD, None)
     if record is None:
         record = _TableRecord()
-        setattr(w_ptr, TABLE_RECORD, record)
+        setattr(w_ptr, _TABLE_RECORD, record)
     record.banks[slice_id] = (weights, num_experts)
     record.version = _version(w_ptr)
     return weights.stride(0)
 
 
-def _table_banks(name: str, w_ptr: Tensor, lora_stride: int, stride_name: str) -> list:
-    """The banks a table holds, slice by slice, as (bank, num_experts); checks the record."""
+def table_record(name: str, w_ptr: Tensor) -> _TableRecord:
+    """What ``fill_w_ptr`` recorded on the int64 table ``w_ptr`` (ValueError when it filled none)."""
     check_tensor(name, w_ptr, dtypes=torch.int64, ndim=2)
-    record = getattr(w_ptr, TABLE_RECORD, None)
+    record = getattr(w_ptr, _TABLE_RECORD, None)
     if record is None:
         raise ValueError(
             f"{name}: expected a table filled by fill_w_ptr (this library reads the banks it "
             "recorded, never addresses written by other code), got one it did not fill"
         )
+    return record
+
+
+def _table_banks(name: str, w_ptr: Tensor, lora_stride: int, stride_name: str) -> list:
+    """The banks a table holds, slice by slice, as (bank, num_experts); checks the record."""
+    record = table_record(name, w_ptr)
     version = _version(w_ptr)
     if version != record.version:
         raise ValueError(
@@ -241,15 +247,15 @@ def bgmv_moe_expand(
         sorted_token_ids, expert_ids, lora_indices, y.shape[0] if finalize else pairs, device
     )
     pair_index = torch.arange(pairs, device=device)
+    # Columns outside y are dropped: they index a scratch column past y's last one.
+    work = torch.cat([y, y.new_zeros(y.shape[0], 1)], dim=1)
     for s, (bank, num_experts) in enumerate(banks):
         check_tensor(f"B bank of slice {s}", bank, shape=(None, None, widths[s], x.shape[2]))
         delta, valid = _project(bank, num_experts, expert, lora, x[s])
-        # Columns outside y are dropped: they index a scratch column past y's last one.
         cols = slice_start_loc[s].long() + torch.arange(widths[s], device=device)
         col_ok = (cols >= 0) & (cols < y.shape[1])
         cols = torch.where(col_ok, cols, y.shape[1]).unsqueeze(0)
         keep = valid.unsqueeze(-1) & col_ok.unsqueeze(0)
-        work = torch.cat([y, y.new_zeros(y.shape[0], 1)], dim=1)
         if finalize:
             rows = token.unsqueeze(-1).expand(-1, widths[s])
             add = torch.where(keep, topk_weights.float().unsqueeze(-1) * delta, 0.0)
@@ -260,7 +266,7 @@ def bgmv_moe_expand(
             rows = pair_index.unsqueeze(-1).expand(-1, widths[s])
             index = (rows, cols.expand_as(rows))
             work.index_put_(index, torch.where(keep, delta.to(y.dtype), work[index]))
-        y.copy_(work[:, :-1])
+    y.copy_(work[:, :-1])
 
 
 def slice_starts(widths: list[int], device) -> Tensor:

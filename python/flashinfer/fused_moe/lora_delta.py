@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from .bgmv_moe import TABLE_RECORD, bgmv_moe_expand, bgmv_moe_shrink, slice_starts
+from .bgmv_moe import bgmv_moe_expand, bgmv_moe_shrink, slice_starts, table_record
 from .validation import check_dtype_arg, check_float, check_int, check_tensor
 
 Tensor = torch.Tensor
@@ -30,26 +30,23 @@ def _token_major_pairs(topk_ids: Tensor, device) -> tuple[Tensor, Tensor]:
     return tokens, topk_ids.reshape(-1).long()
 
 
-def _check_lora_dtype(lora_dtype, *tables: Tensor) -> torch.dtype:
-    """``lora_dtype`` must be the banks' dtype: flashinfer's kernels read the banks as that type."""
+def _check_options(w_ptr_a, w_ptr_b, slices: int, what: str, lora_dtype, out_dtype, rank, scale):
+    """The builders' shared checks: both tables filled by fill_w_ptr with ``slices`` slices, and
+    ``lora_dtype`` the dtype of their banks (flashinfer's kernels read the banks as that type).
+    Returns (lora_dtype, out_dtype, rank, scale)."""
     lora_dtype = check_dtype_arg("lora_dtype", lora_dtype, _LORA_DTYPES)
-    for table in tables:
-        for bank, _ in getattr(table, TABLE_RECORD).banks.values():
+    for name, table in (("w_ptr_a", w_ptr_a), ("w_ptr_b", w_ptr_b)):
+        banks = table_record(name, table).banks
+        if table.shape[0] != slices:
+            raise ValueError(f"{name}: expected {slices} slice(s) ({what}), got {table.shape[0]}")
+        for bank, _ in banks.values():
             if bank.dtype != lora_dtype:
                 raise ValueError(
                     f"lora_dtype: expected the dtype of the banks in the tables "
                     f"({bank.dtype}), got {lora_dtype}"
                 )
-    return lora_dtype
-
-
-def _check_tables(w_ptr_a, w_ptr_b, slices: int, what: str) -> None:
-    for name, table in (("w_ptr_a", w_ptr_a), ("w_ptr_b", w_ptr_b)):
-        check_tensor(name, table, dtypes=torch.int64, ndim=2)
-        if table.shape[0] != slices:
-            raise ValueError(f"{name}: expected {slices} slice(s) ({what}), got {table.shape[0]}")
-        if getattr(table, TABLE_RECORD, None) is None:
-            raise ValueError(f"{name}: expected a table filled by fill_w_ptr")
+    out_dtype = check_dtype_arg("out_dtype", out_dtype, _OUT_DTYPES)
+    return lora_dtype, out_dtype, check_int("rank", rank, 1), check_float("scale", scale)
 
 
 def bgmv_moe_gemm1_lora_delta(
@@ -78,12 +75,10 @@ def bgmv_moe_gemm1_lora_delta(
     Returns ``[T, top_k, 2 * intermediate_size]`` in ``out_dtype``."""
     check_tensor("hidden_states", hidden_states, dtypes=_LORA_DTYPES, ndim=2)
     device = hidden_states.device
-    _check_tables(w_ptr_a, w_ptr_b, 2, "gate and up")
-    lora_dtype = _check_lora_dtype(lora_dtype, w_ptr_a, w_ptr_b)
-    out_dtype = check_dtype_arg("out_dtype", out_dtype, _OUT_DTYPES)
-    rank = check_int("rank", rank, 1)
+    lora_dtype, out_dtype, rank, scale = _check_options(
+        w_ptr_a, w_ptr_b, 2, "gate and up", lora_dtype, out_dtype, rank, scale
+    )
     inter = check_int("intermediate_size", intermediate_size, 1)
-    scale = check_float("scale", scale)
     tokens, experts = _token_major_pairs(topk_ids, device)
     check_tensor("topk_ids", topk_ids, shape=(hidden_states.shape[0], None))
     check_tensor("lora_ids", lora_ids, shape=(hidden_states.shape[0],))
@@ -129,12 +124,10 @@ def bgmv_moe_gemm2_lora_delta(
     ``topk_weights``: the weights the layer combined with. Returns ``[T, hidden_size]``."""
     check_tensor("gemm1_activation_output", gemm1_activation_output, ndim=2)
     device = gemm1_activation_output.device
-    _check_tables(w_ptr_a, w_ptr_b, 1, "down")
-    lora_dtype = _check_lora_dtype(lora_dtype, w_ptr_a, w_ptr_b)
-    out_dtype = check_dtype_arg("out_dtype", out_dtype, _OUT_DTYPES)
-    rank = check_int("rank", rank, 1)
+    lora_dtype, out_dtype, rank, scale = _check_options(
+        w_ptr_a, w_ptr_b, 1, "down", lora_dtype, out_dtype, rank, scale
+    )
     hidden = check_int("hidden_size", hidden_size, 1)
-    scale = check_float("scale", scale)
     tokens, experts = _token_major_pairs(topk_ids, device)
     t, k = topk_ids.shape
     check_tensor("topk_weights", topk_weights, shape=(t, k), device=device)
