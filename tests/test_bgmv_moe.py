@@ -305,12 +305,26 @@ def test_bad_arguments_name_the_argument():
             torch.zeros(2, 8), torch.zeros(1, 2, 8), w_ptr, ids, ids, torch.ones(2), lora,
             torch.zeros(1, dtype=torch.int64), [4, 4], stride,
         )  # fmt: skip
+    with pytest.raises(ValueError, match="weights: expected at least one adapter"):
+        fill_w_ptr(torch.zeros(1, E, dtype=torch.int64), rand_float((0, E, 4, 8)), E, 0)
+    with pytest.raises(TypeError, match="lora_a_weights"):
+        bgmv_moe(x, bank, [bank], ids, ids, lora, torch.ones(2), E)
+    with pytest.raises(TypeError, match="lora_b_weights"):
+        bgmv_moe(x, [bank], [], ids, ids, lora, torch.ones(2), E)
     topk, lo = torch.tensor([[0], [1]]), torch.tensor([0, 0])
     wa, sa = table([bank, bank], "cpu")
     with pytest.raises(ValueError, match="lora_dtype: expected the dtype of the banks"):
         bgmv_moe_gemm1_lora_delta(x, wa, sa, wa, sa, topk, lo, 4, 4, lora_dtype=torch.bfloat16)
     with pytest.raises(ValueError, match="w_ptr_a: expected 2 slice"):
         bgmv_moe_gemm1_lora_delta(x, w_ptr, stride, wa, sa, topk, lo, 4, 4)
+    with pytest.raises(ValueError, match="w_ptr_b: expected a table filled by fill_w_ptr"):
+        bgmv_moe_gemm1_lora_delta(x, wa, sa, torch.zeros(2, E, dtype=torch.int64), sa, topk, lo,
+                                  4, 4, lora_dtype=torch.float32)  # fmt: skip
+    act = rand_float((2, 8), seed=54)
+    with pytest.raises(ValueError, match="expanded_idx_to_permuted_idx: expected shape"):
+        bgmv_moe_gemm2_lora_delta(act, torch.zeros(3, dtype=torch.int32), w_ptr, stride, w_ptr,
+                                  stride, topk, torch.ones(2, 1), lo, 4, 8,
+                                  lora_dtype=torch.float32)  # fmt: skip
 
 
 @pytest.mark.gpu
