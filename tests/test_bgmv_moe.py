@@ -64,7 +64,7 @@ def valid_pairs(tokens, experts, lora, num_tokens):
 
 
 def ref_shrink(y, x, banks, tokens, experts, lora, per_pair_input=False):
-    out = y.double().clone()
+    out = y.cpu().double().clone()
     num_tokens = lora.numel() if per_pair_input else x.shape[0]
     for p, tok, e, lo in valid_pairs(tokens.cpu(), experts.cpu(), lora.cpu(), num_tokens):
         row = x[p if per_pair_input else tok].cpu().double()
@@ -74,7 +74,7 @@ def ref_shrink(y, x, banks, tokens, experts, lora, per_pair_input=False):
 
 
 def ref_expand(y, x, banks, tokens, experts, weights, lora, starts, finalize):
-    out = y.double().clone()
+    out = y.cpu().double().clone()
     num_tokens = y.shape[0] if finalize else x.shape[1]
     for p, tok, e, lo in valid_pairs(tokens.cpu(), experts.cpu(), lora.cpu(), num_tokens):
         for s, bank in enumerate(banks):
@@ -329,20 +329,37 @@ def test_bad_arguments_name_the_argument():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_cuda_graph_replay_equals_eager():
+@pytest.mark.parametrize("which", ["gemm1_delta", "gemm2_delta", "bgmv_moe"])
+def test_cuda_graph_replay_equals_eager(which):
+    """Each composite call captured in a CUDA graph (no host copy, no sync) replays to the eager
+    result, with fresh input values copied in before the replay."""
     device = "cuda"
     topk_ids, lora_ids = moe_layout(device, seed=60)
     t, k = topk_ids.shape
     x = rand_float((t, 32), torch.bfloat16, seed=61).to(device)
+    act = rand_float((t * k, 32), torch.bfloat16, seed=66).to(device)
+    perm = torch.randperm(t * k, generator=torch.Generator().manual_seed(67)).to(torch.int32)
+    weights = rand_float((t, k), torch.float32, seed=68).to(device)
     a = [rand_float((L, E, 4, 32), torch.bfloat16, seed=62 + s).to(device) for s in (0, 1)]
     b = [rand_float((L, E, 16, 4), torch.bfloat16, seed=64 + s).to(device) for s in (0, 1)]
     wa, sa = table(a, device)
     wb, sb = table(b, device)
+    wa2, sa2 = table(a[:1], device)
+    wb2, sb2 = table(b[:1], device)
+    pairs_tok = torch.arange(t * k, device=device) // k
+    pairs_exp = topk_ids.reshape(-1)
+    perm = perm.to(device)
 
     def call():
-        return bgmv_moe_gemm1_lora_delta(x, wa, sa, wb, sb, topk_ids, lora_ids, 4, 16)
+        if which == "gemm1_delta":
+            return bgmv_moe_gemm1_lora_delta(x, wa, sa, wb, sb, topk_ids, lora_ids, 4, 16)
+        if which == "gemm2_delta":
+            return bgmv_moe_gemm2_lora_delta(
+                act, perm, wa2, sa2, wb2, sb2, topk_ids, weights, lora_ids, 4, 16
+            )
+        return bgmv_moe(x, a, b, pairs_tok, pairs_exp, lora_ids, weights.reshape(-1), E)
 
-    eager = call()
+    call()  # first call eager (tables checked, nothing cached that capture would miss)
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
@@ -351,6 +368,10 @@ def test_cuda_graph_replay_equals_eager():
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         captured = call()
+    for src in (x, act, weights):  # new values in place: the replay must read them
+        src.copy_(rand_float(tuple(src.shape), src.dtype, seed=69).to(device))
+    eager = call()
+    captured.fill_(float("nan"))  # poisoned: the replay must write every element
     graph.replay()
     torch.cuda.synchronize()
     assert torch.equal(captured, eager)

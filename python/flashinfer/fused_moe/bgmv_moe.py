@@ -271,10 +271,11 @@ def bgmv_moe_expand(
 
 def slice_starts(widths: list[int], device) -> Tensor:
     """``slice_start_loc`` for slices side by side, built on ``device`` by fills (no host copy,
-    so it can be made while a CUDA graph is captured)."""
+    so it can be made while a CUDA graph is captured: ``starts[s] = value`` would copy a CPU
+    scalar, which capture refuses, while ``fill_`` passes the value as a kernel argument)."""
     starts = torch.zeros(len(widths), dtype=torch.int64, device=device)
     for s in range(1, len(widths)):
-        starts[s] = sum(widths[:s])
+        starts[s].fill_(sum(widths[:s]))
     return starts
 
 
