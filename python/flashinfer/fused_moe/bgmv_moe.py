@@ -32,8 +32,8 @@ over ``in`` / ``rank``); ``y`` is updated once per element, rounded to its dtype
 on CUDA sorts the indices stably): bitwise reproducible. Elements no pair reaches get ``+ 0.0``.
 
 The work is torch operations on the tensors' device (CPU or CUDA; no kernel of this library),
-with no host synchronization so that CUDA graphs can capture them (the CUDA tests of
-tests/test_bgmv_moe.py have not run on a GPU yet). The per-pair weights are gathered in chunks
+with no host synchronization so that CUDA graphs can capture them (README: which CUDA tests of
+tests/test_bgmv_moe.py have run on a GPU). The per-pair weights are gathered in chunks
 of at most ``_GATHER_BYTES``, so memory stays bounded at prefill sizes.
 """
 
