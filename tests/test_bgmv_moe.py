@@ -338,7 +338,8 @@ def test_cuda_graph_replay_equals_eager(which):
     t, k = topk_ids.shape
     x = rand_float((t, 32), torch.bfloat16, seed=61).to(device)
     act = rand_float((t * k, 32), torch.bfloat16, seed=66).to(device)
-    perm = torch.randperm(t * k, generator=torch.Generator().manual_seed(67)).to(torch.int32)
+    perm = torch.randperm(t * k, generator=torch.Generator().manual_seed(67))
+    perm = perm.to(torch.int32).to(device)
     weights = rand_float((t, k), torch.float32, seed=68).to(device)
     a = [rand_float((L, E, 4, 32), torch.bfloat16, seed=62 + s).to(device) for s in (0, 1)]
     b = [rand_float((L, E, 16, 4), torch.bfloat16, seed=64 + s).to(device) for s in (0, 1)]
@@ -348,7 +349,6 @@ def test_cuda_graph_replay_equals_eager(which):
     wb2, sb2 = table(b[:1], device)
     pairs_tok = torch.arange(t * k, device=device) // k
     pairs_exp = topk_ids.reshape(-1)
-    perm = perm.to(device)
 
     def call():
         if which == "gemm1_delta":
