@@ -238,9 +238,11 @@ def test_fp8_block_hits_rebuild_the_scale_view(routed, monkeypatch):
     assert any(field == "scale" for owner, field, _, _ in entries[0].slots if owner == "input")
 
 
-def test_fp4_hits_rebuild_the_scale_byte_views(monkeypatch):
+@pytest.mark.parametrize("scalars", [False, True])
+def test_fp4_hits_rebuild_the_scale_byte_views(scalars, monkeypatch):
     """MXFP4 weights with linear ue8m0 scales as uint8 (the translation takes byte views of
-    them); bf16 activations. Hits give the uncached result, as a one-tensor list."""
+    them); bf16 activations. Hits give the uncached result, as a one-tensor list. With the
+    three output scalars given, the folded W2 global is recomputed on each hit."""
     from flashinfer.fused_moe import api_trtllm
 
     cache = call_cache.CallCache(api_trtllm._FP4_CALLS._translate)
@@ -254,15 +256,102 @@ def test_fp4_hits_rebuild_the_scale_byte_views(monkeypatch):
         p2 = torch.randint(0, 256, (E, h, i // 2), dtype=torch.uint8, generator=g)
         sf1 = torch.randint(118, 128, (E, 2 * i, h // 32), dtype=torch.uint8, generator=g)
         sf2 = torch.randint(118, 128, (E, h, i // 32), dtype=torch.uint8, generator=g)
-        args = (logits, None, x, None, p1, sf1, None, None, None, None, p2, sf2, None, None,
-                None, None, E, K, None, None, i, 0, E, None, 1)  # fmt: skip
+        out = [rand_float((E,), torch.float32, seed + n).abs() + 0.5 if scalars else None
+               for n in (2, 3, 4)]  # fmt: skip
+        args = (logits, None, x, None, p1, sf1, None, None, None, None, p2, sf2, None, *out,
+                E, K, None, None, i, 0, E, None, 1)  # fmt: skip
         got = flashinfer.trtllm_fp4_block_scale_moe(*args, use_shuffled_weight=False)
         want = flashinfer.trtllm_fp4_block_scale_moe(
             *args, do_finalize=1, use_shuffled_weight=False
         )
         assert isinstance(got, list) and len(got) == 1
         assert torch.equal(got[0], want[0]), f"seed {seed}"
-    assert [type(v) for v in cache._entries.values()] == [call_cache._Entry]
+    entries = list(cache._entries.values())
+    assert [type(v) for v in entries] == [call_cache._Entry]
+    derived = [(o, f) for o, f, _, _ in entries[0].derived_slots]
+    assert derived == ([("w2", "global_scale")] if scalars else [])
+
+
+def _fp8_per_tensor_args(seed, routed=False):
+    """A gated FP8 per-tensor call on native MajorK weights, with its three f32 scalars."""
+    from flashinfer.fused_moe import RoutingMethodType, pack_topk_ids, route
+
+    h, i, f32 = 64, 32, torch.float32
+    logits = rand_float((T, E), f32, seed)
+    xq = rand_float((T, h), f32, seed + 1, 16.0).to(torch.float8_e4m3fn)
+    w1 = rand_float((E, 2 * i, h), f32, seed + 2, 16.0).to(torch.float8_e4m3fn)
+    w2 = rand_float((E, h, i), f32, seed + 3, 16.0).to(torch.float8_e4m3fn)
+    gate = rand_float((E,), f32, seed + 4).abs() / 64 + 1e-3
+    out1 = gate * (rand_float((E,), f32, seed + 5).abs() + 0.5)
+    out2 = rand_float((E,), f32, seed + 6).abs() / 64 + 1e-3
+    head = logits
+    if routed:
+        head = pack_topk_ids(*route(logits, K, RoutingMethodType.Renormalize))
+    args = [head, None, xq, w1, out1, gate, w2, out2, E, K, None, None, i, 0, E, None, False,
+            int(RoutingMethodType.Renormalize)]  # fmt: skip
+    return args, dict(use_shuffled_weight=False)
+
+
+@pytest.mark.parametrize("routed", [False, True])
+def test_fp8_per_tensor_hits_recompute_the_folded_scalars(routed, monkeypatch):
+    """The folded output scalars are computed from the call's three scalars (call_cache.derived):
+    a hit recomputes them, so it equals the uncached path for new scalars, for scalars updated in
+    place and for a swapped scalar tensor; the template holds none of the caller's tensors."""
+    from flashinfer.fused_moe import api_trtllm
+
+    fn = (
+        flashinfer.trtllm_fp8_per_tensor_scale_routed_moe
+        if routed
+        else flashinfer.trtllm_fp8_per_tensor_scale_moe
+    )
+    name = "_FP8_PER_TENSOR_ROUTED_CALLS" if routed else "_FP8_PER_TENSOR_CALLS"
+    cache = call_cache.CallCache(getattr(api_trtllm, name)._translate)
+    monkeypatch.setattr(api_trtllm, name, cache)
+    for seed in (100, 110, 120):  # a miss, then hits with other data
+        args, kw = _fp8_per_tensor_args(seed, routed)
+        got = fn(*args, **kw)
+        assert torch.equal(got, fn(*args, **kw, do_finalize=1)), f"seed {seed}"  # uncached
+    before = got
+    args[4].mul_(1.5)  # output1 scalars updated in place: a hit must read them
+    args[7].mul_(0.5)
+    got = fn(*args, **kw)
+    assert torch.equal(got, fn(*args, **kw, do_finalize=1))
+    assert not torch.equal(got, before)
+    args[5] = args[5] * 2.0  # another gate-scalar tensor
+    assert torch.equal(fn(*args, **kw), fn(*args, **kw, do_finalize=1))
+    entries = list(cache._entries.values())
+    assert [type(v) for v in entries] == [call_cache._Entry]
+    assert {(o, f) for o, f, _, _ in entries[0].derived_slots} == {
+        ("inter_quant", "static_scale"),
+        ("w2", "global_scale"),
+    }
+    for _, specs in entries[0].recipes:  # (index, rebuild or None) per argument, no tensors
+        assert not any(isinstance(v, torch.Tensor) for spec in specs if spec for v in spec)
+
+
+def test_fp8_per_tensor_shuffled_weights_are_not_cached(monkeypatch):
+    """flashinfer's default layout: the weights are restored per call (computed tensors), so the
+    call is never a template, and still correct."""
+    from flashinfer.fused_moe import api_trtllm
+
+    cache = call_cache.CallCache(api_trtllm._FP8_PER_TENSOR_CALLS._translate)
+    monkeypatch.setattr(api_trtllm, "_FP8_PER_TENSOR_CALLS", cache)
+    args, _ = _fp8_per_tensor_args(130)  # read as shuffled: any bytes are a valid stack
+    fn = flashinfer.trtllm_fp8_per_tensor_scale_moe
+    with warnings.catch_warnings():  # the per-call restore warns once per process
+        warnings.simplefilter("ignore")
+        want = fn(*args, do_finalize=1)
+        for _ in range(2):
+            assert torch.equal(fn(*args), want)
+    assert list(cache._entries.values()) == [call_cache._UNCACHEABLE]
+
+
+def test_derived_marks_only_computed_outputs():
+    a, b = torch.ones(3), torch.full((3,), 2.0)
+    q = a / b
+    outs = call_cache.derived((q, a, None), lambda x, y: (x / y, x, None), (a, b))
+    assert outs[0] is q and getattr(q, call_cache._DERIVED_ATTR)[2] == 0
+    assert not hasattr(a, call_cache._DERIVED_ATTR)  # an argument passed through: a call tensor
 
 
 def test_views_of_a_shared_storage_are_not_cached(monkeypatch):

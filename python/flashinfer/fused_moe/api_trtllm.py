@@ -467,7 +467,10 @@ def trtllm_fp8_per_tensor_scale_moe(
     weights without a copy (``weight_layout=BlockMajorK`` is accepted too). Returns bf16 [T, H]
     (``do_finalize=False``: see ``trtllm_bf16_moe``). Seed form: see the module docstring.
     """
-    return _fp8_per_tensor(_args(locals(), **_FROM_LOGITS))
+    call = locals()
+    if _cacheable(call):
+        return _FP8_PER_TENSOR_CALLS.run(tuple(call.values()), {})
+    return _fp8_per_tensor(_args(call, **_FROM_LOGITS))
 
 
 def trtllm_fp8_per_tensor_scale_routed_moe(
@@ -480,7 +483,10 @@ def trtllm_fp8_per_tensor_scale_routed_moe(
 ):  # fmt: skip
     """``trtllm_fp8_per_tensor_scale_moe`` with precomputed ``topk_ids`` (packed int32 words or
     an (ids, weights) pair; see ``trtllm_bf16_routed_moe``). ``routing_bias`` is unused."""
-    return _fp8_per_tensor(_args(locals(), **_ROUTED))
+    call = locals()
+    if _cacheable(call):
+        return _FP8_PER_TENSOR_ROUTED_CALLS.run(tuple(call.values()), {})
+    return _fp8_per_tensor(_args(call, **_ROUTED))
 
 
 @_accepts_seed_form("fp8_block_scale_seed")
@@ -598,8 +604,9 @@ def trtllm_fp4_block_scale_routed_moe(
 
 
 # ---- the call cache of the full forms (call_cache.py) ----------------------------------------------
-# The FP8 per-tensor forms are left out: their folded output scalars are computed per call, so
-# their problems are never templates.
+# The folded output scalars of the FP8 per-tensor forms are recomputed on a hit (``derived``);
+# their shuffled weights (the default layout) are restored per call, so only calls with
+# ``use_shuffled_weight=False`` become templates.
 
 
 def _cacheable(call: dict) -> bool:
@@ -632,6 +639,10 @@ def _calls(fn, path, absent: dict) -> call_cache.CallCache:
 
 _BF16_CALLS = _calls(trtllm_bf16_moe, _bf16, _FROM_LOGITS)
 _BF16_ROUTED_CALLS = _calls(trtllm_bf16_routed_moe, _bf16, _ROUTED)
+_FP8_PER_TENSOR_CALLS = _calls(trtllm_fp8_per_tensor_scale_moe, _fp8_per_tensor, _FROM_LOGITS)
+_FP8_PER_TENSOR_ROUTED_CALLS = _calls(
+    trtllm_fp8_per_tensor_scale_routed_moe, _fp8_per_tensor, _ROUTED
+)
 _FP8_BLOCK_CALLS = _calls(trtllm_fp8_block_scale_moe, _fp8_block, _FROM_LOGITS)
 _FP8_BLOCK_ROUTED_CALLS = _calls(trtllm_fp8_block_scale_routed_moe, _fp8_block, _ROUTED)
 _FP4_CALLS = _calls(trtllm_fp4_block_scale_moe, _fp4, _FROM_LOGITS)

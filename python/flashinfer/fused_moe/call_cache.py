@@ -10,10 +10,14 @@ elsewhere, rebinds the template's tensor fields to the new call's tensors and ru
 validation and translation. A view (e.g. the transposed ``hidden_states_scale`` of the FP8 block
 form, a byte view of e4m3 scales) is rebuilt on the new call's tensor with the same dtype,
 sizes, strides and offset: with equal metadata the translation's view ops give exactly that.
-Anything else (a problem with tensors computed during translation, e.g. folded FP8 scales or
-restored shuffled weights; a view of a storage two call tensors share; a tensor passed twice; an
-unhashable argument; zero tokens; tracing under torch.compile) takes the ordinary path on every
-call, with the same results and errors.
+A tensor the translation computes from call tensors by a few device ops and marks with
+``derived`` (the folded output scalars of the FP8 per-tensor and NVFP4 forms) is recomputed on
+every hit by the same function from the new call's tensors, so in-place updates of its sources
+are always read, and a graph captured on a hit records those ops too.
+Anything else (a problem with other tensors computed during translation, e.g. restored shuffled
+weights; a view of a storage two call tensors share; a tensor passed twice; an unhashable
+argument; zero tokens; tracing under torch.compile) takes the ordinary path on every call, with
+the same results and errors.
 
 Entries are per entry point and bounded (least recently used out). A template is shared, so a
 call holds its entry's lock from the rebinding until the native call has returned.
@@ -53,6 +57,23 @@ _NESTED = {
 _TOP = ("w1_bias", "w2_bias", "act_alpha", "act_beta", "act_limit", "gemm1_delta", "output",
         "permuted_output", "topk_ids_out", "topk_weights_out", "expanded_to_permuted_out",
         "inter_output")  # fmt: skip
+
+
+# The attribute ``derived`` sets on a computed tensor: (recipe, its arguments, output index).
+_DERIVED_ATTR = "_flashinfer_moe_derived"
+
+
+def derived(outputs: tuple, recipe: Callable, args: tuple) -> tuple:
+    """Marks ``outputs == recipe(*args)`` (tensors or None) as recomputable on a cache hit.
+
+    ``recipe`` must be a pure function of its tensor arguments (device ops only: no host sync,
+    no read of tensor data on the host), so that a hit, recomputing it from the call's tensors,
+    gets the values the translation got. Outputs that are one of ``args`` (a no-op conversion)
+    are left unmarked: they are call tensors or views of them. Returns ``outputs``."""
+    for j, t in enumerate(outputs):
+        if t is not None and not any(t is a for a in args):
+            setattr(t, _DERIVED_ATTR, (recipe, args, j))
+    return outputs
 
 
 # Read once: the switch is for A/B timing, set before the process imports flashinfer.
@@ -119,6 +140,10 @@ class _Entry:
     # pointer, so a slot whose tensor still starts there keeps its view (weights, and activations
     # the caching allocator hands the same block again).
     bound: list
+    # Tensors ``derived`` marked: recipes (function, per argument None or (index, rebuild or
+    # None)) run on every hit, and the fields (owner, field, recipe index, output index) they fill.
+    recipes: list
+    derived_slots: list
 
 
 def _problem_tensors(problem: MoeProblem):
@@ -176,6 +201,9 @@ def _make_entry(problem: MoeProblem, workspace, tensors: list[Tensor], output_dt
         if ws_index is None:
             return _UNCACHEABLE
     slots = []
+    recipes: list = []
+    recipe_of_args: dict = {}  # id of a marked tuple of arguments -> its index in recipes
+    derived_slots = []
     made_output = None
     for owner, field, t in _problem_tensors(problem):
         i = position.get(id(t))
@@ -184,9 +212,13 @@ def _make_entry(problem: MoeProblem, workspace, tensors: list[Tensor], output_dt
             continue
         if i is None:
             found = _view_of_caller(t, by_storage, tensors)
-            if found is None:
+            if found is not None:
+                slots.append((owner, field, found[0], _view_slot(found[1])))
+                continue
+            source = _derived_source(t, position, by_storage, tensors, recipe_of_args, recipes)
+            if source is None:
                 return _UNCACHEABLE  # computed during translation: must be rebuilt per call
-            slots.append((owner, field, found[0], _view_slot(found[1])))
+            derived_slots.append((owner, field, *source))
             continue
         plain = t.dtype not in _FP8_DTYPES and not t.requires_grad and _to_dlpack is not None
         slots.append((owner, field, i, _fast_view if plain else _view))
@@ -203,7 +235,35 @@ def _make_entry(problem: MoeProblem, workspace, tensors: list[Tensor], output_dt
     result_index = None if result is None or made_output is not None else position[id(result)]
     bound = [tensors[i].data_ptr() for _, _, i, _ in slots]
     return _Entry(native, slots, problem.device, required, ws_index, result_index, out_shape,
-                  out_dtype, threading.Lock(), bound)  # fmt: skip
+                  out_dtype, threading.Lock(), bound, recipes, derived_slots)  # fmt: skip
+
+
+def _derived_source(t: Tensor, position: dict, by_storage: dict, tensors: list[Tensor],
+                    recipe_of_args: dict, recipes: list):  # fmt: skip
+    """(recipe index, output index) of a ``derived`` marked tensor whose recipe arguments are all
+    call tensors, views of them or None; the recipe is added to ``recipes`` once per marked
+    argument tuple. None when ``t`` is not marked or an argument is something else."""
+    tag = getattr(t, _DERIVED_ATTR, None)
+    if tag is None:
+        return None
+    recipe, args, j = tag
+    r = recipe_of_args.get(id(args))
+    if r is not None:
+        return r, j
+    specs = []
+    for a in args:
+        if a is None:
+            specs.append(None)
+        elif id(a) in position:
+            specs.append((position[id(a)], None))
+        else:
+            found = _view_of_caller(a, by_storage, tensors)
+            if found is None:
+                return None
+            specs.append(found)
+    recipes.append((recipe, specs))  # never the arguments themselves: a template holds no data
+    recipe_of_args[id(args)] = len(recipes) - 1
+    return len(recipes) - 1, j
 
 
 _ALL: weakref.WeakSet = weakref.WeakSet()  # every CallCache, for _clear_at_exit
@@ -279,6 +339,13 @@ def _run_problem(problem, workspace, output_dtype):
     )
 
 
+def _run_recipe(recipe: Callable, specs: list, tensors: list[Tensor]) -> tuple:
+    """A ``derived`` recipe run on this call's tensors (its outputs, as the translation's)."""
+    args = [None if s is None else tensors[s[0]] if s[1] is None else s[1](tensors[s[0]])
+            for s in specs]  # fmt: skip
+    return recipe(*args)
+
+
 def _run_entry(entry: _Entry, tensors: list[Tensor]) -> Tensor:
     """A hit: the template rebound to this call's tensors, run as runner.run_problem runs it
     (whose checks passed on the miss with the same metadata, so they pass again)."""
@@ -289,6 +356,7 @@ def _run_entry(entry: _Entry, tensors: list[Tensor]) -> Tensor:
     out = None
     if entry.output_shape is not None:
         out = torch.empty(entry.output_shape, dtype=entry.output_dtype, device=device)
+    made = [_run_recipe(r, specs, tensors) for r, specs in entry.recipes] if entry.recipes else ()
     with entry.lock:
         native, bound = entry.native, entry.bound
         for slot, (owner, field, i, view) in enumerate(entry.slots):
@@ -297,6 +365,8 @@ def _run_entry(entry: _Entry, tensors: list[Tensor]) -> Tensor:
             if ptr != bound[slot]:
                 setattr(native if owner is None else getattr(native, owner), field, view(t))
                 bound[slot] = ptr
+        for owner, field, r, j in entry.derived_slots:  # `made` keeps them until the call ends
+            setattr(native if owner is None else getattr(native, owner), field, _view(made[r][j]))
         if out is not None:
             native.output = _fast_view(out) if _to_dlpack is not None else _view(out)
         runner.run_native(native, ws, device)

@@ -17,11 +17,13 @@ The FP4 path's operands (``trtllm_fp4_block_scale_moe``) are translated in ``trt
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
 
 import torch
 
+from .call_cache import derived
 from .enums import ActivationType, RoutingMethodType
 from .problem import MoeProblem, RoutingSpec
 from .validation import check_enum, check_float, check_int, check_tensor, user_stacklevel
@@ -337,8 +339,14 @@ def fold_output_scalars(
     quantizes h the same way: q = sat(h / s2) = sat(h * c), value = q * s2.
     GEMM2 then sees codes q = value / s2, so y2 = sum(q * W2codes) * out2 = sum(value * W2codes
     * out2 / s2): W2's dequant global is out2 / s2.
-    Missing scalars mean 1 (the MX paths may pass None).
+    Missing scalars mean 1 (the MX paths may pass None). The results are ``derived`` marked, so
+    the call cache recomputes them from the call's scalars on a hit.
     """
+    recipe = functools.partial(_fold_output_scalars, gated=gated)
+    return derived(recipe(out1, out1_gate, out2), recipe, (out1, out1_gate, out2))
+
+
+def _fold_output_scalars(out1, out1_gate, out2, *, gated: bool):
     g = out1_gate
     s2 = None
     if out1 is not None:
