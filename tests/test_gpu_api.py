@@ -552,6 +552,44 @@ def test_cuda_graph_of_trtllm_fp8_block_scale_moe(t):
 
 @gpu_only
 @pytest.mark.parametrize("t", [1, 300])
+def test_cuda_graph_of_trtllm_fp8_per_tensor_scale_moe(t):
+    """The FP8 per-tensor form on MajorK weights: the capture is a call-cache hit, whose folded
+    output scalars are recomputed from the call's scalars (call_cache.derived) inside the graph.
+    Inputs and the three scalars updated in place before each replay: the eager result, bit for
+    bit."""
+    e, h, i = 8, 256, 128
+    w1 = rand_float((e, 2 * i, h), torch.float32, 140, scale=16.0).to(torch.float8_e4m3fn)
+    w2 = rand_float((e, h, i), torch.float32, 141, scale=16.0).to(torch.float8_e4m3fn)
+    w1, w2 = w1.to(DEVICE), w2.to(DEVICE)
+
+    def inputs(seed):
+        xq = rand_float((t, h), torch.float32, seed, scale=16.0).to(torch.float8_e4m3fn)
+        logits = rand_float((t, e), torch.float32, seed + 1)
+        gate = rand_float((e,), torch.float32, seed + 2).abs() / 256 + 1e-4
+        out1 = gate * (rand_float((e,), torch.float32, seed + 3).abs() + 0.5)
+        out2 = rand_float((e,), torch.float32, seed + 4).abs() / 256 + 1e-4
+        return [v.to(DEVICE) for v in (logits, xq, out1, gate, out2)]
+
+    held = inputs(150)
+    kw = dict(_trtllm_sizes(e, 2, i), use_routing_scales_on_input=False,
+              routing_method_type=RENORM, use_shuffled_weight=False)  # fmt: skip
+
+    def call(lg, x, o1, g, o2):
+        return flashinfer.trtllm_fp8_per_tensor_scale_moe(lg, None, x, w1, o1, g, w2, o2, **kw)
+
+    graph, out = _capture(lambda: call(*held))
+    for r in range(2):
+        fresh = inputs(160 + 10 * r)
+        for dst, src in zip(held, fresh):
+            dst.copy_(src)
+        graph.replay()
+        torch.cuda.synchronize()
+        eager = call(*fresh)
+        assert torch.equal(out.view(torch.uint8), eager.view(torch.uint8)), f"replay {r}"
+
+
+@gpu_only
+@pytest.mark.parametrize("t", [1, 300])
 def test_cuda_graph_of_trtllm_fp4_block_scale_moe(t):
     """The gpt-oss-style MXFP4 form (bf16 hidden states, MajorK packed weights with linear ue8m0
     scales, biases, clamped SwiGLU) captured and replayed with fresh inputs: the eager result,
