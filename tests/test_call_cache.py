@@ -152,6 +152,22 @@ def test_zero_tokens_and_failing_calls_are_not_templates(monkeypatch):
 # ---- the trtllm bf16 full forms ------------------------------------------------------------------
 
 
+def _fresh_trtllm_cache(monkeypatch, name):
+    """An empty cache in place of api_trtllm's ``name`` for this test."""
+    from flashinfer.fused_moe import api_trtllm
+
+    cache = call_cache.CallCache(getattr(api_trtllm, name)._translate)
+    monkeypatch.setattr(api_trtllm, name, cache)
+    return cache
+
+
+def _trtllm_form(monkeypatch, form: str, routed: bool):
+    """(``flashinfer.trtllm_<form>_moe`` or its routed twin, a fresh cache in place of its)."""
+    suffix = "_routed" if routed else ""
+    name = f"_{form.removesuffix('_scale').upper()}{suffix.upper()}_CALLS"
+    return getattr(flashinfer, f"trtllm_{form}{suffix}_moe"), _fresh_trtllm_cache(monkeypatch, name)
+
+
 def _trtllm_args(seed, routed=False):
     from flashinfer.fused_moe import RoutingMethodType, WeightLayout, pack_topk_ids, route
 
@@ -170,12 +186,7 @@ def _trtllm_args(seed, routed=False):
 
 @pytest.mark.parametrize("routed", [False, True])
 def test_trtllm_bf16_hits_run_the_new_tensors(routed, monkeypatch):
-    from flashinfer.fused_moe import api_trtllm
-
-    fn = flashinfer.trtllm_bf16_routed_moe if routed else flashinfer.trtllm_bf16_moe
-    name = "_BF16_ROUTED_CALLS" if routed else "_BF16_CALLS"
-    cache = call_cache.CallCache(getattr(api_trtllm, name)._translate)
-    monkeypatch.setattr(api_trtllm, name, cache)
+    fn, cache = _trtllm_form(monkeypatch, "bf16", routed)
     for seed in (30, 31, 32):
         args, kw = _trtllm_args(seed, routed)
         got = fn(*args, **kw)
@@ -218,16 +229,7 @@ def _fp8_block_args(seed, routed=False, scale_offset=0):
 def test_fp8_block_hits_rebuild_the_scale_view(routed, monkeypatch):
     """The translation uses ``hidden_states_scale.t()``, a view: a hit rebuilds it on the new
     call's tensor, also when that tensor sits at another offset of its storage."""
-    from flashinfer.fused_moe import api_trtllm
-
-    fn = (
-        flashinfer.trtllm_fp8_block_scale_routed_moe
-        if routed
-        else flashinfer.trtllm_fp8_block_scale_moe
-    )
-    name = "_FP8_BLOCK_ROUTED_CALLS" if routed else "_FP8_BLOCK_CALLS"
-    cache = call_cache.CallCache(getattr(api_trtllm, name)._translate)
-    monkeypatch.setattr(api_trtllm, name, cache)
+    fn, cache = _trtllm_form(monkeypatch, "fp8_block_scale", routed)
     for seed, offset in ((40, 0), (50, 3), (60, 1)):
         args = _fp8_block_args(seed, routed, offset)
         got = fn(*args)
@@ -243,10 +245,7 @@ def test_fp4_hits_rebuild_the_scale_byte_views(scalars, monkeypatch):
     """MXFP4 weights with linear ue8m0 scales as uint8 (the translation takes byte views of
     them); bf16 activations. Hits give the uncached result, as a one-tensor list. With the
     three output scalars given, the folded W2 global is recomputed on each hit."""
-    from flashinfer.fused_moe import api_trtllm
-
-    cache = call_cache.CallCache(api_trtllm._FP4_CALLS._translate)
-    monkeypatch.setattr(api_trtllm, "_FP4_CALLS", cache)
+    cache = _fresh_trtllm_cache(monkeypatch, "_FP4_CALLS")
     h, i = 64, 64
     for seed in (70, 71):
         g = torch.Generator().manual_seed(seed)
@@ -297,16 +296,7 @@ def test_fp8_per_tensor_hits_recompute_the_folded_scalars(routed, monkeypatch):
     """The folded output scalars are computed from the call's three scalars (call_cache.derived):
     a hit recomputes them, so it equals the uncached path for new scalars, for scalars updated in
     place and for a swapped scalar tensor; the template holds none of the caller's tensors."""
-    from flashinfer.fused_moe import api_trtllm
-
-    fn = (
-        flashinfer.trtllm_fp8_per_tensor_scale_routed_moe
-        if routed
-        else flashinfer.trtllm_fp8_per_tensor_scale_moe
-    )
-    name = "_FP8_PER_TENSOR_ROUTED_CALLS" if routed else "_FP8_PER_TENSOR_CALLS"
-    cache = call_cache.CallCache(getattr(api_trtllm, name)._translate)
-    monkeypatch.setattr(api_trtllm, name, cache)
+    fn, cache = _trtllm_form(monkeypatch, "fp8_per_tensor_scale", routed)
     for seed in (100, 110, 120):  # a miss, then hits with other data
         args, kw = _fp8_per_tensor_args(seed, routed)
         got = fn(*args, **kw)
@@ -332,10 +322,7 @@ def test_fp8_per_tensor_hits_recompute_the_folded_scalars(routed, monkeypatch):
 def test_fp8_per_tensor_shuffled_weights_are_not_cached(monkeypatch):
     """flashinfer's default layout: the weights are restored per call (computed tensors), so the
     call is never a template, and still correct."""
-    from flashinfer.fused_moe import api_trtllm
-
-    cache = call_cache.CallCache(api_trtllm._FP8_PER_TENSOR_CALLS._translate)
-    monkeypatch.setattr(api_trtllm, "_FP8_PER_TENSOR_CALLS", cache)
+    cache = _fresh_trtllm_cache(monkeypatch, "_FP8_PER_TENSOR_CALLS")
     args, _ = _fp8_per_tensor_args(130)  # read as shuffled: any bytes are a valid stack
     fn = flashinfer.trtllm_fp8_per_tensor_scale_moe
     with warnings.catch_warnings():  # the per-call restore warns once per process
@@ -357,10 +344,7 @@ def test_derived_marks_only_computed_outputs():
 def test_views_of_a_shared_storage_are_not_cached(monkeypatch):
     """Two call tensors in one storage: a view the translation makes could belong to either,
     so the call is never a template (and still correct)."""
-    from flashinfer.fused_moe import api_trtllm
-
-    cache = call_cache.CallCache(api_trtllm._FP8_BLOCK_CALLS._translate)
-    monkeypatch.setattr(api_trtllm, "_FP8_BLOCK_CALLS", cache)
+    cache = _fresh_trtllm_cache(monkeypatch, "_FP8_BLOCK_CALLS")
     args = list(_fp8_block_args(80))
     both = torch.cat([args[3].reshape(-1), args[5].reshape(-1)])  # input and w1 scales, one buffer
     args[3] = both[: args[3].numel()].view(args[3].shape)
