@@ -11,7 +11,7 @@ validation and translation. A view (e.g. the transposed ``hidden_states_scale`` 
 form, a byte view of e4m3 scales) is rebuilt on the new call's tensor with the same dtype,
 sizes, strides and offset: with equal metadata the translation's view ops give exactly that.
 A tensor the translation computes from call tensors by a few device ops and marks with
-``derived`` (the folded output scalars of the FP8 per-tensor and NVFP4 forms) is recomputed on
+``derived`` (the folded output scalars of the FP8 per-tensor and FP4 forms) is recomputed on
 every hit by the same function from the new call's tensors, so in-place updates of its sources
 are always read, and a graph captured on a hit records those ops too.
 Anything else (a problem with other tensors computed during translation, e.g. restored shuffled
