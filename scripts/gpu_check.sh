@@ -3,8 +3,8 @@
 #   scripts/gpu_check.sh            (logs and results under $OUT, default ./gpu_check_out)
 # Steps: the card (nvidia-smi) -> build for FLASHINFER_MOE_CUDA_ARCHS (default 90a) into
 # build/gpu and link the module into python/flashinfer (as scripts/dev_build.sh does) -> the GPU
-# test suite (pytest -m gpu) -> compute-sanitizer memcheck and racecheck on
-# tests/gpu_sanitize_cases.py -> the e4m3 quantizer check (tests/cuda/check_act_quant.cu) -> the
+# test suite (pytest -m "gpu or seed": the seed examples on cuda:0 too) -> compute-sanitizer
+# memcheck and racecheck on tests/gpu_sanitize_cases.py -> the e4m3 quantizer check (tests/cuda/check_act_quant.cu) -> the
 # benchmark (python -m flashinfer.fused_moe.bench). Every
 # step's failure is shown and the later steps still run (a failed build skips what needs it);
 # a short summary table comes last. Everything is time-boxed so the whole run fits a 10-minute
@@ -102,7 +102,7 @@ BUILD_OK=$?
 export PYTHONPATH=$PWD/python
 if ((BUILD_OK == 0)); then
   # shellcheck disable=SC2086  # GPU_CHECK_PYTEST_ARGS is a list of words
-  run_step pytest 300 pytest.log "$PY" -m pytest -q -m gpu tests -p no:cacheprovider \
+  run_step pytest 300 pytest.log "$PY" -m pytest -q -m "gpu or seed" tests -p no:cacheprovider \
     ${GPU_CHECK_PYTEST_ARGS--x} --junitxml="$OUT/pytest.xml"
   # One allocation per tensor, so an out-of-bounds access leaves every allocation (module doc).
   export PYTORCH_NO_CUDA_MEMORY_CACHING=1

@@ -66,6 +66,11 @@ def pytest_report_header(config):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs a CUDA device (skipped without one)")
+    config.addinivalue_line(
+        "markers",
+        "seed: the seed document's examples, on cuda:0 when there is a GPU (else on the CPU); "
+        "GPU runs select them with -m 'gpu or seed'",
+    )
 
 
 def pytest_collection_modifyitems(config, items):

@@ -26,6 +26,8 @@ from moe_checks import budget_for
 from numeric import assert_within_budget
 
 DEVICE = "cuda:0" if torch.cuda.is_available() else "cpu"
+# Not `gpu`: they run on the CPU too. GPU runs select them with -m "gpu or seed".
+pytestmark = pytest.mark.seed
 
 # The examples below keep the doc's own formatting, so they can be compared with it line by line.
 # fmt: off
