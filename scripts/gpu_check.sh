@@ -4,8 +4,8 @@
 # Steps: the card (nvidia-smi) -> build for FLASHINFER_MOE_CUDA_ARCHS (default 90a) into
 # build/gpu and link the module into python/flashinfer (as scripts/dev_build.sh does) -> the GPU
 # test suite (pytest -m "gpu or seed": the seed examples on cuda:0 too) -> compute-sanitizer
-# memcheck and racecheck on tests/gpu_sanitize_cases.py -> the e4m3 quantizer check (tests/cuda/check_act_quant.cu) -> the
-# benchmark (python -m flashinfer.fused_moe.bench). Every
+# memcheck and racecheck on tests/gpu_sanitize_cases.py -> the e4m3 quantizer check
+# (tests/cuda/check_act_quant.cu) -> the benchmark (python -m flashinfer.fused_moe.bench). Every
 # step's failure is shown and the later steps still run (a failed build skips what needs it);
 # a short summary table comes last. Everything is time-boxed so the whole run fits a 10-minute
 # machine slot: GPU_CHECK_BUDGET_S (default 540) for all steps, and a cap per step.
