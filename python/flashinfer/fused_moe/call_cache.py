@@ -160,25 +160,46 @@ def _problem_tensors(problem: MoeProblem):
             yield None, f, t
 
 
-def _view_of_caller(t: Tensor, by_storage: dict, tensors: list[Tensor]):
-    """(index, rebuild) when ``t`` is a view of exactly one of the call's tensors, else None.
-    ``rebuild(c)`` makes the same view of a later call's tensor ``c``: same dtype, sizes,
-    strides and offset from ``c``'s own offset (element sizes equal, so offsets compare)."""
-    ptr = t.untyped_storage().data_ptr()
-    owners = by_storage.get(ptr, ()) if ptr else ()
-    if len(owners) != 1:
-        return None  # computed during translation, or ambiguous: call tensors share storage
-    i = owners[0]
-    c = tensors[i]
-    if c.element_size() != t.element_size() or t.device != c.device:
-        return None
-    dtype, size, stride = t.dtype, tuple(t.shape), t.stride()
-    delta = t.storage_offset() - c.storage_offset()
+class _CallTensors:
+    """The call's tensors, to find a problem tensor among them again on a miss."""
 
-    def rebuild(c: Tensor) -> Tensor:
-        return c.view(dtype).as_strided(size, stride, c.storage_offset() + delta)
+    def __init__(self, tensors: list[Tensor]):
+        self.tensors = tensors
+        self.position = {id(t): i for i, t in enumerate(tensors)}
+        self.by_storage: dict = {}
+        for i, c in enumerate(tensors):
+            ptr = c.untyped_storage().data_ptr()
+            if ptr:  # empty storages all sit at 0: never a view's source
+                self.by_storage.setdefault(ptr, []).append(i)
 
-    return i, rebuild
+    def index(self, t: Tensor) -> int | None:
+        """The position of ``t`` itself among the call's tensors."""
+        return self.position.get(id(t))
+
+    def view_of(self, t: Tensor):
+        """(index, rebuild) when ``t`` is a view of exactly one of the call's tensors, else None.
+        ``rebuild(c)`` makes the same view of a later call's tensor ``c``: same dtype, sizes,
+        strides and offset from ``c``'s own offset (element sizes equal, so offsets compare)."""
+        ptr = t.untyped_storage().data_ptr()
+        owners = self.by_storage.get(ptr, ()) if ptr else ()
+        if len(owners) != 1:
+            return None  # computed during translation, or ambiguous: call tensors share storage
+        i = owners[0]
+        c = self.tensors[i]
+        if c.element_size() != t.element_size() or t.device != c.device:
+            return None
+        dtype, size, stride = t.dtype, tuple(t.shape), t.stride()
+        delta = t.storage_offset() - c.storage_offset()
+
+        def rebuild(c: Tensor) -> Tensor:
+            return c.view(dtype).as_strided(size, stride, c.storage_offset() + delta)
+
+        return i, rebuild
+
+    def source(self, t: Tensor):
+        """(index, None) for a call tensor, (index, rebuild) for a view of one, else None."""
+        i = self.index(t)
+        return (i, None) if i is not None else self.view_of(t)
 
 
 def _view_slot(rebuild):
@@ -189,15 +210,10 @@ def _make_entry(problem: MoeProblem, workspace, tensors: list[Tensor], output_dt
     """The template of ``problem`` (run with ``workspace``), or _UNCACHEABLE."""
     if problem.num_tokens == 0 or len({id(t) for t in tensors}) != len(tensors):
         return _UNCACHEABLE
-    position = {id(t): i for i, t in enumerate(tensors)}
-    by_storage: dict = {}
-    for i, c in enumerate(tensors):
-        ptr = c.untyped_storage().data_ptr()
-        if ptr:  # empty storages all sit at 0: never a view's source
-            by_storage.setdefault(ptr, []).append(i)
+    call = _CallTensors(tensors)
     ws_index = None
     if workspace is not None:
-        ws_index = position.get(id(workspace))
+        ws_index = call.index(workspace)
         if ws_index is None:
             return _UNCACHEABLE
     slots = []
@@ -206,16 +222,16 @@ def _make_entry(problem: MoeProblem, workspace, tensors: list[Tensor], output_dt
     derived_slots = []
     made_output = None
     for owner, field, t in _problem_tensors(problem):
-        i = position.get(id(t))
+        i = call.index(t)
         if i is None and owner is None and field == "output":
             made_output = t  # an output the translation allocated: allocated per call too
             continue
         if i is None:
-            found = _view_of_caller(t, by_storage, tensors)
+            found = call.view_of(t)
             if found is not None:
                 slots.append((owner, field, found[0], _view_slot(found[1])))
                 continue
-            source = _derived_source(t, position, by_storage, tensors, recipe_of_args, recipes)
+            source = _derived_source(t, call, recipe_of_args, recipes)
             if source is None:
                 return _UNCACHEABLE  # computed during translation: must be rebuilt per call
             derived_slots.append((owner, field, *source))
@@ -232,14 +248,17 @@ def _make_entry(problem: MoeProblem, workspace, tensors: list[Tensor], output_dt
         native.output = _view(torch.empty(out_shape, dtype=out_dtype, device=problem.device))
     required = runner.apply_tactic(problem, native, workspace)
     result = problem.output if problem.output is not None else problem.permuted_output
-    result_index = None if result is None or made_output is not None else position[id(result)]
+    result_index = None
+    if result is not None and made_output is None:
+        result_index = call.index(result)
+        if result_index is None:
+            return _UNCACHEABLE  # the caller's output reached the problem as a view: never seen
     bound = [tensors[i].data_ptr() for _, _, i, _ in slots]
     return _Entry(native, slots, problem.device, required, ws_index, result_index, out_shape,
                   out_dtype, threading.Lock(), bound, recipes, derived_slots)  # fmt: skip
 
 
-def _derived_source(t: Tensor, position: dict, by_storage: dict, tensors: list[Tensor],
-                    recipe_of_args: dict, recipes: list):  # fmt: skip
+def _derived_source(t: Tensor, call: _CallTensors, recipe_of_args: dict, recipes: list):
     """(recipe index, output index) of a ``derived`` marked tensor whose recipe arguments are all
     call tensors, views of them or None; the recipe is added to ``recipes`` once per marked
     argument tuple. None when ``t`` is not marked or an argument is something else."""
@@ -250,17 +269,9 @@ def _derived_source(t: Tensor, position: dict, by_storage: dict, tensors: list[T
     r = recipe_of_args.get(id(args))
     if r is not None:
         return r, j
-    specs = []
-    for a in args:
-        if a is None:
-            specs.append(None)
-        elif id(a) in position:
-            specs.append((position[id(a)], None))
-        else:
-            found = _view_of_caller(a, by_storage, tensors)
-            if found is None:
-                return None
-            specs.append(found)
+    specs = [None if a is None else call.source(a) for a in args]
+    if any(spec is None for a, spec in zip(args, specs) if a is not None):
+        return None
     recipes.append((recipe, specs))  # never the arguments themselves: a template holds no data
     recipe_of_args[id(args)] = len(recipes) - 1
     return len(recipes) - 1, j
