@@ -319,6 +319,22 @@ def test_fp8_per_tensor_hits_recompute_the_folded_scalars(routed, monkeypatch):
         assert not any(isinstance(v, torch.Tensor) for spec in specs if spec for v in spec)
 
 
+def test_fp8_per_tensor_bad_scalars_after_hits_name_the_argument(monkeypatch):
+    """Bad scalars after the form is cached: a wrong shape (ValueError) or dtype (TypeError) is
+    another signature, so the translation runs and its error names the argument; the entry is
+    kept."""
+    fn, cache = _trtllm_form(monkeypatch, "fp8_per_tensor_scale", False)
+    args, kw = _fp8_per_tensor_args(140)
+    fn(*args, **kw)
+    fn(*args, **kw)  # a hit
+    for i, name, bad, error in ((4, "output1_scales_scalar", args[4][:-1], ValueError),
+                                (5, "output1_scales_gate_scalar", args[5].double(), TypeError),
+                                (7, "output2_scales_scalar", args[7].reshape(E, 1), ValueError)):  # fmt: skip
+        with pytest.raises(error, match=name):
+            fn(*args[:i], bad, *args[i + 1 :], **kw)
+    assert [type(v) for v in cache._entries.values()] == [call_cache._Entry]
+
+
 def test_fp8_per_tensor_shuffled_weights_are_not_cached(monkeypatch):
     """flashinfer's default layout: the weights are restored per call (computed tensors), so the
     call is never a template, and still correct."""
