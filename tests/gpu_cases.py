@@ -39,6 +39,20 @@ OUTPUTS = ("output", "permuted_output", "topk_ids_out", "topk_weights_out",
            "expanded_to_permuted_out", "inter_output")  # fmt: skip
 
 
+def capture_after_warmup(fn):
+    """Runs ``fn`` once on a side stream (warm-up outside the capture, as CUDA graphs need), then
+    captures it into a CUDA graph; returns (graph, the captured call's result)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        result = fn()
+    return graph, result
+
+
 # ---- moving problems and running them ---------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from flashinfer.fused_moe import (
     has_bgmv_moe,
 )
 from flashinfer.fused_moe.bgmv_moe import slice_starts
+from gpu_cases import capture_after_warmup
 from numeric import rand_float, small_int
 
 DEVICES = [
@@ -359,15 +360,7 @@ def test_cuda_graph_replay_equals_eager(which):
             )
         return bgmv_moe(x, a, b, pairs_tok, pairs_exp, lora_ids, weights.reshape(-1), E)
 
-    call()  # first call eager (tables checked, nothing cached that capture would miss)
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        call()  # warm-up outside the capture
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        captured = call()
+    graph, captured = capture_after_warmup(call)
     for src in (x, act, weights):  # new values in place: the replay must read them
         src.copy_(rand_float(tuple(src.shape), src.dtype, seed=69).to(device))
     eager = call()

@@ -25,7 +25,7 @@ import trtllm_math
 from flashinfer.fused_moe import api_cutlass, runner, seed_forms
 from flashinfer.fused_moe.enums import ActivationType, GatedActType, GemmTactic, RoutingMethodType
 from flashinfer.fused_moe.reference import reference_moe
-from gpu_cases import DEVICE, ON_GPU, prepare, run_on_device
+from gpu_cases import DEVICE, ON_GPU, capture_after_warmup, prepare, run_on_device
 from moe_builders import build_problem, routing_inputs
 from numeric import assert_close_to_reference, error_budget, poison, rand_float
 from trtllm_math import common, deepseek_case, fp8_per_tensor_case
@@ -464,19 +464,6 @@ def test_workspace_on_another_device_is_rejected():
         flashinfer.cutlass_fused_moe(x, ids, w, fc1, fc2, BF16, None, workspace_buffer=ws)
 
 
-def _capture(fn):
-    """Warm up on a side stream, then capture ``fn`` into a CUDA graph; returns (graph, result)."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        fn()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        result = fn()
-    return graph, result
-
-
 @gpu_only
 @pytest.mark.parametrize("t", [1, 64, 1000])
 def test_cuda_graph_of_the_full_form_with_a_caller_workspace(t):
@@ -484,7 +471,7 @@ def test_cuda_graph_of_the_full_form_with_a_caller_workspace(t):
     x, ids, w = _full_form_inputs(t, 90)
     ws = torch.empty(_ws_size(t), dtype=torch.uint8, device=DEVICE)
     out = torch.empty(t, 256, dtype=BF16, device=DEVICE)
-    graph, result = _capture(lambda: flashinfer.cutlass_fused_moe(
+    graph, result = capture_after_warmup(lambda: flashinfer.cutlass_fused_moe(
         x, ids, w, fc1, fc2, BF16, None, output=out, workspace_buffer=ws))  # fmt: skip
     assert result[0] is out
     for r in range(2):  # fresh inputs written into the captured buffers, then a replay
@@ -505,7 +492,9 @@ def test_cuda_graph_of_trtllm_bf16_moe_routing_from_logits():
     w1, w2 = _full_form_weights(e, h, i)
     kw = dict(_trtllm_sizes(e, k, i), routing_method_type=RENORM, use_shuffled_weight=False,
               weight_layout=0)  # fmt: skip
-    graph, out = _capture(lambda: flashinfer.trtllm_bf16_moe(logits, None, x, w1, w2, **kw))
+    graph, out = capture_after_warmup(
+        lambda: flashinfer.trtllm_bf16_moe(logits, None, x, w1, w2, **kw)
+    )
     for r in range(2):
         logits.copy_(rand_float((t, e), torch.float32, 102 + r))
         x.copy_(rand_float((t, h), BF16, 104 + r))
@@ -539,7 +528,7 @@ def test_cuda_graph_of_trtllm_fp8_block_scale_moe(t):
     def call(lg, x, sx):
         return flashinfer.trtllm_fp8_block_scale_moe(lg, None, x, sx, w1, s1, w2, s2, **kw)
 
-    graph, out = _capture(lambda: call(logits, xq, xs))
+    graph, out = capture_after_warmup(lambda: call(logits, xq, xs))
     for r in range(2):
         fresh = inputs(130 + 10 * r)
         for dst, src in zip((logits, xq, xs), fresh):
@@ -577,7 +566,7 @@ def test_cuda_graph_of_trtllm_fp8_per_tensor_scale_moe(t):
     def call(lg, x, o1, g, o2):
         return flashinfer.trtllm_fp8_per_tensor_scale_moe(lg, None, x, w1, o1, g, w2, o2, **kw)
 
-    graph, out = _capture(lambda: call(*held))
+    graph, out = capture_after_warmup(lambda: call(*held))
     for r in range(2):
         fresh = inputs(160 + 10 * r)
         for dst, src in zip(held, fresh):
@@ -616,7 +605,7 @@ def test_cuda_graph_of_trtllm_fp4_block_scale_moe(t):
         )[0]
 
     logits, x = inputs(160)
-    graph, out = _capture(lambda: call(logits, x))
+    graph, out = capture_after_warmup(lambda: call(logits, x))
     for r in range(2):
         fresh = inputs(170 + 10 * r)
         logits.copy_(fresh[0]), x.copy_(fresh[1])

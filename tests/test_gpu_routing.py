@@ -21,6 +21,7 @@ from flashinfer.fused_moe.problem import MoeProblem, QuantTensor, RoutingSpec
 from flashinfer.fused_moe.reference import reference_routing
 from flashinfer.fused_moe.routing import pack_topk_ids, route
 from flashinfer.fused_moe.runner import run_problem
+from gpu_cases import capture_after_warmup
 from moe_builders import build_problem
 
 pytestmark = pytest.mark.gpu
@@ -201,14 +202,7 @@ def test_gpu_route_cuda_graph_replay_equals_eager(gen):
         "topk_group": 4,
         "routed_scaling_factor": 2.5,
     }
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        route(logits, 8, R.DeepSeekV3, **kw)  # warm-up outside capture
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        ids, weights = route(logits, 8, R.DeepSeekV3, **kw)
+    graph, (ids, weights) = capture_after_warmup(lambda: route(logits, 8, R.DeepSeekV3, **kw))
     for _ in range(2):  # new logits each replay, written into the captured input
         logits.copy_(_logits(64, 256, gen, ties=False).cuda())
         graph.replay()
