@@ -52,6 +52,28 @@ def test_route_matches_reference(method, k, kw):
     assert torch.allclose(weights.double(), ref_w, rtol=1e-6, atol=1e-7)
 
 
+def test_route_repeated_calls_rebind_every_tensor():
+    """``route`` keeps one native problem per (device, T, E) and rebinds its tensors per call:
+    calls of one shape with new logits, top_k and bias, interleaved with another shape, each
+    match the reference, and an earlier call's outputs are never written again."""
+    from flashinfer.fused_moe.problem import RoutingSpec
+
+    seen = []
+    for n, (t, k, biased) in enumerate([(5, 2, False), (9, 2, False), (5, 3, True), (5, 2, False)]):
+        e = 12
+        logits = rand_float((t, e), torch.float32, seed=200 + n)
+        bias = rand_float((e,), torch.float32, seed=300 + n) if biased else None
+        method = RoutingMethodType.DeepSeekV3 if biased else RoutingMethodType.Renormalize
+        ids, weights = route(logits, k, method, routing_bias=bias)
+        spec = RoutingSpec(method=method, logits=logits, bias=bias)
+        ref_ids, ref_w = reference_routing(spec, t, e, k)
+        assert torch.equal(ids.long(), ref_ids)
+        assert torch.allclose(weights.double(), ref_w, rtol=1e-6, atol=1e-7)
+        seen.append((ids, weights, ids.clone(), weights.clone()))
+    for ids, weights, ids0, weights0 in seen:
+        assert torch.equal(ids, ids0) and torch.equal(weights, weights0)
+
+
 def test_route_bad_arguments():
     logits = torch.zeros(3, 8)
     with pytest.raises(ValueError, match="top_k"):

@@ -8,6 +8,11 @@ makes. ``pack_topk_ids`` / ``unpack_topk_ids`` convert to and from the int32 wor
 
 from __future__ import annotations
 
+import atexit
+import threading
+from collections import OrderedDict
+from typing import NamedTuple
+
 import torch
 
 from .enums import ActivationType, RoutingMethodType
@@ -27,6 +32,63 @@ Tensor = torch.Tensor
 
 # Size of the placeholder GEMM operands of a routing-only problem (never read: stride-0 views).
 _DUMMY_DIM = 128
+
+
+class _RoutingTemplate(NamedTuple):
+    native: object  # _C.MoeProblem with everything but top_k, routing and the outputs set
+    placeholder: Tensor  # the one element behind the stride-0 GEMM operands (never read)
+    lock: threading.Lock
+
+
+_TEMPLATES: OrderedDict = OrderedDict()  # (device, T, E) -> _RoutingTemplate, least recent first
+_TEMPLATES_LOCK = threading.Lock()
+_MAX_TEMPLATES = 32
+
+
+def _routing_template(device: torch.device, num_tokens: int, num_experts: int):
+    """The routing-only problem of this shape, built natively once (not as a MoeProblem then
+    to_native): the GEMM operands are stride-0 placeholders of one element that the router never
+    reads. Building them took about half of ``route``'s host time, so they are kept per shape."""
+    key = (device, num_tokens, num_experts)
+    with _TEMPLATES_LOCK:
+        template = _TEMPLATES.get(key)
+        if template is not None:
+            _TEMPLATES.move_to_end(key)
+            return template
+    C = native_module()
+    tables = _native_tables()
+    h = i = _DUMMY_DIM
+    one = torch.empty(1, dtype=torch.float32, device=device)  # never read, so not filled
+    native = C.MoeProblem()
+    native.num_tokens = num_tokens
+    native.hidden_size = h
+    native.intermediate_size = i
+    native.num_experts = num_experts
+    native.local_expert_offset = 0
+    native.local_num_experts = num_experts
+    for field, shape in (
+        ("input", (num_tokens, h)),
+        ("w1", (num_experts, 2 * i, h)),
+        ("w2", (num_experts, h, i)),
+    ):
+        q = C.QuantTensor()
+        q.data = _view(one.expand(*shape))
+        setattr(native, field, q)
+    native.activation = tables[C.Activation][int(ActivationType.Swiglu)]
+    native.compute_dtype = tables["dtype"][torch.float32]
+    template = _RoutingTemplate(native, one, threading.Lock())
+    with _TEMPLATES_LOCK:
+        template = _TEMPLATES.setdefault(key, template)
+        while len(_TEMPLATES) > _MAX_TEMPLATES:
+            _TEMPLATES.popitem(last=False)
+    return template
+
+
+@atexit.register
+def _clear_templates_at_exit() -> None:
+    """The templates are native objects: nanobind reports any alive at its teardown as leaked."""
+    with _TEMPLATES_LOCK:
+        _TEMPLATES.clear()
 
 
 def check_routing_args(
@@ -97,10 +159,7 @@ def route(
     if num_tokens == 0:
         return ids, weights
 
-    # The routing-only problem is built natively (not as a MoeProblem then to_native): the GEMM
-    # operands are stride-0 placeholders of one shared element that the router never reads.
     C = native_module()
-    tables = _native_tables()
     spec = RoutingSpec(
         method=method,
         logits=logits,
@@ -110,34 +169,19 @@ def route(
         routed_scaling_factor=scaling,
         norm_topk_prob=norm,
     )
-    h = i = _DUMMY_DIM
-    one = torch.empty(1, dtype=torch.float32, device=device)  # never read, so not filled
-    native = C.MoeProblem()
-    native.num_tokens = num_tokens
-    native.hidden_size = h
-    native.intermediate_size = i
-    native.num_experts = num_experts
-    native.local_expert_offset = 0
-    native.local_num_experts = num_experts
-    native.top_k = int(top_k)
-    native.routing = _native_routing(spec, C, tables)
-    for field, shape in (
-        ("input", (num_tokens, h)),
-        ("w1", (num_experts, 2 * i, h)),
-        ("w2", (num_experts, h, i)),
-    ):
-        q = C.QuantTensor()
-        q.data = _view(one.expand(*shape))
-        setattr(native, field, q)
-    native.activation = tables[C.Activation][int(ActivationType.Swiglu)]
-    native.compute_dtype = tables["dtype"][torch.float32]
-    native.topk_ids_out = _view(ids)
-    native.topk_weights_out = _view(weights)
-    if device.type == "cpu":
-        C.route_cpu(native, 0)
-    else:
-        C.route_cuda(native, current_stream_handle(device))
-    del native  # holds raw pointers into logits, bias, ids, weights and `one` (all still alive)
+    template = _routing_template(device, num_tokens, num_experts)
+    with template.lock:
+        native = template.native
+        native.top_k = int(top_k)
+        native.routing = _native_routing(spec, C)
+        native.topk_ids_out = _view(ids)
+        native.topk_weights_out = _view(weights)
+        if device.type == "cpu":
+            C.route_cpu(native, 0)
+        else:
+            C.route_cuda(native, current_stream_handle(device))
+    # The template keeps this call's raw pointers until the next call overwrites them; only
+    # route_* reads them, under the lock, after they were set.
     return ids, weights
 
 

@@ -354,8 +354,15 @@ def _fold_output_scalars(out1, out1_gate, out2, *, gated: bool):
     w2g = out2
     if s2 is not None:
         w2g = (1.0 / s2) if out2 is None else out2 / s2
-    f32 = lambda t: None if t is None else t.to(torch.float32).contiguous()  # noqa: E731
-    return f32(g), f32(s2), f32(w2g)
+    return _f32(g), _f32(s2), _f32(w2g)
+
+
+def _f32(t: Tensor | None) -> Tensor | None:
+    """``t`` as contiguous float32; itself when it is already (the check is 5x cheaper than
+    ``to`` and ``contiguous`` returning it, and this runs on every call-cache hit)."""
+    if t is None or (t.dtype == torch.float32 and t.is_contiguous()):
+        return t
+    return t.to(torch.float32).contiguous()
 
 
 def scale_bias(bias: Tensor | None, scalar: Tensor | None) -> Tensor | None:
