@@ -74,6 +74,35 @@ def test_route_repeated_calls_rebind_every_tensor():
         assert torch.equal(ids, ids0) and torch.equal(weights, weights0)
 
 
+@pytest.mark.parametrize("id_dtype", [torch.int16, torch.int32, torch.int64])
+@pytest.mark.parametrize("w_dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+def test_pack_topk_ids_words(id_dtype, w_dtype):
+    """Every word is (id << 16) | bf16_bits(weight) as Python integers compute it, for each id
+    and weight dtype, transposed (non-contiguous) inputs and a contiguous [T, k] int32 result."""
+    g = torch.Generator().manual_seed(7)
+    ids = torch.randint(-32768, 32768, (5, 9), generator=g).to(id_dtype).t()
+    weights = (torch.randn(5, 9, generator=g) * 100).to(w_dtype).t()
+    packed = pack_topk_ids(ids, weights)
+    assert packed.dtype == torch.int32 and packed.shape == (9, 5) and packed.is_contiguous()
+    bits = weights.to(torch.bfloat16).view(torch.int16).tolist()
+    for row_ids, row_bits, row_words in zip(ids.tolist(), bits, packed.tolist()):
+        for i, b, word in zip(row_ids, row_bits, row_words):
+            want = ((i & 0xFFFF) << 16) | (b & 0xFFFF)
+            assert word == (want - (1 << 32) if want >= 1 << 31 else want)
+    # And back, from a transposed (non-contiguous) packed tensor too.
+    for words in (packed, packed.t()):
+        got_ids, got_w = unpack_topk_ids(words)
+        want_ids = ids.long() if words is packed else ids.long().t()
+        want_w = (
+            weights.to(torch.bfloat16).float()
+            if words is packed
+            else weights.t().to(torch.bfloat16).float()
+        )
+        assert got_ids.dtype == torch.int32 and got_w.dtype == torch.float32
+        assert torch.equal(got_ids.long(), want_ids)
+        assert torch.equal(got_w.view(torch.int32), want_w.view(torch.int32))
+
+
 def test_route_bad_arguments():
     logits = torch.zeros(3, 8)
     with pytest.raises(ValueError, match="top_k"):
@@ -98,6 +127,8 @@ def test_pack_unpack_topk_ids():
     got_ids, got_w = unpack_topk_ids(packed)
     assert torch.equal(got_ids, ids)
     assert torch.equal(got_w, weights.to(torch.bfloat16).float())
+    # -1 with weight 0: the high half all ones, the low half zero.
+    assert int(packed[1, 1]) == -(1 << 16)
     with pytest.raises(ValueError, match="topk_ids"):
         pack_topk_ids(torch.tensor([[40000]], dtype=torch.int32), torch.ones(1, 1))
     with pytest.raises(ValueError, match="topk_weights"):

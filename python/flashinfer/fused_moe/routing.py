@@ -208,9 +208,11 @@ def pack_topk_ids(topk_ids: Tensor, topk_weights: Tensor) -> Tensor:
             raise ValueError(
                 f"topk_ids: expected values in [-32768, 32767], got range [{lo}, {hi}]"
             )
-    ids = topk_ids.to(torch.int32)
-    bits = topk_weights.to(torch.bfloat16).view(torch.int16).to(torch.int32) & 0xFFFF
-    return (ids << 16) | bits
+    # The word's two halves side by side, low first (little-endian, as CPUs and GPUs that torch
+    # runs on are), read as one int32: three device ops where shifts and masks took five (each
+    # a kernel launch on a GPU). The int16 cast keeps the id's low 16 bits.
+    halves = (topk_weights.to(torch.bfloat16).view(torch.int16), topk_ids.to(torch.int16))
+    return torch.stack(halves, -1).view(torch.int32).squeeze(-1)
 
 
 def unpack_topk_ids(packed: Tensor) -> tuple[Tensor, Tensor]:
@@ -219,8 +221,9 @@ def unpack_topk_ids(packed: Tensor) -> tuple[Tensor, Tensor]:
     The id is the high half read as a signed int16; the weight is the low half read as bf16.
     """
     check_tensor("packed", packed, dtypes=(torch.int32,))
-    ids = packed >> 16  # arithmetic shift: the high half as a signed int16
-    low = packed & 0xFFFF
-    low = torch.where(low >= 0x8000, low - 0x10000, low)  # the same 16 bits as a signed int16
-    weights = low.to(torch.int16).view(torch.bfloat16).to(torch.float32)
-    return ids.to(torch.int32), weights
+    # Each word as its (low, high) int16 halves (little-endian, as in pack_topk_ids): two device
+    # ops where shifts, masks and a select took seven.
+    halves = packed.contiguous().view(-1).view(torch.int16).view(-1, 2)
+    ids = halves[:, 1].to(torch.int32).view(packed.shape)
+    weights = halves[:, 0].view(torch.bfloat16).to(torch.float32).view(packed.shape)
+    return ids, weights
